@@ -1,0 +1,17 @@
+// Built when lowbit is configured without CUDA: the CUDA backend reports itself unavailable.
+#include "backend/cuda_api.h"
+
+#include "util/error.h"
+
+namespace lowbit {
+
+bool cuda_available(std::string* why) {
+  if (why) *why = "this lowbit was built without CUDA (LOWBIT_CUDA=OFF or no nvcc at build time)";
+  return false;
+}
+
+std::unique_ptr<Runner> make_cuda_runner(Model&, const RunnerOptions&) {
+  fail("--device cuda: this lowbit was built without CUDA (configure with LOWBIT_CUDA=ON on a machine with nvcc)");
+}
+
+}  // namespace lowbit

@@ -1,0 +1,45 @@
+// The engine API every backend implements: run tokens through the model with a static KV cache.
+#pragma once
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+
+#include "formats/format.h"
+
+namespace lowbit {
+
+struct Model;
+class Sampler;
+
+struct RunnerOptions {
+  int max_seq_len = 0;               // KV-cache positions; 0 = min(model's max, 4096)
+  std::optional<Format> acts;        // per-token activation quantization of linear inputs (none = A16/A32)
+  std::optional<Format> kv;          // KV-cache format (none = the compute type)
+  int threads = 0;                   // CPU threads (0 = all cores)
+  std::string mode = "graph";        // CUDA: eager | graph | autotune
+  std::string autotune_cache;        // CUDA autotune: where choices are cached ("" = ~/.cache/lowbit)
+  bool verbose = false;
+};
+
+class Runner {
+ public:
+  virtual ~Runner() = default;
+  virtual std::string device() const = 0;  // "cpu (2 threads)", "cuda: NVIDIA H200"
+  virtual int max_seq_len() const = 0;
+  // Runs tokens[0..n) at positions pos..pos+n-1 (a batched prefill when n > 1), writing the KV cache.
+  // Returns the last token's logits (vocab floats, host memory, valid until the next call).
+  virtual const float* forward(const int* tokens, int n, int pos) = 0;
+  // Same, writing every position's logits to out[n, vocab] (evaluation).
+  virtual void forward_all(const int* tokens, int n, int pos, float* out) = 0;
+  // forward() and then sample the next token. Backends that sample on the device override this so that
+  // only the token id crosses to the host.
+  virtual int forward_sample(const int* tokens, int n, int pos, Sampler& sampler);
+  // Waits for queued device work (timing).
+  virtual void synchronize() {}
+};
+
+// The CPU backend (always available).
+std::unique_ptr<Runner> make_cpu_runner(Model& model, const RunnerOptions& opt);
+
+}  // namespace lowbit

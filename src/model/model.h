@@ -1,0 +1,63 @@
+// A loaded Llama model: config + weights (each linear weight a QTensor in any registry format).
+#pragma once
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "formats/qtensor.h"
+#include "model/config.h"
+
+namespace lowbit {
+
+struct LayerWeights {
+  std::vector<float> attn_norm;  // [dim]
+  QTensor wq;                    // [n_heads*head_dim, dim]
+  QTensor wk;                    // [n_kv_heads*head_dim, dim]
+  QTensor wv;                    // [n_kv_heads*head_dim, dim]
+  QTensor wo;                    // [dim, n_heads*head_dim]
+  std::vector<float> ffn_norm;   // [dim]
+  QTensor w1;                    // gate [hidden_dim, dim]
+  QTensor w3;                    // up   [hidden_dim, dim]
+  QTensor w2;                    // down [dim, hidden_dim]
+};
+
+struct ModelWeights {
+  QTensor tok_embeddings;        // [vocab, dim]
+  std::vector<LayerWeights> layers;
+  std::vector<float> norm;       // [dim]
+  QTensor output;                // [vocab, dim]; shares tok_embeddings' buffers when tied
+};
+
+// Where the model came from, for `info` and errors.
+enum class ModelSource { HfSafetensors, Gguf, Llama2c, Synthetic, LowbitQuantized };
+
+struct Model {
+  LlamaConfig config;
+  ModelWeights weights;
+  ModelSource source = ModelSource::Synthetic;
+  std::string path;             // file/dir it was loaded from, or "synthetic:<preset>"
+  std::string tokenizer_path;   // tokenizer found next to / inside the model ("" when none)
+  std::vector<std::string> source_types;  // tensor types as stored in the file (for `info`)
+  std::vector<std::shared_ptr<const void>> keep_alive;  // memory maps the weights point into
+
+  // Calls f(name, tensor) for every linear weight (wq..w2 of every layer, then output); `output` is
+  // skipped when tied (it aliases the embeddings).
+  template <typename F>
+  void for_each_linear(F&& f);
+  // Total bytes of all weights as held in memory now.
+  size_t weight_bytes() const;
+};
+
+template <typename F>
+void Model::for_each_linear(F&& f) {
+  for (size_t i = 0; i < weights.layers.size(); ++i) {
+    auto& L = weights.layers[i];
+    std::string p = "layers." + std::to_string(i) + ".";
+    f(p + "attention.wq", L.wq); f(p + "attention.wk", L.wk); f(p + "attention.wv", L.wv);
+    f(p + "attention.wo", L.wo); f(p + "feed_forward.w1", L.w1); f(p + "feed_forward.w3", L.w3);
+    f(p + "feed_forward.w2", L.w2);
+  }
+  if (!config.tie_embeddings) f(std::string("output"), weights.output);
+}
+
+}  // namespace lowbit
