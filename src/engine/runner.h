@@ -38,6 +38,10 @@ class Runner {
   virtual int forward_sample(const int* tokens, int n, int pos, Sampler& sampler);
   // Waits for queued device work (timing).
   virtual void synchronize() {}
+  // Bytes of weights one decode step reads (all linear layers, lm_head, one embedding row), and the
+  // KV-cache bytes read per position of context, for bandwidth accounting. 0 when unknown.
+  virtual size_t weight_bytes_per_token() const { return 0; }
+  virtual size_t kv_bytes_per_position() const { return 0; }
 };
 
 // The CPU backend (always available).

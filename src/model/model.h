@@ -1,6 +1,7 @@
 // A loaded Llama model: config + weights (each linear weight a QTensor in any registry format).
 #pragma once
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -31,8 +32,19 @@ struct ModelWeights {
 // Where the model came from, for `info` and errors.
 enum class ModelSource { HfSafetensors, Gguf, Llama2c, Synthetic, LowbitQuantized };
 
+// Weights that are not materialised on the host: a backend generates random codes of this format
+// directly where they will live (speed runs of synthetic presets too large for host memory).
+struct DeferredWeights {
+  Format linear = Format::BF16;          // the blocks' linear layers
+  int group = 0;                         // group size (0 = the format's default)
+  Format lm_head = Format::BF16;         // the classifier
+  Format embeddings = Format::BF16;      // the token embedding table
+  uint64_t seed = 0;
+};
+
 struct Model {
   LlamaConfig config;
+  std::optional<DeferredWeights> deferred;  // set: `weights` is empty and the backend generates them
   ModelWeights weights;
   ModelSource source = ModelSource::Synthetic;
   std::string path;             // file/dir it was loaded from, or "synthetic:<preset>"
