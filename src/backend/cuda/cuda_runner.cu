@@ -16,7 +16,6 @@
 #include <nlohmann/json.hpp>
 #include <vector>
 
-#include "backend/cuda/cuda_runner.h"
 #include "backend/cuda/cuda_util.cuh"
 #include "backend/cuda/linear.cuh"
 #include "backend/cuda/ops.cuh"
@@ -564,13 +563,13 @@ class CudaRunner final : public Runner {
 
 }  // namespace
 
-std::vector<std::pair<std::string, double>> profile_decode_step(Runner& r, int token, int pos) {
-  auto* cr = dynamic_cast<CudaRunner*>(&r);
-  LB_CHECK(cr != nullptr, "--profile needs the CUDA backend");
+}  // namespace cuda
+
+std::vector<std::pair<std::string, double>> cuda_profile_decode_step(Runner& r, int token, int pos) {
+  auto* cr = dynamic_cast<cuda::CudaRunner*>(&r);
+  LB_CHECK(cr != nullptr, "--profile needs the CUDA backend (--device cuda)");
   return cr->profile_decode_step(token, pos);
 }
-
-}  // namespace cuda
 
 std::unique_ptr<Runner> make_cuda_runner(Model& model, const RunnerOptions& opt) {
   std::string why;
