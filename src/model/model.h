@@ -49,7 +49,8 @@ struct Model {
   ModelSource source = ModelSource::Synthetic;
   std::string path;             // file/dir it was loaded from, or "synthetic:<preset>"
   std::string tokenizer_path;   // tokenizer found next to / inside the model ("" when none)
-  std::vector<std::string> source_types;  // tensor types as stored in the file (for `info`)
+  std::vector<std::string> source_types;  // type of each tensor as stored in the file (for `info`)
+  size_t source_weight_bytes = 0;          // bytes of all tensors as stored in the file (or to be generated)
   std::vector<std::shared_ptr<const void>> keep_alive;  // memory maps the weights point into
 
   // Calls f(name, tensor) for every linear weight (wq..w2 of every layer, then output); `output` is
