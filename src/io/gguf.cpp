@@ -86,7 +86,7 @@ class Reader {
   std::string read_string(const char* what) {
     uint64_t len = read<uint64_t>(what);
     if (len > remaining())
-      fail(name_, ": corrupt GGUF file: ", what, " has length ", len, " at offset ", pos_ - 8, ", but only ",
+      fail(name_, ": truncated or corrupt GGUF file: ", what, " has length ", len, " at offset ", pos_ - 8, ", but only ",
            remaining(), " bytes remain");
     std::string s(reinterpret_cast<const char*>(p_ + pos_), size_t(len));
     pos_ += size_t(len);
@@ -101,7 +101,7 @@ class Reader {
   uint64_t read_count(const char* what, uint64_t min_bytes) {
     uint64_t n = read<uint64_t>(what);
     if (min_bytes > 0 && n > remaining() / min_bytes)
-      fail(name_, ": corrupt GGUF file: ", what, " is ", n, " at offset ", pos_ - 8, ", but the ", remaining(),
+      fail(name_, ": truncated or corrupt GGUF file: ", what, " is ", n, " at offset ", pos_ - 8, ", but the ", remaining(),
            " remaining bytes hold at most ", remaining() / min_bytes);
     return n;
   }
