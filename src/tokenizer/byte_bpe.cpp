@@ -81,14 +81,14 @@ class ByteBpeTokenizer final : public Tokenizer {
     int id;
   };
 
-  int byte_id(uint8_t b) const {
-    int id = byte_ids_[b];
-    LB_CHECK(id >= 0, v_.origin, ": the vocabulary has no token for byte 0x", std::hex, static_cast<int>(b));
-    return id;
-  }
+  // -1 for a byte the vocabulary has no token for: byte-level vocabularies may leave out bytes that are
+  // rare or never occur in UTF-8 (SmolLM2 lacks 0x04, 0xF5..0xFF, ...). Such a byte takes part in no merge
+  // and produces no token, as llama.cpp's BPE and HF tokenizers (without unk_token) do.
+  int byte_id(uint8_t b) const { return byte_ids_[b]; }
 
   // Rank of merging symbols a and b (kNoRank when they do not merge); sets *merged.
   int pair_rank(std::string_view piece, const Symbol& a, const Symbol& b, int* merged) const {
+    if (a.id < 0 || b.id < 0) return kNoRank;
     if (v_.merge_by_rank) {
       if (static_cast<size_t>(a.len + b.len) > max_token_len_) return kNoRank;
       int id = ids_.find(piece.substr(static_cast<size_t>(a.start), static_cast<size_t>(a.len + b.len)));
@@ -103,7 +103,8 @@ class ByteBpeTokenizer final : public Tokenizer {
   void encode_piece(std::string_view piece, std::vector<int>& out) const {
     if (piece.empty()) return;
     if (piece.size() == 1) {
-      out.push_back(byte_id(static_cast<uint8_t>(piece[0])));
+      int id = byte_id(static_cast<uint8_t>(piece[0]));
+      if (id >= 0) out.push_back(id);
       return;
     }
     if (v_.whole_piece_lookup && piece.size() <= max_token_len_) {
@@ -142,7 +143,8 @@ class ByteBpeTokenizer final : public Tokenizer {
       if (best > 0) rank[best - 1] = pair_rank(piece, syms[best - 1], syms[best], &merged[best - 1]);
       if (best + 1 < n) rank[best] = pair_rank(piece, syms[best], syms[best + 1], &merged[best]);
     }
-    for (int i = 0; i < n; ++i) out.push_back(syms[i].id);
+    for (int i = 0; i < n; ++i)
+      if (syms[i].id >= 0) out.push_back(syms[i].id);
   }
 
   // Long pieces (e.g. a megabyte of one punctuation run): heap of candidate pairs over a linked list.
@@ -191,7 +193,8 @@ class ByteBpeTokenizer final : public Tokenizer {
       consider(l.prev);
       consider(c.left);
     }
-    for (int i = 0; i >= 0; i = nodes[static_cast<size_t>(i)].next) out.push_back(nodes[static_cast<size_t>(i)].s.id);
+    for (int i = 0; i >= 0; i = nodes[static_cast<size_t>(i)].next)
+      if (nodes[static_cast<size_t>(i)].s.id >= 0) out.push_back(nodes[static_cast<size_t>(i)].s.id);
   }
 
   ByteBpeVocab v_;
