@@ -7,6 +7,7 @@
 #include <queue>
 
 #include "tokenizer/internal.h"
+#include "tokenizer/piece_cache.h"
 #include "util/error.h"
 
 namespace lowbit::tok {
@@ -114,8 +115,16 @@ class ByteBpeTokenizer final : public Tokenizer {
         return;
       }
     }
-    if (piece.size() <= kSmallPiece) merge_small(piece, out);
-    else merge_large(piece, out);
+    if (piece.size() > PieceCache::kMaxPiece) {
+      if (piece.size() <= kSmallPiece) merge_small(piece, out);
+      else merge_large(piece, out);
+      return;
+    }
+    const uint64_t h = hash_bytes(piece.data(), piece.size());
+    if (PieceCache::lookup(cache_owner_, piece, h, out)) return;
+    const size_t before = out.size();
+    merge_small(piece, out);
+    PieceCache::store(cache_owner_, piece, h, out.data() + before, out.size() - before);
   }
 
   // Few symbols: rescanning an array of cached pair ranks beats a heap.
@@ -204,6 +213,7 @@ class ByteBpeTokenizer final : public Tokenizer {
   size_t max_token_len_ = 0;
   PreTokenizer pre_;
   SpecialSplitter specials_;
+  const uint64_t cache_owner_ = PieceCache::new_owner();
 };
 
 }  // namespace

@@ -15,10 +15,64 @@ struct Regex::Matcher {
   pcre2_jit_stack* jit_stack = nullptr;
 };
 
+namespace {
+
+// Unicode White_Space, the \s of the regex engines tokenizers were made with (Rust regex for tiktoken,
+// Oniguruma for HF). PCRE2's UCP \s also matches U+180E (MONGOLIAN VOWEL SEPARATOR, a format character
+// since Unicode 6.3), which would cut pre-tokens differently.
+constexpr const char* kWhiteSpaceItems = R"(\t\n\x{0B}\f\r \x{85}\x{A0}\x{1680}\x{2000}-\x{200A}\x{2028}\x{2029}\x{202F}\x{205F}\x{3000})";
+
+// Rewrites \s and \S (outside \Q..\E) to the explicit White_Space set; a \S inside a character class
+// cannot be spelled as a list and is left to PCRE2.
+std::string with_unicode_white_space(const std::string& re) {
+  std::string out;
+  bool in_class = false, quoted = false;
+  for (size_t i = 0; i < re.size(); ++i) {
+    char c = re[i];
+    if (quoted) {
+      out += c;
+      if (c == '\\' && i + 1 < re.size() && re[i + 1] == 'E') {
+        out += re[++i];
+        quoted = false;
+      }
+      continue;
+    }
+    if (c == '\\' && i + 1 < re.size()) {
+      char n = re[++i];
+      if (n == 'Q') {
+        quoted = true;
+        out += "\\Q";
+      } else if (n == 's') {
+        out += in_class ? std::string(kWhiteSpaceItems) : cat("[", kWhiteSpaceItems, "]");
+      } else if (n == 'S' && !in_class) {
+        out += cat("[^", kWhiteSpaceItems, "]");
+      } else {
+        out += c;
+        out += n;
+      }
+      continue;
+    }
+    if (!in_class && c == '[') {
+      in_class = true;
+      out += c;
+      // A ']' right after '[' or '[^' is a literal member, not the end of the class.
+      if (i + 1 < re.size() && re[i + 1] == '^') out += re[++i];
+      if (i + 1 < re.size() && re[i + 1] == ']') out += re[++i];
+      continue;
+    }
+    if (in_class && c == ']') in_class = false;
+    out += c;
+  }
+  return out;
+}
+
+}  // namespace
+
 Regex::Regex(const std::string& pattern, const std::string& origin) : pattern_(pattern), origin_(origin) {
   int err = 0;
   PCRE2_SIZE err_off = 0;
-  pcre2_code* code = pcre2_compile(reinterpret_cast<PCRE2_SPTR>(pattern.data()), pattern.size(),
+  const std::string compiled = with_unicode_white_space(pattern);
+  pcre2_code* code = pcre2_compile(reinterpret_cast<PCRE2_SPTR>(compiled.data()), compiled.size(),
                                    PCRE2_UTF | PCRE2_UCP, &err, &err_off, nullptr);
   if (!code) {
     PCRE2_UCHAR msg[256];

@@ -259,6 +259,25 @@ TEST(TokenizerLlama3, SpecialTokensInText) {
   EXPECT_EQ(std::count(chat.begin(), chat.end(), 128009), 1);
 }
 
+// Pre-tokenizer corner cases: Unicode White_Space (U+180E is not, U+00A0/U+0085/U+3000/U+2028 are),
+// upper-case contractions, CRLF runs, combining marks, non-ASCII digits. Expected ids computed once with
+// OpenAI's tiktoken 0.x (Rust) from this tokenizer.model with the README's pat_str, then pasted here.
+TEST(TokenizerLlama3, PreTokenizerCornerCasesMatchTiktoken) {
+  LOWBIT_REQUIRE_FILE(llama3_tokenizer());
+  auto tok = load_tokenizer(llama3_tokenizer());
+  const std::vector<std::pair<std::string, std::vector<int>>> cases = {
+      {"\u180e's \u00a0x\u0085y", {157, 254, 236, 6, 82, 220, 4194, 87, 116360, 88}},
+      {"HE'S HERE'LL  \r\n\r\n  ok", {1837, 13575, 19804, 6, 4178, 73845, 220, 5509}},
+      {"cafe\u0301 \u0663\u0664\u0665\u0666 \u00b2\u00bd \u216b",
+       {936, 1897, 54939, 220, 117413, 124079, 124043, 149, 99, 220, 30556, 27154, 220, 71567, 104}},
+      {"a\u3000\u3000b\u2028c\t\t\n", {64, 23249, 23249, 65, 378, 101, 66, 2451}},
+      {"1234567 +-*/ ==> <<>>", {4513, 10961, 22, 78645, 1850, 33396, 1134, 2511}},
+      {"\u65e5\u672c\u8a9e\u306e\u30c6\u30ad\u30b9\u30c8\u3001\ud55c\uad6d\uc5b4 \ud14d\uc2a4\ud2b8!",
+       {102433, 102158, 16144, 57933, 62903, 71634, 5486, 112699, 32179, 10997, 45204, 54289, 0}},
+  };
+  for (const auto& [text, ids] : cases) EXPECT_EQ(tok->encode(text, false), ids) << text;
+}
+
 // tiktoken's rule: whole pre-token if it is a token, else merge byte pairs by lowest rank (leftmost first).
 std::vector<int> tiktoken_reference_piece(const std::map<std::string, int>& ranks, const std::string& piece) {
   auto whole = ranks.find(piece);
@@ -359,6 +378,21 @@ TEST(TokenizerGguf, SmolLM2Vectors) {
   auto stops = tok->stop_ids();
   EXPECT_NE(std::find(stops.begin(), stops.end(), 2), stops.end());  // <|im_end|>
   EXPECT_NE(std::find(stops.begin(), stops.end(), 0), stops.end());  // <|endoftext|>
+}
+
+// The same corner cases through HF tokenizers 0.23.3 with the SmolLM2 tokenizer.json described above.
+TEST(TokenizerGguf, SmolLM2PreTokenizerCornerCases) {
+  LOWBIT_REQUIRE_FILE(smollm2());
+  auto tok = load_tokenizer(smollm2());
+  const std::vector<std::pair<std::string, std::vector<int>>> cases = {
+      {"\u180e's \u00a0x\u0085y", {172, 250, 232, 23, 99, 216, 15442, 104, 141, 223, 105}},
+      {"HE'S HERE'LL  \r\n\r\n  ok", {4493, 23, 67, 27873, 23, 16421, 256, 18682, 216, 10907}},
+      {"cafe\u0301 \u0663\u0664\u0665\u0666 \u00b2\u00bd \u216b",
+       {83, 9980, 151, 219, 216, 164, 113, 164, 114, 164, 115, 164, 116, 216, 19133, 16738, 216, 173, 223, 121}},
+      {"a\u3000\u3000b\u2028c\t\t\n", {81, 12109, 218, 12109, 218, 82, 321, 118, 83, 1656, 198}},
+      {"1234567 +-*/ ==> <<>>", {33, 34, 35, 36, 37, 38, 39, 1232, 29, 26, 31, 1758, 46, 22646, 7791}},
+  };
+  for (const auto& [text, ids] : cases) EXPECT_EQ(tok->encode(text, false), ids) << text;
 }
 
 TEST(TokenizerGguf, SmolLM2ChatML) {
