@@ -3,7 +3,6 @@
 // first), else start from one token per byte and repeatedly merge the adjacent pair of lowest rank
 // (leftmost on ties). Rank: the concatenation's id (tiktoken, ranks are ids) or the merge list position.
 #include <algorithm>
-#include <mutex>
 #include <queue>
 
 #include "tokenizer/internal.h"

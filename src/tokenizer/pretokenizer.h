@@ -30,23 +30,23 @@ class Regex {
   Regex& operator=(const Regex&) = delete;
   const std::string& pattern() const { return pattern_; }
 
-  // Splits valid UTF-8 `s` into matches and the gaps between them (HF "Isolated" behaviour), in order.
-  template <typename Emit>
-  void split(std::string_view s, Emit&& emit) const;
-
- private:
-  struct Matcher;  // per-call match data
-  // Finds the next match in s at or after `from`; false when none. [*b, *e) is the match.
-  bool next_match(Matcher& m, std::string_view s, size_t from, size_t* b, size_t* e) const;
+  struct Matcher;  // match data for one scan (one per split call, reused across pieces)
   Matcher* make_matcher() const;
   static void free_matcher(Matcher* m);
+
+  // Splits valid UTF-8 `s` into matches and the gaps between them (HF "Isolated" behaviour), in order.
+  template <typename Emit>
+  void split(std::string_view s, Matcher& m, Emit&& emit) const;
+
+ private:
+  // Finds the next match in s at or after `from`; false when none. [*b, *e) is the match.
+  bool next_match(Matcher& m, std::string_view s, size_t from, size_t* b, size_t* e) const;
   std::string pattern_, origin_;
   void* code_ = nullptr;  // pcre2_code_8*
   bool jit_ = false;
-  friend struct MatcherHolder;
 };
 
-struct MatcherHolder;
+class MatcherSet;
 
 // A sequence of regex splits; each split refines the pieces of the one before (HF pre-tokenizer Sequence,
 // llama.cpp's list of regex_exprs).
@@ -65,7 +65,7 @@ class PreTokenizer {
 
  private:
   template <typename Emit>
-  void run(size_t step, std::string_view s, Emit& emit) const;
+  void run(size_t step, std::string_view s, MatcherSet& matchers, Emit& emit) const;
   std::vector<std::shared_ptr<Regex>> steps_;
 };
 
@@ -99,13 +99,32 @@ class SpecialSplitter {
 
 // ---- templates ------------------------------------------------------------------------------------
 
+// Owns one Matcher per pipeline step for the length of one split() call.
+class MatcherSet {
+ public:
+  explicit MatcherSet(const std::vector<std::shared_ptr<Regex>>& steps) {
+    for (const auto& st : steps) m_.push_back(st->make_matcher());
+  }
+  ~MatcherSet() {
+    for (auto* m : m_) Regex::free_matcher(m);
+  }
+  MatcherSet(const MatcherSet&) = delete;
+  MatcherSet& operator=(const MatcherSet&) = delete;
+  Regex::Matcher& operator[](size_t i) { return *m_[i]; }
+
+ private:
+  std::vector<Regex::Matcher*> m_;
+};
+
 template <typename Emit>
 void PreTokenizer::split(std::string_view text, Emit&& emit) const {
+  // Match data is made once per call and step, not per piece: it is a heap allocation.
+  MatcherSet matchers(steps_);
   size_t pos = 0;
   while (pos < text.size()) {
     size_t n = valid_utf8_prefix(text.substr(pos));
     if (n > 0) {
-      run(0, text.substr(pos, n), emit);
+      run(0, text.substr(pos, n), matchers, emit);
       pos += n;
     } else {
       emit(text.substr(pos, 1));  // an invalid byte: its own piece
@@ -115,38 +134,26 @@ void PreTokenizer::split(std::string_view text, Emit&& emit) const {
 }
 
 template <typename Emit>
-void PreTokenizer::run(size_t step, std::string_view s, Emit& emit) const {
+void PreTokenizer::run(size_t step, std::string_view s, MatcherSet& matchers, Emit& emit) const {
   if (s.empty()) return;
   if (step == steps_.size()) {
     emit(s);
     return;
   }
-  steps_[step]->split(s, [&](std::string_view piece) { run(step + 1, piece, emit); });
+  steps_[step]->split(s, matchers[step], [&](std::string_view piece) { run(step + 1, piece, matchers, emit); });
 }
 
-struct MatcherHolder {
-  const Regex* re;
-  Regex::Matcher* m;
-  explicit MatcherHolder(const Regex* r) : re(r), m(r->make_matcher()) {}
-  ~MatcherHolder() { Regex::free_matcher(m); }
-  MatcherHolder(const MatcherHolder&) = delete;
-  MatcherHolder& operator=(const MatcherHolder&) = delete;
-};
-
 template <typename Emit>
-void Regex::split(std::string_view s, Emit&& emit) const {
-  MatcherHolder holder(this);
+void Regex::split(std::string_view s, Matcher& m, Emit&& emit) const {
   size_t pos = 0, b = 0, e = 0;
-  while (pos < s.size() && next_match(*holder.m, s, pos, &b, &e)) {
+  while (pos < s.size() && next_match(m, s, pos, &b, &e)) {
     if (b > pos) emit(s.substr(pos, b - pos));
     if (e == b) {
       // An empty match cuts nothing; step past one character so the scan moves on.
       size_t step = utf8_seq_len(s.substr(b));
       e = b + (step ? step : 1);
-      emit(s.substr(b, e - b));
-    } else {
-      emit(s.substr(b, e - b));
     }
+    emit(s.substr(b, e - b));
     pos = e;
   }
   if (pos < s.size()) emit(s.substr(pos));

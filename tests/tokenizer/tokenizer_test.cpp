@@ -261,7 +261,7 @@ TEST(TokenizerLlama3, SpecialTokensInText) {
 
 // Pre-tokenizer corner cases: Unicode White_Space (U+180E is not, U+00A0/U+0085/U+3000/U+2028 are),
 // upper-case contractions, CRLF runs, combining marks, non-ASCII digits. Expected ids computed once with
-// OpenAI's tiktoken 0.x (Rust) from this tokenizer.model with the README's pat_str, then pasted here.
+// OpenAI's tiktoken 0.14.0 (Rust) from this tokenizer.model with the README's pat_str, then pasted here.
 TEST(TokenizerLlama3, PreTokenizerCornerCasesMatchTiktoken) {
   LOWBIT_REQUIRE_FILE(llama3_tokenizer());
   auto tok = load_tokenizer(llama3_tokenizer());
