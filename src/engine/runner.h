@@ -27,6 +27,7 @@ class Runner {
   virtual ~Runner() = default;
   virtual std::string device() const = 0;  // "cpu (2 threads)", "cuda: NVIDIA H200"
   virtual int max_seq_len() const = 0;
+  virtual int vocab_size() const = 0;
   // Runs tokens[0..n) at positions pos..pos+n-1 (a batched prefill when n > 1), writing the KV cache.
   // Returns the last token's logits (vocab floats, host memory, valid until the next call).
   virtual const float* forward(const int* tokens, int n, int pos) = 0;
@@ -37,6 +38,10 @@ class Runner {
   virtual int forward_sample(const int* tokens, int n, int pos, Sampler& sampler);
   // Waits for queued device work (timing).
   virtual void synchronize() {}
+  // Bytes of weights one decode step reads (all linear layers, lm_head, one embedding row), and the
+  // KV-cache bytes read per position of context, for bandwidth accounting. 0 when unknown.
+  virtual size_t weight_bytes_per_token() const { return 0; }
+  virtual size_t kv_bytes_per_position() const { return 0; }
 };
 
 // The CPU backend (always available).

@@ -24,6 +24,8 @@ class Sampler {
   // The uniform draw for step `step` (counter-based, so a device sampler can reproduce it).
   static float uniform_for_step(uint64_t seed, uint64_t step);
   uint64_t step() const { return step_; }
+  // Consumes this step's draw without sampling here (a device sampler drew it).
+  void advance() { ++step_; }
 
  private:
   SamplerConfig cfg_;

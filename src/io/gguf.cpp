@@ -400,6 +400,80 @@ const GgufTensorInfo* GgufFile::find_tensor(const std::string& name) const {
   return nullptr;
 }
 
+// ---- writer -------------------------------------------------------------------------------------
+
+namespace {
+class Writer {
+ public:
+  template <typename T>
+  void put(T v) {
+    uint8_t tmp[sizeof(T)];
+    std::memcpy(tmp, &v, sizeof(T));
+    out.insert(out.end(), tmp, tmp + sizeof(T));
+  }
+  void str(const std::string& s) {
+    put(uint64_t(s.size()));
+    out.insert(out.end(), s.begin(), s.end());
+  }
+  void integer(GgufType t, int64_t v) {
+    switch (t) {
+      case GgufType::UINT8: put(uint8_t(v)); break;
+      case GgufType::INT8: put(int8_t(v)); break;
+      case GgufType::UINT16: put(uint16_t(v)); break;
+      case GgufType::INT16: put(int16_t(v)); break;
+      case GgufType::UINT32: put(uint32_t(v)); break;
+      case GgufType::INT32: put(int32_t(v)); break;
+      case GgufType::UINT64: put(uint64_t(v)); break;
+      default: put(int64_t(v)); break;
+    }
+  }
+  std::vector<uint8_t> out;
+};
+}  // namespace
+
+std::vector<uint8_t> gguf_write_metadata(const std::map<std::string, GgufValue>& kv) {
+  Writer w;
+  w.out = {'G', 'G', 'U', 'F'};
+  w.put(uint32_t(3));
+  w.put(uint64_t(0));
+  w.put(uint64_t(kv.size()));
+  for (const auto& [key, v] : kv) {
+    w.str(key);
+    w.put(uint32_t(v.type));
+    switch (v.type) {
+      case GgufType::FLOAT32: w.put(float(std::get<double>(v.v))); break;
+      case GgufType::FLOAT64: w.put(std::get<double>(v.v)); break;
+      case GgufType::BOOL: w.put(uint8_t(std::get<bool>(v.v))); break;
+      case GgufType::STRING: w.str(std::get<std::string>(v.v)); break;
+      case GgufType::ARRAY: {
+        w.put(uint32_t(v.array_type));
+        if (v.array_type == GgufType::ARRAY) {
+          w.put(uint64_t(0));
+        } else if (auto* a = std::get_if<std::vector<std::string>>(&v.v)) {
+          w.put(uint64_t(a->size()));
+          for (const auto& s : *a) w.str(s);
+        } else if (auto* f = std::get_if<std::vector<double>>(&v.v)) {
+          w.put(uint64_t(f->size()));
+          for (double x : *f) v.array_type == GgufType::FLOAT32 ? w.put(float(x)) : w.put(x);
+        } else if (auto* b = std::get_if<std::vector<bool>>(&v.v)) {
+          w.put(uint64_t(b->size()));
+          for (bool x : *b) w.put(uint8_t(x));
+        } else {
+          const auto& iv = std::get<std::vector<int64_t>>(v.v);
+          w.put(uint64_t(iv.size()));
+          for (int64_t x : iv) w.integer(v.array_type, x);
+        }
+        break;
+      }
+      default:
+        if (auto* u = std::get_if<uint64_t>(&v.v)) w.integer(v.type, int64_t(*u));
+        else w.integer(v.type, std::get<int64_t>(v.v));
+        break;
+    }
+  }
+  return w.out;
+}
+
 // ---- dequantization -----------------------------------------------------------------------------
 
 namespace {

@@ -69,6 +69,10 @@ class GgufFile {
   const GgufTensorInfo* find_tensor(const std::string& name) const;
 };
 
+// Serializes metadata as a GGUF v3 file with no tensors (e.g. a model's tokenizer.* keys on their own).
+// Nested arrays, which the reader does not keep, are written empty.
+std::vector<uint8_t> gguf_write_metadata(const std::map<std::string, GgufValue>& kv);
+
 // Dequantizes `n` values of ggml type `type` (F32, F16, BF16, Q8_0, Q4_0, Q4_1) to fp32.
 void ggml_dequantize(uint32_t type, const uint8_t* src, int64_t n, float* dst, const std::string& tensor_name);
 

@@ -50,6 +50,10 @@ struct LlamaConfig {
 // From an HF config.json document; `source` names the file in errors.
 LlamaConfig config_from_hf_json(const nlohmann::json& j, const std::string& source);
 
+// lowbit's own JSON form of a config (every field, used by the quantized file format) and back.
+nlohmann::json config_to_json(const LlamaConfig& c);
+LlamaConfig config_from_json(const nlohmann::json& j, const std::string& source);
+
 // Named presets: "llama-3.1-8b", "llama-3.1-70b", "llama-3.1-405b", "llama-3.2-1b", "llama-3.2-3b",
 // plus small test presets. Throws Error listing the names when unknown.
 LlamaConfig preset_config(const std::string& name);

@@ -1,6 +1,7 @@
 // A loaded Llama model: config + weights (each linear weight a QTensor in any registry format).
 #pragma once
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -31,13 +32,25 @@ struct ModelWeights {
 // Where the model came from, for `info` and errors.
 enum class ModelSource { HfSafetensors, Gguf, Llama2c, Synthetic, LowbitQuantized };
 
+// Weights that are not materialised on the host: a backend generates random codes of this format
+// directly where they will live (speed runs of synthetic presets too large for host memory).
+struct DeferredWeights {
+  Format linear = Format::BF16;          // the blocks' linear layers
+  int group = 0;                         // group size (0 = the format's default)
+  Format lm_head = Format::BF16;         // the classifier
+  Format embeddings = Format::BF16;      // the token embedding table
+  uint64_t seed = 0;
+};
+
 struct Model {
   LlamaConfig config;
+  std::optional<DeferredWeights> deferred;  // set: `weights` is empty and the backend generates them
   ModelWeights weights;
   ModelSource source = ModelSource::Synthetic;
   std::string path;             // file/dir it was loaded from, or "synthetic:<preset>"
   std::string tokenizer_path;   // tokenizer found next to / inside the model ("" when none)
-  std::vector<std::string> source_types;  // tensor types as stored in the file (for `info`)
+  std::vector<std::string> source_types;  // type of each tensor as stored in the file (for `info`)
+  size_t source_weight_bytes = 0;          // bytes of all tensors as stored in the file (or to be generated)
   std::vector<std::shared_ptr<const void>> keep_alive;  // memory maps the weights point into
 
   // Calls f(name, tensor) for every linear weight (wq..w2 of every layer, then output); `output` is

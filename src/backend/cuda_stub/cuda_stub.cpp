@@ -14,4 +14,11 @@ std::unique_ptr<Runner> make_cuda_runner(Model&, const RunnerOptions&) {
   fail("--device cuda: this lowbit was built without CUDA (configure with LOWBIT_CUDA=ON on a machine with nvcc)");
 }
 
+GpuInfo cuda_gpu_info() { fail("this lowbit was built without CUDA"); }
+double cuda_measure_read_bandwidth(size_t) { fail("this lowbit was built without CUDA"); }
+
+std::vector<std::pair<std::string, double>> cuda_profile_decode_step(Runner&, int, int) {
+  fail("--profile needs the CUDA backend; this lowbit was built without CUDA");
+}
+
 }  // namespace lowbit

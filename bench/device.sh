@@ -1,0 +1,112 @@
+#!/usr/bin/env bash
+# One command for the GPU machine: uses the carried CUDA build (or builds one), runs the CUDA tests,
+# checks the GPU against the CPU on a real model, runs the kernel and survey benchmarks, optionally the
+# PyTorch peers, and prints a short table last. See docs/device.md.
+#
+#   bench/device.sh [stage ...]      stages: info tests sanitizer kernels survey anchors (default: all but anchors)
+# Environment:
+#   BUILD=build-device      the build folder (carried from the development machine; built here if absent)
+#   DATA=.carry             folder with models/ (stories260K) and anchors/ (the peer scripts)
+#   OUT=...                 where logs and tables go (the device tool sets it; default ./out)
+#   FORMATS=...             survey formats (default: all weight formats); REPS=3; NEW=200
+set -uo pipefail
+cd "$(dirname "$0")/.."
+BUILD=${BUILD:-build-device}
+DATA=${DATA:-.carry}
+OUT=${OUT:-out}
+REPS=${REPS:-3}
+NEW=${NEW:-200}
+mkdir -p "$OUT"
+stages=("$@")
+[ ${#stages[@]} -eq 0 ] && stages=(info tests sanitizer kernels survey)
+has() { local s; for s in "${stages[@]}"; do [ "$s" = "$1" ] && return 0; done; return 1; }
+summary=()
+note() { summary+=("$*"); echo "== $*"; }
+
+if [ ! -x "$BUILD/lowbit" ]; then
+  echo "== no carried build in $BUILD: building (needs libpcre2-dev, CLI11, nlohmann-json headers)"
+  cmake -S . -B "$BUILD" -G Ninja -DCMAKE_BUILD_TYPE=Release -DLOWBIT_CUDA=ON -DLOWBIT_TESTS=ON >"$OUT/cmake.log" 2>&1 &&
+    cmake --build "$BUILD" -j 16 >"$OUT/build.log" 2>&1 || { tail -30 "$OUT/build.log"; exit 1; }
+fi
+LB="$BUILD/lowbit"
+
+if has info; then
+  nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.max.sm,clocks.max.mem --format=csv 2>&1 | tee "$OUT/gpu.txt"
+fi
+
+if has tests; then
+  if [ -x "$BUILD/lowbit_cuda_tests" ]; then
+    LOWBIT_SHARED_MODELS="$DATA/models" "$BUILD/lowbit_cuda_tests" --gtest_brief=1 >"$OUT/cuda_tests.log" 2>&1
+    rc=$?
+    tail -25 "$OUT/cuda_tests.log"
+    note "cuda tests: rc=$rc $(grep -E '^\[  (PASSED|FAILED)  \]' "$OUT/cuda_tests.log" | tr '\n' ' ')"
+  else
+    note "cuda tests: $BUILD/lowbit_cuda_tests missing"
+  fi
+  # the whole model on the GPU against the CPU: stories260K, greedy, 200 tokens from BOS
+  m="$DATA/models/stories260K/stories260K.bin"
+  if [ -f "$m" ]; then
+    "$LB" generate --model "$m" --prompt "" -n 200 --temperature 0 --device cpu -q >"$OUT/s260k_cpu.txt" 2>"$OUT/s260k_cpu.err"
+    for mode in eager graph; do
+      "$LB" generate --model "$m" --prompt "" -n 200 --temperature 0 --device cuda --mode $mode -q \
+        >"$OUT/s260k_gpu_$mode.txt" 2>"$OUT/s260k_gpu_$mode.err"
+      if cmp -s "$OUT/s260k_cpu.txt" "$OUT/s260k_gpu_$mode.txt"; then note "stories260K GPU($mode) == CPU greedy 200 tokens: SAME"
+      else note "stories260K GPU($mode) vs CPU: DIFFERENT"; diff <(fold -w 80 "$OUT/s260k_cpu.txt") <(fold -w 80 "$OUT/s260k_gpu_$mode.txt") | head -10; cat "$OUT/s260k_gpu_$mode.err" | tail -3; fi
+    done
+    # sampling runs on the GPU too
+    "$LB" generate --model "$m" --prompt "Once upon a time" -n 60 --temperature 0.8 --top-k 40 --top-p 0.95 --device cuda -q 2>&1 | tail -3
+  else
+    note "stories260K absent in $DATA/models: whole-model GPU check skipped"
+  fi
+fi
+
+if has sanitizer; then
+  m="$DATA/models/stories260K/stories260K.bin"
+  if command -v compute-sanitizer >/dev/null && [ -f "$m" ]; then
+    for mode in eager graph; do
+      compute-sanitizer --tool memcheck --error-exitcode 9 "$LB" generate --model "$m" --prompt "Once" -n 24 \
+        --temperature 0 --device cuda --mode $mode -q >"$OUT/sanitizer_$mode.log" 2>&1
+      note "compute-sanitizer memcheck ($mode): rc=$? $(grep -E 'ERROR SUMMARY' "$OUT/sanitizer_$mode.log" | head -1)"
+    done
+    compute-sanitizer --tool memcheck --error-exitcode 9 "$LB" generate --model synthetic:llama-3.2-1b --weights int4 \
+      --prompt "x" --tokenizer "$DATA/models/llama3-tokenizer/tokenizer.model" -n 4 --temperature 0 --device cuda -q \
+      >"$OUT/sanitizer_1b.log" 2>&1 || true
+    note "compute-sanitizer memcheck (synthetic 1b int4): $(grep -E 'ERROR SUMMARY' "$OUT/sanitizer_1b.log" | head -1)"
+  else
+    note "compute-sanitizer or stories260K absent: skipped"
+  fi
+fi
+
+if has kernels; then
+  if [ -x "$BUILD/lowbit_gemv_bench" ]; then
+    "$BUILD/lowbit_gemv_bench" --json "$OUT/gemv.json" >"$OUT/gemv.txt" 2>&1
+    note "gemv bench: rc=$? (table in gemv.txt)"
+    cat "$OUT/gemv.txt" | tail -60
+  fi
+fi
+
+if has survey; then
+  args=(--reps "$REPS" --new-tokens "$NEW" --json "$OUT/survey.json" --md "$OUT/survey.md" --csv "$OUT/survey.csv")
+  [ -n "${FORMATS:-}" ] && args+=(--formats "$FORMATS")
+  [ -n "${MODES:-}" ] && args+=(--modes "$MODES")
+  [ -n "${PROFILE:-}" ] && args+=(--profile)
+  "$LB" bench "${args[@]}" >"$OUT/survey.txt" 2>"$OUT/survey.err"
+  note "survey: rc=$?"
+fi
+
+if has anchors; then
+  a="$DATA/anchors/gptfast_style_anchor.py"
+  if [ -f "$a" ]; then
+    PYTHONUNBUFFERED=1 timeout 420 python3 "$a" ${ANCHOR_SPECS:-bf16:reduce-overhead int8:reduce-overhead int4:reduce-overhead} \
+      >"$OUT/anchors.txt" 2>&1
+    note "anchors: rc=$? $(grep RESULT "$OUT/anchors.txt" | cut -c1-600)"
+  else
+    note "anchor script absent in $DATA/anchors"
+  fi
+fi
+
+echo
+echo "================ summary ================"
+for s in "${summary[@]}"; do echo "$s"; done
+[ -f "$OUT/survey.txt" ] && cat "$OUT/survey.txt"
+exit 0

@@ -1,0 +1,440 @@
+#include <cuda_fp16.h>
+
+#include <cfloat>
+
+#include "backend/cuda/cuda_util.cuh"
+#include "backend/cuda/ops.cuh"
+
+namespace lowbit::cuda {
+
+namespace {
+
+__device__ __forceinline__ float warp_sum(float v) {
+#pragma unroll
+  for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
+  return v;
+}
+__device__ __forceinline__ float warp_max(float v) {
+#pragma unroll
+  for (int o = 16; o > 0; o >>= 1) v = fmaxf(v, __shfl_xor_sync(0xffffffffu, v, o));
+  return v;
+}
+
+// Block-wide sum/max through shared memory (blockDim.x a multiple of 32, <= 1024). All threads get the result.
+template <bool kMax>
+__device__ float block_reduce(float v, float* red /* [32] */) {
+  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, nw = blockDim.x >> 5;
+  v = kMax ? warp_max(v) : warp_sum(v);
+  __syncthreads();  // red may still be read by a previous call
+  if (lane == 0) red[warp] = v;
+  __syncthreads();
+  float r = lane < nw ? red[lane] : (kMax ? -FLT_MAX : 0.0f);
+  r = kMax ? warp_max(r) : warp_sum(r);
+  return r;
+}
+
+__global__ void embed_kernel(const void* table, EmbedType type, int dim, const int* tokens, float* x) {
+  const int i = blockIdx.x;
+  const size_t row = size_t(tokens[i]) * dim;
+  float* out = x + size_t(i) * dim;
+  for (int d = threadIdx.x; d < dim; d += blockDim.x) {
+    float v;
+    if (type == EmbedType::F32) v = static_cast<const float*>(table)[row + d];
+    else if (type == EmbedType::BF16) v = __bfloat162float(static_cast<const __nv_bfloat16*>(table)[row + d]);
+    else v = __half2float(static_cast<const __half*>(table)[row + d]);
+    out[d] = v;
+  }
+}
+
+__global__ void rope_qkv_kernel(const float* qkv, const int* d_pos, const float2* rope, int n_heads, int n_kv,
+                                int hd, bool interleaved, float* q_out, float* k_cache, float* v_cache) {
+  const int i = blockIdx.x;
+  const int p = *d_pos + i;
+  const int qd = n_heads * hd, kvd = n_kv * hd, half = hd / 2;
+  const float* src = qkv + size_t(i) * (qd + 2 * kvd);
+  const float2* cs = rope + size_t(p) * half;
+  // rotate every (q or k) pair; one thread per pair
+  const int pairs = (n_heads + n_kv) * half;
+  for (int j = threadIdx.x; j < pairs; j += blockDim.x) {
+    const int head = j / half, r = j % half;
+    const int base = head * hd;  // q heads then k heads are contiguous in qkv
+    const int a = interleaved ? base + 2 * r : base + r;
+    const int b = interleaved ? base + 2 * r + 1 : base + r + half;
+    const float x0 = src[a], x1 = src[b];
+    const float2 c = cs[r];
+    const float y0 = x0 * c.x - x1 * c.y, y1 = x0 * c.y + x1 * c.x;
+    if (head < n_heads) {
+      q_out[size_t(i) * qd + a] = y0;
+      q_out[size_t(i) * qd + b] = y1;
+    } else {
+      float* kr = k_cache + size_t(p) * kvd;
+      kr[a - qd] = y0;
+      kr[b - qd] = y1;
+    }
+  }
+  for (int j = threadIdx.x; j < kvd; j += blockDim.x) v_cache[size_t(p) * kvd + j] = src[qd + kvd + j];
+}
+
+// grid (n_kv, max_chunks), block 128. Shared: q of the group's heads [group, hd] + scores [group, chunk].
+__global__ void attn_decode_partial(const float* q, const float* kc, const float* vc, const int* d_pos, int n_heads,
+                                    int n_kv, int hd, float scale, int max_chunks, float* part_o, float* part_ml) {
+  extern __shared__ float sm[];
+  const int kvh = blockIdx.x, chunk = blockIdx.y;
+  const int ctx = *d_pos + 1;
+  const int t0 = chunk * kAttnChunk;
+  if (t0 >= ctx) return;  // the combine reads only the chunks that exist for this context
+  const int t1 = min(ctx, t0 + kAttnChunk), nt = t1 - t0;
+  const int group = n_heads / n_kv, kvd = n_kv * hd;
+  float* qs = sm;                   // [group, hd]
+  float* sc = sm + group * hd;      // [group, kAttnChunk]
+  for (int j = threadIdx.x; j < group * hd; j += blockDim.x) qs[j] = q[size_t(kvh * group) * hd + j];
+  __syncthreads();
+  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, nw = blockDim.x >> 5;
+  for (int t = warp; t < nt; t += nw) {
+    const float* k = kc + size_t(t0 + t) * kvd + size_t(kvh) * hd;
+    for (int g = 0; g < group; ++g) {
+      float s = 0.0f;
+      for (int d = lane; d < hd; d += 32) s += qs[g * hd + d] * k[d];
+      s = warp_sum(s);
+      if (lane == 0) sc[g * kAttnChunk + t] = s * scale;
+    }
+  }
+  __syncthreads();
+  for (int g = warp; g < group; g += nw) {
+    float m = -FLT_MAX;
+    for (int t = lane; t < nt; t += 32) m = fmaxf(m, sc[g * kAttnChunk + t]);
+    m = warp_max(m);
+    float l = 0.0f;
+    for (int t = lane; t < nt; t += 32) {
+      const float e = __expf(sc[g * kAttnChunk + t] - m);
+      sc[g * kAttnChunk + t] = e;
+      l += e;
+    }
+    l = warp_sum(l);
+    if (lane == 0) {
+      float* ml = part_ml + (size_t(kvh * group + g) * max_chunks + chunk) * 2;
+      ml[0] = m;
+      ml[1] = l;
+    }
+  }
+  __syncthreads();
+  for (int j = threadIdx.x; j < group * hd; j += blockDim.x) {
+    const int g = j / hd, d = j % hd;
+    const float* v = vc + size_t(t0) * kvd + size_t(kvh) * hd + d;
+    const float* p = sc + g * kAttnChunk;
+    float acc = 0.0f;
+    for (int t = 0; t < nt; ++t) acc += p[t] * v[size_t(t) * kvd];
+    part_o[(size_t(kvh * group + g) * max_chunks + chunk) * hd + d] = acc;
+  }
+}
+
+// grid n_heads, block 128: merges the chunks' (max, sum, unnormalised output) of one head.
+__global__ void attn_decode_combine(const int* d_pos, int hd, int max_chunks, const float* part_o,
+                                    const float* part_ml, float* out) {
+  const int h = blockIdx.x;
+  const int nc = (*d_pos + 1 + kAttnChunk - 1) / kAttnChunk;
+  const float* ml = part_ml + size_t(h) * max_chunks * 2;
+  float M = -FLT_MAX;
+  for (int c = 0; c < nc; ++c) M = fmaxf(M, ml[2 * c]);
+  float L = 0.0f;
+  for (int c = 0; c < nc; ++c) L += ml[2 * c + 1] * __expf(ml[2 * c] - M);
+  const float invL = 1.0f / L;
+  for (int d = threadIdx.x; d < hd; d += blockDim.x) {
+    float acc = 0.0f;
+    for (int c = 0; c < nc; ++c) acc += part_o[(size_t(h) * max_chunks + c) * hd + d] * __expf(ml[2 * c] - M);
+    out[size_t(h) * hd + d] = acc * invL;
+  }
+}
+
+// grid (n, n_heads), block 128; dynamic shared: scores [max_ctx] + reduction scratch.
+__global__ void attn_prefill_kernel(const float* q, const float* kc, const float* vc, const int* d_pos, int n_heads,
+                                    int n_kv, int hd, float scale, float* out) {
+  extern __shared__ float sm[];
+  __shared__ float red[32];
+  const int i = blockIdx.x, h = blockIdx.y;
+  const int ctx = *d_pos + i + 1;
+  const int group = n_heads / n_kv, kvh = h / group, kvd = n_kv * hd, qd = n_heads * hd;
+  const float* qv = q + size_t(i) * qd + size_t(h) * hd;
+  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, nw = blockDim.x >> 5;
+  for (int t = warp; t < ctx; t += nw) {
+    const float* k = kc + size_t(t) * kvd + size_t(kvh) * hd;
+    float s = 0.0f;
+    for (int d = lane; d < hd; d += 32) s += qv[d] * k[d];
+    s = warp_sum(s);
+    if (lane == 0) sm[t] = s * scale;
+  }
+  __syncthreads();
+  float m = -FLT_MAX;
+  for (int t = threadIdx.x; t < ctx; t += blockDim.x) m = fmaxf(m, sm[t]);
+  m = block_reduce<true>(m, red);
+  float l = 0.0f;
+  for (int t = threadIdx.x; t < ctx; t += blockDim.x) {
+    const float e = __expf(sm[t] - m);
+    sm[t] = e;
+    l += e;
+  }
+  l = block_reduce<false>(l, red);  // its barriers also publish the exponentials
+  const float invl = 1.0f / l;
+  for (int d = threadIdx.x; d < hd; d += blockDim.x) {
+    const float* v = vc + size_t(kvh) * hd + d;
+    float acc = 0.0f;
+    for (int t = 0; t < ctx; ++t) acc += sm[t] * v[size_t(t) * kvd];
+    out[size_t(i) * qd + size_t(h) * hd + d] = acc * invl;
+  }
+}
+
+__global__ void rmsnorm_bf16_kernel(const float* x, const float* w, int dim, float eps, __nv_bfloat16* out) {
+  __shared__ float red[32];
+  const float* xr = x + size_t(blockIdx.x) * dim;
+  float ss = 0.0f;
+  for (int d = threadIdx.x; d < dim; d += blockDim.x) ss += xr[d] * xr[d];
+  ss = block_reduce<false>(ss, red);
+  const float inv = rsqrtf(ss / dim + eps);
+  for (int d = threadIdx.x; d < dim; d += blockDim.x)
+    out[size_t(blockIdx.x) * dim + d] = __float2bfloat16(xr[d] * inv * w[d]);
+}
+
+__global__ void f32_to_bf16_kernel(const float* x, int64_t n, __nv_bfloat16* out) {
+  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n; i += int64_t(gridDim.x) * blockDim.x)
+    out[i] = __float2bfloat16(x[i]);
+}
+
+__global__ void bf16_to_f32_kernel(const __nv_bfloat16* x, int64_t n, float* out) {
+  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n; i += int64_t(gridDim.x) * blockDim.x)
+    out[i] = __bfloat162float(x[i]);
+}
+
+__global__ void add_kernel(float* x, const float* y, int64_t n) {
+  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n; i += int64_t(gridDim.x) * blockDim.x)
+    x[i] += y[i];
+}
+
+__global__ void swiglu_bf16_kernel(const float* gu, int n, int H, __nv_bfloat16* out) {
+  const int64_t total = int64_t(n) * H;
+  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < total; i += int64_t(gridDim.x) * blockDim.x) {
+    const int64_t r = i / H, j = i % H;
+    const float g = gu[r * 2 * H + j], u = gu[r * 2 * H + H + j];
+    out[i] = __float2bfloat16(g / (1.0f + __expf(-g)) * u);
+  }
+}
+
+// ---- sampling ----------------------------------------------------------------------------------------
+
+// The same counter-based draw as Sampler::uniform_for_step (splitmix64 of seed ^ step * odd constant).
+__device__ float uniform_for_step(unsigned long long seed, unsigned long long step) {
+  unsigned long long z = (seed ^ (step * 0xd1b54a32d192ed03ull)) + 0x9e3779b97f4a7c15ull;
+  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+  z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+  z ^= z >> 31;
+  return float(z >> 40) * (1.0f / 16777216.0f);
+}
+
+// Monotonic map of a float to an unsigned key (larger float -> larger key), for bisection on values.
+__device__ __forceinline__ unsigned fkey(float f) {
+  const unsigned u = __float_as_uint(f);
+  return (u & 0x80000000u) ? ~u : (u | 0x80000000u);
+}
+
+constexpr int kSampleThreads = 1024;
+
+__global__ void __launch_bounds__(kSampleThreads) sample_kernel(const float* logits, int V, SampleParams p,
+                                                                int* d_token, int* d_pos, int advance,
+                                                                unsigned long long* d_step) {
+  __shared__ float red[32];
+  __shared__ int red_i[32];
+  __shared__ float scan[kSampleThreads];
+  __shared__ int chosen;
+  const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5, nw = blockDim.x >> 5;
+
+  // argmax (lowest id on ties); also the max used by the softmax below
+  float bv = -FLT_MAX;
+  int bi = 0x7fffffff;
+  for (int i = tid; i < V; i += blockDim.x) {
+    const float v = logits[i];
+    if (v > bv) { bv = v; bi = i; }  // ascending i per thread: strict > keeps the lowest id
+  }
+#pragma unroll
+  for (int o = 16; o > 0; o >>= 1) {
+    const float ov = __shfl_xor_sync(0xffffffffu, bv, o);
+    const int oi = __shfl_xor_sync(0xffffffffu, bi, o);
+    if (ov > bv || (ov == bv && oi < bi)) { bv = ov; bi = oi; }
+  }
+  if (lane == 0) { red[warp] = bv; red_i[warp] = bi; }
+  __syncthreads();
+  if (tid == 0) {
+    float v = red[0];
+    int ix = red_i[0];
+    for (int w = 1; w < nw; ++w)
+      if (red[w] > v || (red[w] == v && red_i[w] < ix)) { v = red[w]; ix = red_i[w]; }
+    red[0] = v;
+    chosen = ix;
+  }
+  __syncthreads();
+  const float mx = red[0];
+
+  if (p.temperature > 0.0f) {
+    // top-k: tau = the k-th largest key (count(key >= tau) >= k, count(key >= tau + 1) < k)
+    unsigned tau = 0;
+    if (p.top_k > 0 && p.top_k < V) {
+      unsigned lo = 0, hi = 0xffffffffu;
+      while (lo < hi) {
+        const unsigned mid = lo + (hi - lo + 1) / 2;
+        float c = 0.0f;
+        for (int i = tid; i < V; i += blockDim.x) c += fkey(logits[i]) >= mid ? 1.0f : 0.0f;
+        c = block_reduce<false>(c, red);
+        if (c >= float(p.top_k)) lo = mid; else hi = mid - 1;
+      }
+      tau = lo;
+    }
+    const float inv_t = 1.0f / p.temperature;
+    auto weight = [&](int i) {
+      const float l = logits[i];
+      return fkey(l) >= tau ? __expf((l - mx) * inv_t) : 0.0f;
+    };
+    float W = 0.0f;
+    for (int i = tid; i < V; i += blockDim.x) W += weight(i);
+    W = block_reduce<false>(W, red);
+    // top-p: the largest weight threshold whose kept mass reaches top_p * W (weights are in (0, 1])
+    unsigned wt = 0;
+    if (p.top_p < 1.0f) {
+      unsigned lo = 0, hi = __float_as_uint(1.0f);
+      while (lo < hi) {
+        const unsigned mid = lo + (hi - lo + 1) / 2;
+        float m = 0.0f;
+        for (int i = tid; i < V; i += blockDim.x) {
+          const float w = weight(i);
+          m += __float_as_uint(w) >= mid ? w : 0.0f;
+        }
+        m = block_reduce<false>(m, red);
+        if (m >= p.top_p * W) lo = mid; else hi = mid - 1;
+      }
+      wt = lo;
+    }
+    // draw: inverse CDF over the kept weights in id order; each thread owns a contiguous id range
+    const int per = (V + blockDim.x - 1) / blockDim.x;
+    const int b = tid * per, e = min(V, b + per);
+    float own = 0.0f;
+    for (int i = b; i < e; ++i) {
+      const float w = weight(i);
+      own += __float_as_uint(w) >= wt ? w : 0.0f;
+    }
+    scan[tid] = own;
+    __syncthreads();
+    for (int off = 1; off < blockDim.x; off <<= 1) {  // Hillis-Steele inclusive scan
+      const float add = tid >= off ? scan[tid - off] : 0.0f;
+      __syncthreads();
+      scan[tid] += add;
+      __syncthreads();
+    }
+    const float total = scan[blockDim.x - 1];
+    const float u = uniform_for_step(p.seed, *d_step) * total;
+    const float before = scan[tid] - own;
+    if (tid == 0) chosen = -1;
+    __syncthreads();
+    if (own > 0.0f && u >= before && u < scan[tid]) {
+      float acc = before;
+      int pick = -1;
+      for (int i = b; i < e; ++i) {
+        const float w = weight(i);
+        if (__float_as_uint(w) < wt || w == 0.0f) continue;
+        pick = i;
+        acc += w;
+        if (u < acc) break;
+      }
+      chosen = pick;
+    }
+    __syncthreads();
+    if (tid == 0 && chosen < 0) {  // u landed on the rounding edge of the total: take the last kept id
+      for (int i = V - 1; i >= 0; --i) {
+        const float w = weight(i);
+        if (w > 0.0f && __float_as_uint(w) >= wt) { chosen = i; break; }
+      }
+    }
+    __syncthreads();
+  }
+  if (tid == 0) {
+    d_token[0] = chosen;
+    *d_pos += advance;
+    *d_step += 1;
+  }
+}
+
+inline int grid_for(int64_t n, int threads) {
+  int64_t g = (n + threads - 1) / threads;
+  return int(g < 4096 ? (g > 0 ? g : 1) : 4096);
+}
+
+}  // namespace
+
+void embed(const void* table, EmbedType type, int dim, const int* d_tokens, int n, float* x, cudaStream_t s) {
+  embed_kernel<<<n, 256, 0, s>>>(table, type, dim, d_tokens, x);
+  LB_CUDA_LAUNCH_CHECK();
+}
+
+void rope_qkv_write(const float* qkv, int n, const int* d_pos, const float2* rope, int n_heads, int n_kv, int hd,
+                    bool interleaved, float* q_out, float* k_cache, float* v_cache, cudaStream_t s) {
+  rope_qkv_kernel<<<n, 256, 0, s>>>(qkv, d_pos, rope, n_heads, n_kv, hd, interleaved, q_out, k_cache, v_cache);
+  LB_CUDA_LAUNCH_CHECK();
+}
+
+void attention_decode(const float* q, const float* k_cache, const float* v_cache, const int* d_pos, int max_seq,
+                      int n_heads, int n_kv, int hd, float* part_o, float* part_ml, float* out, cudaStream_t s) {
+  const int max_chunks = (max_seq + kAttnChunk - 1) / kAttnChunk;
+  const int group = n_heads / n_kv;
+  const size_t smem = size_t(group) * (hd + kAttnChunk) * sizeof(float);
+  const float scale = 1.0f / sqrtf(float(hd));
+  attn_decode_partial<<<dim3(n_kv, max_chunks), 128, smem, s>>>(q, k_cache, v_cache, d_pos, n_heads, n_kv, hd, scale,
+                                                                max_chunks, part_o, part_ml);
+  LB_CUDA_LAUNCH_CHECK();
+  attn_decode_combine<<<n_heads, 128, 0, s>>>(d_pos, hd, max_chunks, part_o, part_ml, out);
+  LB_CUDA_LAUNCH_CHECK();
+}
+
+void attention_prefill(const float* q, const float* k_cache, const float* v_cache, const int* d_pos, int n,
+                       int max_ctx, int n_heads, int n_kv, int hd, float* out, cudaStream_t s) {
+  const size_t smem = size_t(max_ctx) * sizeof(float);
+  static bool raised = false;  // the opt-in above 48 KB is per kernel, once per process
+  if (!raised) {
+    int dev = 0, optin = 0;
+    LB_CUDA_CHECK(cudaGetDevice(&dev));
+    LB_CUDA_CHECK(cudaDeviceGetAttribute(&optin, cudaDevAttrMaxSharedMemoryPerBlockOptin, dev));
+    LB_CUDA_CHECK(cudaFuncSetAttribute(attn_prefill_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, optin - 1024));
+    raised = true;
+  }
+  const float scale = 1.0f / sqrtf(float(hd));
+  attn_prefill_kernel<<<dim3(n, n_heads), 128, smem, s>>>(q, k_cache, v_cache, d_pos, n_heads, n_kv, hd, scale, out);
+  LB_CUDA_LAUNCH_CHECK();
+}
+
+void rmsnorm_to_bf16(const float* x, const float* w, int n, int dim, float eps, __nv_bfloat16* out, cudaStream_t s) {
+  rmsnorm_bf16_kernel<<<n, 256, 0, s>>>(x, w, dim, eps, out);
+  LB_CUDA_LAUNCH_CHECK();
+}
+
+void f32_to_bf16(const float* x, int64_t count, __nv_bfloat16* out, cudaStream_t s) {
+  f32_to_bf16_kernel<<<grid_for(count, 256), 256, 0, s>>>(x, count, out);
+  LB_CUDA_LAUNCH_CHECK();
+}
+
+void bf16_to_f32(const __nv_bfloat16* x, int64_t count, float* out, cudaStream_t s) {
+  bf16_to_f32_kernel<<<grid_for(count, 256), 256, 0, s>>>(x, count, out);
+  LB_CUDA_LAUNCH_CHECK();
+}
+
+void add_inplace(float* x, const float* y, int64_t count, cudaStream_t s) {
+  add_kernel<<<grid_for(count, 256), 256, 0, s>>>(x, y, count);
+  LB_CUDA_LAUNCH_CHECK();
+}
+
+void swiglu_to_bf16(const float* gu, int n, int H, __nv_bfloat16* out, cudaStream_t s) {
+  swiglu_bf16_kernel<<<grid_for(int64_t(n) * H, 256), 256, 0, s>>>(gu, n, H, out);
+  LB_CUDA_LAUNCH_CHECK();
+}
+
+void sample(const float* logits, int V, SampleParams p, int* d_token, int* d_pos, int advance,
+            unsigned long long* d_step, cudaStream_t s) {
+  sample_kernel<<<1, kSampleThreads, 0, s>>>(logits, V, p, d_token, d_pos, advance, d_step);
+  LB_CUDA_LAUNCH_CHECK();
+}
+
+}  // namespace lowbit::cuda

@@ -1,0 +1,64 @@
+// The non-GEMV kernels of the CUDA forward pass: embedding gather, RoPE + KV-cache write, decode attention
+// (flash-decoding: the context split across blocks, then combined), prefill attention, norms and
+// elementwise epilogues of the prefill path, and on-device sampling. Each launcher takes a stream and
+// checks its launch. Positions and token ids are read from device memory so that a captured CUDA graph
+// replays a decode step without host involvement.
+#pragma once
+#include <cuda_bf16.h>
+#include <cuda_runtime.h>
+
+#include <cstdint>
+
+namespace lowbit::cuda {
+
+// Positions per block of decode attention. 256 keeps a block's scores in shared memory and gives
+// 16 blocks per kv head at 4096 positions (enough parallelism for batch-1 decode on 132 SMs).
+inline constexpr int kAttnChunk = 256;
+
+// Table element type of the embedding gather.
+enum class EmbedType { F32, BF16, F16 };
+
+// x[i, :] = table[tokens[i], :] (fp32 out), for i < n; tokens are device ints.
+void embed(const void* table, EmbedType type, int dim, const int* d_tokens, int n, float* x, cudaStream_t s);
+
+// For each token i < n at position p = *d_pos + i: rotates q (n_heads) and k (n_kv heads) of qkv[i] by
+// rope[p] and writes q to q_out[i], k and v to the layer's caches at row p.
+//   qkv: [n, (n_heads + 2 n_kv) * hd]; rope: [max_seq, hd/2] (cos, sin); caches: [max_seq, n_kv * hd].
+void rope_qkv_write(const float* qkv, int n, const int* d_pos, const float2* rope, int n_heads, int n_kv, int hd,
+                    bool interleaved, float* q_out, float* k_cache, float* v_cache, cudaStream_t s);
+
+// Decode attention for one token at position *d_pos (context *d_pos + 1), GQA, split over kAttnChunk
+// chunks. part_o: [n_heads, max_chunks, hd], part_ml: [n_heads, max_chunks, 2] scratch; out: [n_heads * hd].
+void attention_decode(const float* q, const float* k_cache, const float* v_cache, const int* d_pos, int max_seq,
+                      int n_heads, int n_kv, int hd, float* part_o, float* part_ml, float* out, cudaStream_t s);
+
+// Causal attention for n query tokens at positions *d_pos + i (each sees [0, *d_pos + i]).
+// q: [n, n_heads*hd]; out: [n, n_heads*hd]. max_ctx bounds the context (shared memory sizing).
+void attention_prefill(const float* q, const float* k_cache, const float* v_cache, const int* d_pos, int n,
+                       int max_ctx, int n_heads, int n_kv, int hd, float* out, cudaStream_t s);
+
+// out[r, :] = bf16(x[r, :] * rsqrt(mean(x^2) + eps) * w) for r < n (the prefill GEMM path).
+void rmsnorm_to_bf16(const float* x, const float* w, int n, int dim, float eps, __nv_bfloat16* out, cudaStream_t s);
+// out = bf16(x) elementwise.
+void f32_to_bf16(const float* x, int64_t count, __nv_bfloat16* out, cudaStream_t s);
+// out = float(x) elementwise.
+void bf16_to_f32(const __nv_bfloat16* x, int64_t count, float* out, cudaStream_t s);
+// x += y elementwise.
+void add_inplace(float* x, const float* y, int64_t count, cudaStream_t s);
+// out[r, j] = bf16(silu(gu[r, j]) * gu[r, H + j]) for gu: [n, 2H] (gate rows then up rows).
+void swiglu_to_bf16(const float* gu, int n, int H, __nv_bfloat16* out, cudaStream_t s);
+
+struct SampleParams {
+  float temperature = 0.0f;  // 0 = greedy
+  int top_k = 0;
+  float top_p = 1.0f;
+  unsigned long long seed = 0;
+};
+
+// Samples the next token from logits[V] into d_token[0]; then *d_pos += advance and *d_step += 1.
+// Greedy: argmax (lowest id on ties). Otherwise temperature, top-k and top-p as thresholds found by
+// bisection, and one uniform draw u(seed, *d_step) (the same draw sequence as the CPU Sampler).
+void sample(const float* logits, int V, SampleParams p, int* d_token, int* d_pos, int advance,
+            unsigned long long* d_step, cudaStream_t s);
+
+}  // namespace lowbit::cuda

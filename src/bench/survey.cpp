@@ -1,0 +1,151 @@
+#include "bench/survey.h"
+
+#include <algorithm>
+#include <cstdio>
+#include <sstream>
+
+#include <nlohmann/json.hpp>
+
+namespace lowbit {
+
+Stat stat_of(std::vector<double> v) {
+  Stat s;
+  if (v.empty()) return s;
+  std::sort(v.begin(), v.end());
+  const size_t n = v.size();
+  s.median = n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
+  s.min = v.front();
+  s.max = v.back();
+  return s;
+}
+
+namespace {
+template <typename F>
+Stat over(const SurveyRow& r, F f) {
+  std::vector<double> v;
+  for (const auto& g : r.reps) v.push_back(f(g));
+  return stat_of(v);
+}
+std::string fmt(const char* f, double v) {
+  char b[64];
+  std::snprintf(b, sizeof b, f, v);
+  return b;
+}
+// "123.4 (120.1-125.0)"
+std::string mm(const Stat& s, const char* f) {
+  return fmt(f, s.median) + " (" + fmt(f, s.min) + "–" + fmt(f, s.max) + ")";
+}
+}  // namespace
+
+double decode_bytes_per_token(const SurveyRow& r) {
+  if (r.reps.empty()) return r.weight_bytes_per_token;
+  const auto& g = r.reps.front();
+  const double mean_ctx = g.prompt_tokens + 0.5 * g.new_tokens;
+  return r.weight_bytes_per_token + r.kv_bytes_per_position * mean_ctx;
+}
+
+double achieved_gbps(const SurveyRow& r) {
+  const Stat tpot = over(r, [](const GenerationStats& g) { return g.tpot_s(); });
+  return tpot.median > 0 ? decode_bytes_per_token(r) / tpot.median / 1e9 : 0.0;
+}
+
+std::string survey_markdown(const SurveyMeta& m, const std::vector<SurveyRow>& rows) {
+  std::ostringstream o;
+  o << "lowbit survey: " << m.model << ", prompt " << m.prompt_tokens << " tokens, " << m.new_tokens
+    << " new tokens, greedy, batch 1, " << m.reps << " repetitions (median, min–max)\n";
+  o << "device: " << m.device << (m.driver.empty() ? "" : ", driver " + m.driver) << " | commit " << m.commit
+    << " | " << m.date << "\n";
+  if (m.read_bw_gbps > 0) o << "device read bandwidth measured in this run: " << fmt("%.0f", m.read_bw_gbps) << " GB/s\n";
+  o << "\n| acts | weights | mode | TPS tok/s | TTFT ms | TPOT ms | prefill tok/s | decode tok/s | latency s | weight GB | GB/s | % of BW |\n";
+  o << "|---|---|---|---|---|---|---|---|---|---|---|---|\n";
+  for (const auto& r : rows) {
+    std::string w = r.weights + (r.group ? " g" + std::to_string(r.group) : "");
+    if (!r.error.empty()) {
+      o << "| " << r.acts << " | " << w << " | " << r.mode << " | error: " << r.error << " |||||||||\n";
+      continue;
+    }
+    const double gbps = achieved_gbps(r);
+    o << "| " << r.acts << " | " << w << " | " << r.mode << " | "
+      << mm(over(r, [](const GenerationStats& g) { return g.tps(); }), "%.1f") << " | "
+      << fmt("%.2f", over(r, [](const GenerationStats& g) { return g.ttft_s() * 1e3; }).median) << " | "
+      << mm(over(r, [](const GenerationStats& g) { return g.tpot_s() * 1e3; }), "%.3f") << " | "
+      << fmt("%.0f", over(r, [](const GenerationStats& g) { return g.prefill_tps(); }).median) << " | "
+      << fmt("%.1f", over(r, [](const GenerationStats& g) { return g.decode_tps(); }).median) << " | "
+      << fmt("%.3f", over(r, [](const GenerationStats& g) { return g.latency_s(); }).median) << " | "
+      << fmt("%.2f", r.weight_bytes_per_token / 1e9) << " | " << fmt("%.0f", gbps) << " | "
+      << (m.read_bw_gbps > 0 ? fmt("%.1f", 100.0 * gbps / m.read_bw_gbps) : std::string("–")) << " |\n";
+  }
+  return o.str();
+}
+
+std::string survey_json(const SurveyMeta& m, const std::vector<SurveyRow>& rows) {
+  nlohmann::json j;
+  j["date"] = m.date;
+  j["commit"] = m.commit;
+  j["command"] = m.command;
+  j["device"] = m.device;
+  j["driver"] = m.driver;
+  j["model"] = m.model;
+  j["prompt_tokens"] = m.prompt_tokens;
+  j["new_tokens"] = m.new_tokens;
+  j["reps"] = m.reps;
+  j["read_bw_gbps"] = m.read_bw_gbps;
+  j["rows"] = nlohmann::json::array();
+  for (const auto& r : rows) {
+    nlohmann::json jr;
+    jr["acts"] = r.acts;
+    jr["weights"] = r.weights;
+    jr["group"] = r.group;
+    jr["mode"] = r.mode;
+    if (!r.error.empty()) {
+      jr["error"] = r.error;
+      j["rows"].push_back(jr);
+      continue;
+    }
+    auto put = [&](const char* k, Stat s) { jr[k] = {{"median", s.median}, {"min", s.min}, {"max", s.max}}; };
+    put("tps", over(r, [](const GenerationStats& g) { return g.tps(); }));
+    put("ttft_ms", over(r, [](const GenerationStats& g) { return g.ttft_s() * 1e3; }));
+    put("tpot_ms", over(r, [](const GenerationStats& g) { return g.tpot_s() * 1e3; }));
+    put("prefill_tps", over(r, [](const GenerationStats& g) { return g.prefill_tps(); }));
+    put("decode_tps", over(r, [](const GenerationStats& g) { return g.decode_tps(); }));
+    put("latency_s", over(r, [](const GenerationStats& g) { return g.latency_s(); }));
+    jr["weight_bytes_per_token"] = r.weight_bytes_per_token;
+    jr["decode_bytes_per_token"] = decode_bytes_per_token(r);
+    jr["achieved_gbps"] = achieved_gbps(r);
+    jr["pct_of_read_bw"] = m.read_bw_gbps > 0 ? 100.0 * achieved_gbps(r) / m.read_bw_gbps : 0.0;
+    jr["reps"] = nlohmann::json::array();
+    for (const auto& g : r.reps)
+      jr["reps"].push_back({{"prefill_s", g.prefill_s}, {"decode_s", g.decode_s}, {"new_tokens", g.new_tokens}});
+    j["rows"].push_back(jr);
+  }
+  return j.dump(2) + "\n";
+}
+
+std::string survey_csv(const SurveyMeta& m, const std::vector<SurveyRow>& rows) {
+  std::ostringstream o;
+  o << "acts,weights,group,mode,tps,tps_min,tps_max,ttft_ms,tpot_ms,prefill_tps,decode_tps,latency_s,"
+       "weight_gb,achieved_gbps,pct_of_read_bw,error\n";
+  for (const auto& r : rows) {
+    o << r.acts << "," << r.weights << "," << r.group << "," << r.mode << ",";
+    if (!r.error.empty()) {
+      std::string e = r.error;
+      std::replace(e.begin(), e.end(), ',', ';');
+      std::replace(e.begin(), e.end(), '\n', ' ');
+      o << ",,,,,,,,,,," << e << "\n";
+      continue;
+    }
+    const Stat tps = over(r, [](const GenerationStats& g) { return g.tps(); });
+    const double gbps = achieved_gbps(r);
+    o << tps.median << "," << tps.min << "," << tps.max << ","
+      << over(r, [](const GenerationStats& g) { return g.ttft_s() * 1e3; }).median << ","
+      << over(r, [](const GenerationStats& g) { return g.tpot_s() * 1e3; }).median << ","
+      << over(r, [](const GenerationStats& g) { return g.prefill_tps(); }).median << ","
+      << over(r, [](const GenerationStats& g) { return g.decode_tps(); }).median << ","
+      << over(r, [](const GenerationStats& g) { return g.latency_s(); }).median << ","
+      << r.weight_bytes_per_token / 1e9 << "," << gbps << ","
+      << (m.read_bw_gbps > 0 ? 100.0 * gbps / m.read_bw_gbps : 0.0) << ",\n";
+  }
+  return o.str();
+}
+
+}  // namespace lowbit
