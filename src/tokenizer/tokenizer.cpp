@@ -6,9 +6,9 @@
 #include <cctype>
 #include <cstring>
 
-#include <nlohmann/json.hpp>
 
 #include "io/gguf.h"
+#include "io/safetensors.h"
 #include "tokenizer/internal.h"
 #include "util/error.h"
 #include "util/mapped_file.h"
@@ -181,42 +181,24 @@ int llama2c_checkpoint_vocab(const uint8_t* data, size_t size) {
   return plausible ? (vocab < 0 ? -vocab : vocab) : 0;
 }
 
-struct SafetensorsTokenizer {
-  std::string kind;                  // metadata "lowbit.tokenizer", "" when absent
-  const uint8_t* bytes = nullptr;    // tensor "tokenizer.bytes"
+// The tokenizer a lowbit .safetensors file embeds: metadata "lowbit.tokenizer" = kind, bytes in the U8 tensor
+// "tokenizer.bytes". kind is "" when the file embeds none.
+struct EmbeddedTokenizerView {
+  std::string kind;
+  const uint8_t* bytes = nullptr;
   size_t size = 0;
 };
 
-// Reads only what the tokenizer needs from a .safetensors file: the metadata key and the byte tensor.
-SafetensorsTokenizer read_safetensors_tokenizer(const MappedFile& f) {
-  const std::string& name = f.path();
-  LB_CHECK(f.size() >= 8, name, ": too small for a safetensors header");
-  uint64_t header_len;
-  std::memcpy(&header_len, f.data(), 8);
-  LB_CHECK(header_len <= f.size() - 8, name, ": safetensors header length ", header_len, " exceeds the file");
-  nlohmann::json h;
-  try {
-    h = nlohmann::json::parse(f.data() + 8, f.data() + 8 + header_len);
-  } catch (const nlohmann::json::exception& e) {
-    fail(name, ": safetensors header is not valid JSON (", e.what(), ")");
-  }
-  SafetensorsTokenizer r;
-  if (!h.is_object() || !h.contains("__metadata__") || !h["__metadata__"].is_object()) return r;
-  const auto& md = h["__metadata__"];
-  if (!md.contains("lowbit.tokenizer") || !md["lowbit.tokenizer"].is_string()) return r;
-  r.kind = md["lowbit.tokenizer"].get<std::string>();
-  LB_CHECK(h.contains("tokenizer.bytes"), name, ": metadata lowbit.tokenizer = \"", r.kind,
-           "\" but there is no tensor \"tokenizer.bytes\"");
-  const auto& t = h["tokenizer.bytes"];
-  LB_CHECK(t.is_object() && t.value("dtype", "") == "U8" && t.contains("data_offsets") && t["data_offsets"].is_array() &&
-               t["data_offsets"].size() == 2,
-           name, ": tensor \"tokenizer.bytes\" must be a U8 tensor with data_offsets");
-  uint64_t b = t["data_offsets"][0].get<uint64_t>(), e = t["data_offsets"][1].get<uint64_t>();
-  uint64_t data_size = f.size() - 8 - header_len;
-  LB_CHECK(b <= e && e <= data_size, name, ": tensor \"tokenizer.bytes\" offsets [", b, ", ", e,
-           ") are outside the data section (", data_size, " bytes)");
-  r.bytes = f.data() + 8 + header_len + b;
-  r.size = static_cast<size_t>(e - b);
+EmbeddedTokenizerView embedded_tokenizer(const SafeTensorsFile& f) {
+  EmbeddedTokenizerView r;
+  auto it = f.metadata.find("lowbit.tokenizer");
+  if (it == f.metadata.end()) return r;
+  const SafeTensorInfo* t = f.find("tokenizer.bytes");
+  LB_CHECK(t, f.path, ": metadata lowbit.tokenizer = \"", it->second, "\" but there is no tensor \"tokenizer.bytes\"");
+  LB_CHECK(t->dtype == "U8", f.path, ": tensor \"tokenizer.bytes\" has dtype ", t->dtype, ", expected U8");
+  r.kind = it->second;
+  r.bytes = t->data;
+  r.size = t->nbytes;
   return r;
 }
 
@@ -236,11 +218,11 @@ std::unique_ptr<Tokenizer> load_from_memory(const uint8_t* data, size_t size, co
   if (kind_hint == "gguf" || kind_hint == "gguf-gpt2" || kind_hint == "gguf-llama" ||
       (kind_hint.empty() && size >= 4 && std::memcmp(data, "GGUF", 4) == 0))
     return tok::load_gguf_tokenizer(GgufFile::parse(data, size, name));
-  if (kind_hint == "hf-bpe") return tok::load_hf_tokenizer_json(text, name, dir_hint);
+  if (kind_hint == "hf-bpe" || kind_hint == "hf-json") return tok::load_hf_tokenizer_json(text, name, dir_hint);
   if (kind_hint == "tiktoken") return tok::load_tiktoken_tokenizer(text, name);
   if (kind_hint == "llama2c") return tok::load_llama2c_tokenizer(data, size, name);
   LB_CHECK(kind_hint.empty(), name, ": unknown tokenizer kind \"", kind_hint,
-           "\" (expected llama2c, tiktoken, hf-bpe or gguf)");
+           "\" (expected llama2c, tiktoken, hf-bpe/hf-json or gguf)");
   size_t first = text.find_first_not_of(" \t\r\n");
   if (first != std::string_view::npos && text[first] == '{') return tok::load_hf_tokenizer_json(text, name, dir_hint);
   if (looks_like_tiktoken(data, size)) return tok::load_tiktoken_tokenizer(text, name);
@@ -264,8 +246,7 @@ std::string find_tokenizer_for(const std::string& model_path, int vocab_size) {
   if (ends_with(model_path, ".gguf")) return model_path;
   const std::string dir = parent_dir(model_path);
   if (ends_with(model_path, ".safetensors")) {
-    auto f = MappedFile::open(model_path);
-    if (!read_safetensors_tokenizer(*f).kind.empty()) return model_path;
+    if (!embedded_tokenizer(SafeTensorsFile::open(model_path)).kind.empty()) return model_path;
     for (const char* n : {"tokenizer.json", "tokenizer.model"})
       if (file_exists(join(dir, n))) return join(dir, n);
     return {};
@@ -286,16 +267,17 @@ std::unique_ptr<Tokenizer> load_tokenizer(const std::string& path) {
     LB_CHECK(!found.empty(), path, ": directory has no tokenizer.json, tokenizer.model or tokenizer.bin");
     return load_tokenizer(found);
   }
-  auto f = MappedFile::open(path);
-  const std::string dir = parent_dir(path);
   if (ends_with(path, ".safetensors")) {
-    SafetensorsTokenizer st = read_safetensors_tokenizer(*f);
-    if (!st.kind.empty())
-      return load_from_memory(st.bytes, st.size, path + " (tensor tokenizer.bytes)", "", st.kind);
+    SafeTensorsFile st = SafeTensorsFile::open(path);
+    EmbeddedTokenizerView emb = embedded_tokenizer(st);
+    if (!emb.kind.empty())
+      return load_from_memory(emb.bytes, emb.size, path + " (tensor tokenizer.bytes)", "", emb.kind);
     std::string found = find_tokenizer_for(path, 0);
     LB_CHECK(!found.empty(), path, ": carries no tokenizer (no \"lowbit.tokenizer\" metadata) and none is beside it");
     return load_tokenizer(found);
   }
+  auto f = MappedFile::open(path);
+  const std::string dir = parent_dir(path);
   if (ends_with(path, ".bin")) {
     // A llama2.c model checkpoint: its tokenizer lies beside it.
     int vocab = llama2c_checkpoint_vocab(f->data(), f->size());

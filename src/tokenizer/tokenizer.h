@@ -57,7 +57,8 @@ class Tokenizer {
 std::unique_ptr<Tokenizer> load_tokenizer(const std::string& path);
 
 // Loads a tokenizer from the bytes of a tokenizer file of the given kind: "llama2c" (tokenizer.bin),
-// "tiktoken" (tokenizer.model), "hf-bpe" (tokenizer.json), "gguf" (a GGUF file; its tensors may be absent).
+// "tiktoken" (tokenizer.model), "hf-bpe" or "hf-json" (tokenizer.json), "gguf" (a GGUF file; its tensors may
+// be absent).
 // This is how the tokenizer embedded in a lowbit .safetensors file (tensor "tokenizer.bytes", metadata
 // "lowbit.tokenizer" = kind) is read. `name` is used in errors.
 std::unique_ptr<Tokenizer> load_tokenizer_from_bytes(const std::string& kind, const uint8_t* data, size_t size,

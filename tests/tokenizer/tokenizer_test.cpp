@@ -529,6 +529,10 @@ TEST(TokenizerHfJson, TinyHandMadeFixture) {
   auto text = tiny_tokenizer_json();
   auto tok = load_tokenizer_from_bytes("hf-bpe", reinterpret_cast<const uint8_t*>(text.data()), text.size(), "tiny.json");
   EXPECT_EQ(tok->vocab_size(), 302);
+  // "hf-json" is the kind name lowbit files use for an embedded tokenizer.json.
+  EXPECT_EQ(load_tokenizer_from_bytes("hf-json", reinterpret_cast<const uint8_t*>(text.data()), text.size(), "tiny.json")
+                ->encode(" lower", false),
+            (std::vector<int>{260}));
   EXPECT_EQ(tok->bos_id(), 300);
   EXPECT_EQ(tok->eos_id(), -1);
   EXPECT_TRUE(tok->adds_bos());
