@@ -7,6 +7,7 @@
 #include <cstdlib>
 
 #include "backend/cuda_api.h"
+#include "engine/calibration.h"
 #include "io/loader.h"
 #include "util/error.h"
 #include "util/mapped_file.h"
@@ -28,9 +29,13 @@ void ModelArgs::add_quant_options(CLI::App& app, bool acts_kv) {
   app.add_option("--scale-rule", scale_rule, "MX scale rule: floor (OCP, default) or rceil (NVIDIA)");
   app.add_option("--lm-head", lm_head, "also quantize the classifier (lm_head) to this format");
   app.add_option("--embeddings", embeddings, "also quantize the token embeddings to this format");
+  app.add_flag("--search-scales", search_scales,
+               "MX/NVFP4 weights: try the neighbouring block scales too, keep the lowest squared error");
   if (acts_kv) {
     app.add_option("--acts,-a", acts, "quantize activations per token: " + format_names(false, true));
-    app.add_option("--kv", kv, "KV-cache format (e.g. int8, fp8-e4m3, int4)");
+    app.add_option("--calibration", calibration,
+                   "activation ranges recorded by `lowbit calibrate` (needed by --acts int8-static / fp8-static)");
+    app.add_option("--kv", kv, "KV-cache format, quantized per head (e.g. int8, fp8-e4m3, int4)");
   }
 }
 
@@ -50,6 +55,7 @@ ModelQuantOptions ModelArgs::quant_options() const {
   auto rule = parse_scale_rule(scale_rule);
   LB_CHECK(rule.has_value(), "--scale-rule: expected floor or rceil, got '", scale_rule, "'");
   q.quant.rule = *rule;
+  q.quant.search_scales = search_scales;
   q.keep = parse_keep_list(keep);
   if (!lm_head.empty()) q.lm_head = parse_format_or_throw(lm_head, "--lm-head");
   if (!embeddings.empty()) q.embeddings = parse_format_or_throw(embeddings, "--embeddings");
@@ -69,6 +75,7 @@ RunnerOptions ModelArgs::runner_options() const {
     r.acts = a;
   }
   if (!kv.empty() && kv != "none") r.kv = parse_format_or_throw(kv, "--kv");
+  if (!calibration.empty()) r.calibration = std::make_shared<ActCalibration>(ActCalibration::load(calibration));
   return r;
 }
 
@@ -94,6 +101,22 @@ std::string resolve_model_path(const std::string& given) {
     if (file_exists(c)) return c;
   fail("no --model given and the default model (", name, ") was not found in $LOWBIT_MODEL, ", d,
        "/../models or ./models; run scripts/setup.sh to fetch it, or pass --model PATH");
+}
+
+std::string resolve_data_file(const std::string& given, const std::string& name) {
+  if (!given.empty()) {
+    LB_CHECK(file_exists(given), given, ": no such file");
+    return given;
+  }
+  std::vector<std::string> candidates;
+  if (const char* e = std::getenv("LOWBIT_DATA")) candidates.push_back(std::string(e) + "/" + name);
+  const std::string d = exe_dir();
+  candidates.push_back(d + "/../data/" + name);  // build/lowbit -> data/
+  candidates.push_back(d + "/../share/lowbit/data/" + name);
+  candidates.push_back("data/" + name);
+  for (const auto& c : candidates)
+    if (file_exists(c)) return c;
+  fail("the data file ", name, " was not found in $LOWBIT_DATA, ", d, "/../data or ./data; pass the file explicitly");
 }
 
 Model load_model_for_run(const ModelArgs& args, bool progress) {

@@ -18,6 +18,8 @@ struct ModelArgs {
   std::string tokenizer;   // "" = next to / inside the model
   std::string device = "auto";
   std::string weights, acts, kv, lm_head, embeddings, keep;
+  std::string calibration;  // static activation ranges (lowbit calibrate), for --acts int8-static / fp8-static
+  bool search_scales = false;  // MX / NVFP4: also try the neighbouring block scales, keep the lowest error
   std::string scale_rule = "floor";
   std::string mode = "graph";
   int group = 0, threads = 0, max_seq_len = 0;
@@ -36,6 +38,10 @@ struct ModelArgs {
 // The model path: as given, or the default model (SmolLM2-135M-Instruct fetched by scripts/setup.sh),
 // looked up in $LOWBIT_MODEL, then models/ next to the executable's build dir, then ./models.
 std::string resolve_model_path(const std::string& given);
+
+// A data file shipped with lowbit (data/): `given` when non-empty, else `name` looked up in $LOWBIT_DATA,
+// data/ next to the executable's build dir, share/lowbit/data, then ./data. Error when absent.
+std::string resolve_data_file(const std::string& given, const std::string& name);
 
 // Loads the model named by args and applies --weights/--lm-head/--embeddings (on-the-fly quantization).
 Model load_model_for_run(const ModelArgs& args, bool progress = true);

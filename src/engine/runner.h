@@ -11,10 +11,16 @@ namespace lowbit {
 
 struct Model;
 class Sampler;
+struct ActCalibration;
 
 struct RunnerOptions {
   int max_seq_len = 0;               // KV-cache positions; 0 = min(model's max, 4096)
   std::optional<Format> acts;        // per-token activation quantization of linear inputs (none = A16/A32)
+  // Static activation ranges (engine/calibration.h): required by the static act formats (int8-static,
+  // fp8-static), which take each linear input's per-tensor scale from them.
+  std::shared_ptr<const ActCalibration> calibration;
+  // CPU: when set, every linear input's absmax is folded into this table (lowbit calibrate).
+  ActCalibration* record_calibration = nullptr;
   std::optional<Format> kv;          // KV-cache format (none = the compute type)
   int threads = 0;                   // CPU threads (0 = all cores)
   std::string mode = "graph";        // CUDA: eager | graph | autotune

@@ -45,6 +45,8 @@ enum class Method : uint8_t { None, AbsMax, MinMax, Hqq, AbsMean, Mx, NvFp4 };
 
 //  X(ID,        name,            elem, scheme,        block, default_group, method, weight, act, summary)
 // block: fixed block size (MX 32, NVFP4 16); default_group: group size of group-wise formats (--group).
+// The *-static formats are activation-only: one per-tensor scale from a calibrated range
+// (QuantOptions::static_amax, recorded by `lowbit calibrate`) instead of each token's own range.
 #define LOWBIT_FORMATS(X)                                                                                     \
   X(F32,        "f32",             F32,  None,         0,  0,   None,    true, true,  "fp32 reference")     \
   X(BF16,       "bf16",            BF16, None,         0,  0,   None,    true, true,  "bfloat16")           \
@@ -70,7 +72,9 @@ enum class Method : uint8_t { None, AbsMax, MinMax, Hqq, AbsMean, Mx, NvFp4 };
   X(MXFP6_E2M3, "mxfp6-e2m3",      E2M3, BlockE8M0,    32, 0,   Mx,      true, false, "OCP MXFP6 E2M3") \
   X(MXFP4,      "mxfp4",           E2M1, BlockE8M0,    32, 0,   Mx,      true, true,  "OCP MXFP4 (E2M1)") \
   X(MXINT8,     "mxint8",          MXI8, BlockE8M0,    32, 0,   Mx,      true, true,  "OCP MXINT8") \
-  X(NVFP4,      "nvfp4",           E2M1, BlockE4M3F32, 16, 0,   NvFp4,   true, true,  "NVFP4: E2M1, E4M3 per 16, fp32 per tensor")
+  X(NVFP4,      "nvfp4",           E2M1, BlockE4M3F32, 16, 0,   NvFp4,   true, true,  "NVFP4: E2M1, E4M3 per 16, fp32 per tensor") \
+  X(INT8_STATIC, "int8-static",    I8,   TensorF32,    0,  0,   AbsMax,  false, true, "int8 activations, calibrated per-tensor scale") \
+  X(FP8_STATIC, "fp8-static",      E4M3, TensorF32,    0,  0,   AbsMax,  false, true, "fp8 E4M3 activations, calibrated per-tensor scale")
 
 enum class Format : uint8_t {
 #define LOWBIT_X(id, ...) id,
@@ -96,6 +100,11 @@ struct FormatInfo {
 };
 
 const FormatInfo& format_info(Format f);
+// Static activation formats (int8-static, fp8-static): activation-only, one calibrated per-tensor scale.
+inline bool is_static_act(Format f) { return f == Format::INT8_STATIC || f == Format::FP8_STATIC; }
+// The per-row format a static format's tokens equal once the calibrated scale is every row's scale
+// (int8-static -> int8, fp8-static -> fp8-e4m3): the kernels of the twin serve the static format.
+inline Format static_act_twin(Format f) { return f == Format::INT8_STATIC ? Format::INT8 : Format::FP8_E4M3; }
 std::span<const FormatInfo> all_formats();
 const char* format_name(Format f);
 

@@ -62,6 +62,9 @@ struct QuantOptions {
   int hqq_iters = 20;
   // Scale search for block formats (issue: quality): try neighbouring block scales, keep the lowest error.
   bool search_scales = false;
+  // Static activation formats (int8-static, fp8-static): the calibrated absmax the per-tensor scale comes
+  // from (int8: amax / 127, fp8: amax / 448); values beyond it saturate. 0 = the input's own absmax.
+  float static_amax = 0.0f;
 };
 
 // Quantizes x[rows, cols] (fp32, row-major) to `fmt`. Throws Error for impossible options.

@@ -13,7 +13,7 @@
 namespace lowbit::detail {
 
 void quantize_plain(const float* x, QTensor& t);                               // f32, bf16, fp16
-void quantize_row_scaled(const float* x, QTensor& t);                          // fp8, int8, fp6 (row/tensor scale)
+void quantize_row_scaled(const float* x, QTensor& t, const QuantOptions& o);   // fp8, int8, fp6 (row/tensor), *-static
 void quantize_group_affine(const float* x, QTensor& t, const QuantOptions& o);  // int4/2/1 RTN and HQQ
 void quantize_ternary(const float* x, QTensor& t);                             // ternary, ternary-1.6
 void quantize_mx(const float* x, QTensor& t, const QuantOptions& o);           // MXFP8/6/4, MXINT8

@@ -44,6 +44,9 @@ QTensor quantize(const float* x, int64_t rows, int64_t cols, Format fmt, const Q
              " must be > 0");
   }
 
+  LB_CHECK(opt.static_amax >= 0.0f && std::isfinite(opt.static_amax), w, ": static activation range ",
+           opt.static_amax, " must be finite and >= 0");
+
   t.codes = Buffer::zeros(row_code_bytes(fmt, cols) * size_t(rows));
   const size_t ns = size_t(scales_per_row(fmt, cols, t.group)) * size_t(rows);
   switch (fi.scheme) {
@@ -60,7 +63,7 @@ QTensor quantize(const float* x, int64_t rows, int64_t cols, Format fmt, const Q
 
   switch (fi.method) {
     case Method::None: detail::quantize_plain(x, t); break;
-    case Method::AbsMax: detail::quantize_row_scaled(x, t); break;
+    case Method::AbsMax: detail::quantize_row_scaled(x, t, opt); break;
     case Method::MinMax:
     case Method::Hqq: detail::quantize_group_affine(x, t, opt); break;
     case Method::AbsMean: detail::quantize_ternary(x, t); break;

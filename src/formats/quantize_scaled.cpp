@@ -1,7 +1,10 @@
 // Formats with one fp32 scale per row or per tensor: fp8 E4M3/E5M2 (per row and per tensor), fp6
-// E3M2/E2M3 (per row) and int8 (per row, expressed through the torchao affine primitives).
+// E3M2/E2M3 (per row) and int8 (per row, expressed through the torchao affine primitives), and the static
+// activation formats int8-static / fp8-static (per tensor).
 //   minifloat: s = amax / max_elem (s = 1 when that is 0), q = rne_sat(x / s), x' = elem(q) * s
 //   int8:      s = max(amax / 127, 2^-23), q = clamp(rne(x * (1/s)), -128, 127), x' = q * s
+// For the static formats amax is the calibrated QuantOptions::static_amax when given (values beyond it
+// saturate), else the tensor's own absmax.
 // A non-finite value makes its unit's scale NaN (codes 0): the row (or tensor) decodes to NaN.
 #include <algorithm>
 #include <cmath>
@@ -61,10 +64,33 @@ AffineSpec int8_quant_spec() {
 
 }  // namespace
 
-void quantize_row_scaled(const float* x, QTensor& t) {
+void quantize_row_scaled(const float* x, QTensor& t, const QuantOptions& o) {
   const FormatInfo& fi = t.info();
   const int64_t rows = t.rows, cols = t.cols;
   uint8_t* scales = t.scales.mutable_data();
+  // the range a static format's scale comes from: calibrated, or the tensor's own
+  auto static_range = [&] {
+    Range rg = range_of(x, rows * cols);
+    if (o.static_amax > 0.0f) rg.amax = o.static_amax;
+    return rg;
+  };
+
+  if (fi.elem == ElemType::I8 && fi.scheme == ScaleScheme::TensorF32) {
+    const Range rg = static_range();
+    if (!rg.finite) {
+      t.tensor_scale = NAN;
+      return;
+    }
+    const AffineSpec choose = int8_choose_spec(), quant = int8_quant_spec();
+    const AffineBlockParams p = choose_qparams_affine_block(-rg.amax, rg.amax, choose);
+    t.tensor_scale = p.scale;
+#pragma omp parallel for schedule(static) if (rows * cols > (1 << 16))
+    for (int64_t r = 0; r < rows; ++r) {
+      uint8_t* codes = t.codes.mutable_data() + size_t(r) * t.row_bytes();
+      for (int64_t j = 0; j < cols; ++j) codes[j] = uint8_t(int8_t(quantize_affine_value(x[r * cols + j], p, quant)));
+    }
+    return;
+  }
 
   if (fi.elem == ElemType::I8) {
     LB_CHECK(fi.scheme == ScaleScheme::RowF32, "quantize ", fi.name, ": int8 takes a per-row scale");
@@ -89,7 +115,7 @@ void quantize_row_scaled(const float* x, QTensor& t) {
     using Codec = decltype(codec);
     const float max_elem = codec_max_value<Codec>();
     if (fi.scheme == ScaleScheme::TensorF32) {
-      const Range rg = range_of(x, rows * cols);
+      const Range rg = is_static_act(t.fmt) ? static_range() : range_of(x, rows * cols);
       t.tensor_scale = minifloat_scale(rg, max_elem);
 #pragma omp parallel for schedule(static) if (rows * cols > (1 << 16))
       for (int64_t r = 0; r < rows; ++r)

@@ -47,13 +47,17 @@ void check_pair(std::optional<Format> act, Format wf, int64_t M, int64_t K, int6
   x[0] = 9.0f;  // an activation outlier
   const std::vector<float> w = gaussian(size_t(N * K), seed + 1, 0.05f);
   const QTensor W = quantize(w.data(), N, K, wf, QuantOptions{.group = group}, "w");
+  // static activation formats: a calibrated range below the outlier, so that it saturates
+  const float act_amax = act && is_static_act(*act) ? 6.0f : 0.0f;
   std::vector<float> y(static_cast<size_t>(M * N)), yr(size_t(M * N));
-  qlinear(x.data(), M, W, act, y.data());
-  qlinear_ref(x.data(), M, W, act, yr.data());
+  qlinear(x.data(), M, W, act, y.data(), act_amax);
+  qlinear_ref(x.data(), M, W, act, yr.data(), act_amax);
 
   std::vector<float> xd = x;
   if (act) {
-    const std::vector<QTensor> q = quantize_per_token(x.data(), M, K, *act);
+    QuantOptions o;
+    o.static_amax = act_amax;
+    const std::vector<QTensor> q = quantize_per_token(x.data(), M, K, *act, o);
     for (int64_t m = 0; m < M; ++m) dequantize_row(q[size_t(m)], 0, xd.data() + m * K);
   }
   const std::vector<double> a = weight_magnitudes(W);
@@ -116,6 +120,9 @@ TEST(FormatsQlinear, QuantizedActivationPairsOddShapes) {
       {Format::INT8, Format::INT4_HQQ, QKernel::Int8xGroup},
       {Format::INT8, Format::INT2, QKernel::Int8xGroup},
       {Format::INT8, Format::INT1_HQQ, QKernel::Int8xGroup},
+      {Format::INT8_STATIC, Format::INT8, QKernel::Int8xInt8},         // static: the per-row twin's kernels
+      {Format::INT8_STATIC, Format::INT4_HQQ, QKernel::Int8xGroup},
+      {Format::FP8_STATIC, Format::FP8_E4M3, QKernel::RowScaled},
       {Format::NVFP4, Format::MXFP4, QKernel::DequantAct},
       {Format::MXFP4, Format::INT4, QKernel::DequantAct},
       {Format::BF16, Format::INT8, QKernel::DequantAct},

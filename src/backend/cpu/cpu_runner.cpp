@@ -9,6 +9,7 @@
 #include "backend/cpu/kv_cache.h"
 #include "backend/cpu/ops.h"
 #include "backend/cpu/qlinear.h"
+#include "engine/calibration.h"
 #include "engine/runner.h"
 #include "model/model.h"
 #include "util/error.h"
@@ -27,6 +28,17 @@ class CpuRunner final : public Runner {
     LB_CHECK(!m.weights.layers.empty() && m.weights.tok_embeddings.rows == c_.vocab_size,
              m.path, ": model has no weights loaded (config-only?)");
     kv_ = std::make_unique<KvCache>(c_.n_layers, max_seq_, c_.kv_dim(), opt.kv, c_.head_dim);
+    linear_names_ = calibration_names(c_.n_layers);
+    if (opt.acts && is_static_act(*opt.acts)) {
+      LB_CHECK(opt.calibration != nullptr, "--acts ", format_name(*opt.acts),
+               ": static activation quantization needs the activation ranges of this model; record them with "
+               "`lowbit calibrate --model M --text FILE --out cal.json` and pass --calibration cal.json");
+      opt.calibration->check_model(c_);
+      for (const auto& n : linear_names_) static_amax_.push_back(opt.calibration->range_of(n));
+    }
+    if (opt.record_calibration)
+      LB_CHECK(opt.record_calibration->n_layers == c_.n_layers && opt.record_calibration->dim == c_.dim,
+               "activation recording: the table was made for another model shape (ActCalibration::for_model)");
     // rotary table: [max_seq, head_dim/2] (cos, sin) pairs
     const std::vector<float> inv = c_.rope_inv_freq();
     const int half = c_.head_dim / 2;
@@ -54,7 +66,11 @@ class CpuRunner final : public Runner {
   }
 
  private:
-  void linear(const float* x, int n, const QTensor& w, float* y) { qlinear(x, n, w, opt_.acts, y); }
+  // The linear layer `slot` (calibration_names order: layer * 7 + wq,wk,wv,wo,w1,w3,w2; last = output).
+  void linear(const float* x, int n, const QTensor& w, float* y, int slot) {
+    if (opt_.record_calibration) opt_.record_calibration->observe(linear_names_[slot], x, int64_t(n) * w.cols);
+    qlinear(x, n, w, opt_.acts, y, static_amax_.empty() ? 0.0f : static_amax_[slot]);
+  }
 
   void run(const int* tokens, int n, int pos, bool all_logits) {
     LB_CHECK(n > 0, "forward: no tokens");
@@ -84,9 +100,9 @@ class CpuRunner final : public Runner {
       const LayerWeights& L = m_.weights.layers[l];
       // attention block
       rmsnorm(xb_.data(), x_.data(), L.attn_norm.data(), n, dim, c_.norm_eps);
-      linear(xb_.data(), n, L.wq, q_.data());
-      linear(xb_.data(), n, L.wk, k_.data());
-      linear(xb_.data(), n, L.wv, v_.data());
+      linear(xb_.data(), n, L.wq, q_.data(), l * kLinearsPerLayer + 0);
+      linear(xb_.data(), n, L.wk, k_.data(), l * kLinearsPerLayer + 1);
+      linear(xb_.data(), n, L.wv, v_.data(), l * kLinearsPerLayer + 2);
       for (int i = 0; i < n; ++i) {
         const float* cs = rope_.data() + size_t(pos + i) * hd;
         rope(q_.data() + size_t(i) * qd, c_.n_heads, hd, cs, c_.rope_interleaved);
@@ -121,15 +137,15 @@ class CpuRunner final : public Runner {
           }
         }
       }
-      linear(att_.data(), n, L.wo, proj_.data());
+      linear(att_.data(), n, L.wo, proj_.data(), l * kLinearsPerLayer + 3);
       for (size_t j = 0; j < N * dim; ++j) x_[j] += proj_[j];
 
       // feed-forward block (SwiGLU)
       rmsnorm(xb_.data(), x_.data(), L.ffn_norm.data(), n, dim, c_.norm_eps);
-      linear(xb_.data(), n, L.w1, h1_.data());
-      linear(xb_.data(), n, L.w3, h3_.data());
+      linear(xb_.data(), n, L.w1, h1_.data(), l * kLinearsPerLayer + 4);
+      linear(xb_.data(), n, L.w3, h3_.data(), l * kLinearsPerLayer + 5);
       swiglu(h1_.data(), h3_.data(), int64_t(N) * hid);
-      linear(h1_.data(), n, L.w2, proj_.data());
+      linear(h1_.data(), n, L.w2, proj_.data(), l * kLinearsPerLayer + 6);
       for (size_t j = 0; j < N * dim; ++j) x_[j] += proj_[j];
     }
 
@@ -138,7 +154,7 @@ class CpuRunner final : public Runner {
     const int rows = n - first;
     rmsnorm(xb_.data(), x_.data() + size_t(first) * dim, m_.weights.norm.data(), rows, dim, c_.norm_eps);
     logits_.resize(size_t(rows) * V);
-    linear(xb_.data(), rows, m_.weights.output, logits_.data());
+    linear(xb_.data(), rows, m_.weights.output, logits_.data(), c_.n_layers * kLinearsPerLayer);
   }
 
   Model& m_;
@@ -147,6 +163,8 @@ class CpuRunner final : public Runner {
   int threads_ = 1, max_seq_ = 0;
   std::unique_ptr<KvCache> kv_;
   std::vector<float> rope_;  // [max_seq, head_dim/2, 2]
+  std::vector<std::string> linear_names_;  // [n_layers * 7 + 1] calibration names of the linear layers
+  std::vector<float> static_amax_;         // [n_layers * 7 + 1] calibrated input ranges (static acts only)
   std::vector<float> x_, xb_, q_, k_, v_, att_, proj_, h1_, h3_, logits_;
 };
 

@@ -12,6 +12,12 @@ KvCache::KvCache(int n_layers, int max_seq, int kv_dim, std::optional<Format> fm
     : n_layers_(n_layers), max_seq_(max_seq), kv_dim_(kv_dim), head_dim_(head_dim > 0 ? head_dim : kv_dim),
       fmt_(fmt) {
   if (fmt_ && *fmt_ == Format::F32) fmt_.reset();
+  LB_CHECK(!fmt_ || !is_static_act(*fmt_), "--kv ", format_name(*fmt_),
+           ": static formats need a calibrated range and are for linear-layer inputs; use int8 or fp8-e4m3 "
+           "(per-head scales)");
+  if (fmt_ && format_info(*fmt_).scheme == ScaleScheme::GroupAffine)
+    LB_CHECK(head_dim_ % 32 == 0, "--kv ", format_name(*fmt_), ": group-wise formats quantize each head in groups of "
+             "a multiple of 32, but this model's head_dim is ", head_dim_, "; use int8, fp8-e4m3, mxfp4 or nvfp4");
   LB_CHECK(kv_dim % head_dim_ == 0, "KV cache: kv_dim ", kv_dim, " is not a multiple of head_dim ", head_dim_);
   const size_t n = size_t(n_layers) * max_seq * kv_dim;
   k_.assign(n, 0.0f);
