@@ -227,6 +227,7 @@ int run_eval(EvalArgs& a) {
       auto model = std::make_unique<Model>(base);  // shares the loaded buffers; quantization replaces tensors
       ModelQuantOptions q = ra.quant_options();
       q.progress = false;
+      if (ra.weights.empty()) q.keep.push_back("layers.*");  // lm_head / embeddings only: blocks as loaded
       if (!ra.weights.empty() || q.lm_head || q.embeddings) quantize_model(*model, q);
       row.bpw_linear = linear_bits_per_weight(*model);
       row.bpw_model = model_bits_per_weight(*model);

@@ -126,6 +126,7 @@ Model load_model_for_run(const ModelArgs& args, bool progress) {
   Model m = load_model(resolve_model_path(args.model), lo);
   ModelQuantOptions q = args.quant_options();
   q.progress = progress;
+  if (args.weights.empty()) q.keep.push_back("layers.*");  // --lm-head / --embeddings alone: blocks as loaded
   if (!args.weights.empty() || q.lm_head || q.embeddings) quantize_model(m, q);
   return m;
 }

@@ -19,6 +19,10 @@ void quantize_ternary(const float* x, QTensor& t);                             /
 void quantize_mx(const float* x, QTensor& t, const QuantOptions& o);           // MXFP8/6/4, MXINT8
 void quantize_nvfp4(const float* x, QTensor& t, const QuantOptions& o);        // NVFP4
 
+// E2M1 round to nearest even with saturation, by comparisons (the NVFP4 scale search evaluates many
+// candidate scales); equals FP4E2M1::round for every finite x (tests/formats).
+float e2m1_round_fast(float x);
+
 inline void store_f32(uint8_t* p, float v) { std::memcpy(p, &v, 4); }
 inline float load_f32(const uint8_t* p) {
   float v;

@@ -6,7 +6,8 @@
 //   x'      = e2m1(q) * fl(S_dec_b / S_enc)
 // tensor_amax is over the finite values; a block holding a non-finite value gets the E4M3 NaN scale
 // (0x7F) and decodes to NaN. For per-token activations the "tensor" is the token row (quantize_per_token).
-// search_scales: the E4M3 scale codes one below and one above are tried too (lowest squared error wins).
+// search_scales: the E4M3 scale codes within one binade below and above (8 codes each way) are tried too;
+// the lowest squared block error wins (ties keep TE's code).
 #include <algorithm>
 #include <cfloat>
 #include <cmath>
@@ -19,6 +20,10 @@ namespace lowbit::detail {
 namespace {
 
 constexpr float kOneSixth = 1.0f / 6.0f;
+// Scale search radius in E4M3 codes: 3 mantissa bits give 8 codes per binade, so +-8 spans a factor of 2
+// either way. On SmolLM2 the squared weight error keeps falling well past +-1 (a smaller scale that clips
+// the block's largest element often fits E2M1's uneven grid better), and so does KL (docs/quality.md).
+constexpr int kScaleSearchCodes = 8;
 
 float nvfp4_encode_scale(float tensor_amax) {
   const float s = 448.0f * 6.0f / tensor_amax;
@@ -29,15 +34,37 @@ float nvfp4_encode_scale(float tensor_amax) {
 // The element multiplier for a block scale code (TE's compute_scaling_coefficient<float>).
 float elem_scale(float s_dec, float s_enc) { return std::min(1.0f / (s_dec * (1.0f / s_enc)), FLT_MAX); }
 
+}  // namespace
+
+float e2m1_round_fast(float x) {
+  // the E2M1 grid 0 .5 1 1.5 2 3 4 6: midpoints .25 .75 1.25 1.75 2.5 3.5 5; an exact tie goes to the even
+  // code (0, 1, 1, 2, 2, 4, 4), hence <= at the midpoints below an even code and < above one
+  // (branch-free: the steps between neighbouring grid values are summed, so the loop vectorizes; beyond 5
+  // everything lands on 6, the codec's saturation)
+  const float a = std::fabs(x);
+  const float r = 0.5f * float(a > 0.25f) + 0.5f * float(a >= 0.75f) + 0.5f * float(a > 1.25f) +
+                  0.5f * float(a >= 1.75f) + 1.0f * float(a > 2.5f) + 1.0f * float(a >= 3.5f) + 2.0f * float(a > 5.0f);
+  return std::copysign(r, x);
+}
+
+namespace {
+
 double block_sq_error(const float* v, int64_t n, uint8_t sc, float s_enc) {
   const float s_dec = FP8E4M3::decode(sc);
   const float es = elem_scale(s_dec, s_enc), f = s_dec / s_enc;
-  double e = 0.0;
-  for (int64_t i = 0; i < n; ++i) {
-    const float q = s_dec == 0.0f ? 0.0f : FP4E2M1::round(v[i] * es);
-    const double d = double(q * f) - double(v[i]);
-    e += d * d;
+  if (s_dec == 0.0f) {
+    double e = 0.0;
+    for (int64_t i = 0; i < n; ++i) e += double(v[i]) * double(v[i]);
+    return e;
   }
+  // squared errors first (a loop without a reduction vectorizes), then their sum in double
+  float sq[16];  // n <= 16: one NVFP4 block
+  for (int64_t i = 0; i < n; ++i) {
+    const float d = e2m1_round_fast(v[i] * es) * f - v[i];
+    sq[i] = d * d;
+  }
+  double e = 0.0;
+  for (int64_t i = 0; i < n; ++i) e += double(sq[i]);
   return e;
 }
 
@@ -72,8 +99,9 @@ void quantize_nvfp4(const float* x, QTensor& t, const QuantOptions& o) {
       if (o.search_scales && amax > 0.0f) {
         double best = block_sq_error(v, n, sc, s_enc);
         const int base = sc;
-        for (int d : {-1, 1}) {
+        for (int d = -kScaleSearchCodes; d <= kScaleSearchCodes; ++d) {
           const int cand = base + d;
+          if (d == 0) continue;
           if (cand < 0 || cand > int(FP8E4M3::kMaxMag)) continue;
           const double e = block_sq_error(v, n, uint8_t(cand), s_enc);
           if (e < best) {

@@ -118,10 +118,10 @@ TEST_F(EvalCli, RowSpecsSetEveryKnob) {
   const std::string json = path("rows.json");
   const test::CmdResult r = test::run_cli(
       "eval" + model_args() + " --text " + text() + " --ctx 64 --windows 1 -q --json " + json +
-      " --row 'w=int4-hqq g=32 kv=int8 head=int8 emb=fp8-e4m3' --row mxfp4+search --row 'kv=nvfp4'");
+      " --row 'w=int4-hqq g=32 kv=int8 head=int8 emb=fp8-e4m3' --row mxfp4+search --row 'kv=nvfp4' --row f32 --row head=int8 --row emb=int8");
   ASSERT_EQ(r.status, 0) << r.err;
   const nlohmann::json j = nlohmann::json::parse(read(json));
-  ASSERT_EQ(j["rows"].size(), 4u);
+  ASSERT_EQ(j["rows"].size(), 7u);
   const auto& a = j["rows"][1];
   EXPECT_EQ(a["weights"], "int4-hqq");
   EXPECT_EQ(a["group"], 32);
@@ -133,6 +133,18 @@ TEST_F(EvalCli, RowSpecsSetEveryKnob) {
   EXPECT_EQ(j["rows"][3]["weights"], "f32");  // KV only: the weights stay as loaded
   EXPECT_EQ(j["rows"][3]["kv"], "nvfp4");
   EXPECT_GT(j["rows"][3]["kl_mean"].get<double>(), 0.0);
+  // f32 weights are the loaded weights: a second runner on a copy of the model gives the same logits
+  EXPECT_EQ(j["rows"][4]["kl_mean"].get<double>(), 0.0);
+  EXPECT_EQ(j["rows"][4]["perplexity"].get<double>(), j["rows"][0]["perplexity"].get<double>());
+  // the classifier alone (stories260K ties it to the embeddings: it gets its own int8 copy) ...
+  EXPECT_EQ(j["rows"][5]["lm_head"], "int8");
+  EXPECT_EQ(j["rows"][5]["embeddings"], "-");
+  EXPECT_GT(j["rows"][5]["kl_mean"].get<double>(), 0.0);
+  EXPECT_EQ(j["rows"][5]["bits_per_weight_linear"].get<double>(), 32.0);
+  // ... and the embedding table alone (tied: the classifier reads the same int8 table)
+  EXPECT_EQ(j["rows"][6]["embeddings"], "int8");
+  EXPECT_GT(j["rows"][6]["kl_mean"].get<double>(), 0.0);
+  EXPECT_LT(j["rows"][6]["bits_per_weight_model"].get<double>(), j["rows"][0]["bits_per_weight_model"].get<double>());
 }
 
 TEST_F(EvalCli, Errors) {

@@ -3,6 +3,7 @@
 // when choosing a format. One evaluation (every configuration over the same windows, the reference run
 // once per window) serves all the tests below.
 #include <cmath>
+#include <cstdio>
 #include <fstream>
 #include <map>
 #include <memory>
@@ -24,8 +25,9 @@
 namespace lowbit {
 namespace {
 
-// 2 windows of 256 positions: ~510 scored positions, enough for orderings whose gaps are large multiples
-// of the window-to-window spread, small enough for this suite's time budget on 2 cores.
+// 2 windows of 256 positions, 510 scored: small enough for this suite's time budget on 2 cores. The gaps
+// asserted below held in each of 8 separate 510-position samples of the book (docs/quality.md): HQQ over
+// RTN by 7-17%, MXFP4 scale search 13-19%, NVFP4 scale search several percent.
 constexpr int kCtx = 256;
 constexpr int kWindows = 2;
 
@@ -51,17 +53,22 @@ class QualitySmolLM2 : public ::testing::Test {
     lo.progress = false;
     base_ = std::make_unique<Model>(load_model(test::smollm2(), lo));
     auto tok = load_tokenizer(test::smollm2());
-    // the prose of chapter 1 (the title page's blank lines would dominate a short sample)
+    // one window from a third of the way into the book and one from two thirds: two chapters of prose
+    // (the title page's blank lines would dominate a sample from the start)
     const std::string book = read_file(std::string(LOWBIT_SOURCE_DIR) + "/data/persuasion.txt");
-    const size_t start = book.find("Sir Walter Elliot, of Kellynch Hall");
-    ASSERT_NE(start, std::string::npos);
-    const std::vector<int> tokens = tok->encode(book.substr(start, 8000), /*bos=*/false);
+    ASSERT_GT(book.size(), 400000u);
+    std::vector<int> tokens;
+    for (size_t at : {book.size() / 3, 2 * book.size() / 3}) {
+      std::vector<int> part = tok->encode(book.substr(at, 4 * kCtx * 2), /*bos=*/false);  // ~2 tokens spare per 4 chars
+      ASSERT_GE(part.size(), size_t(kCtx));
+      tokens.insert(tokens.end(), part.begin(), part.begin() + kCtx);
+    }
     const std::string cal_text = read_file(std::string(LOWBIT_SOURCE_DIR) + "/data/northanger_abbey_1-5.txt");
     std::vector<int> cal_tokens = tok->encode(cal_text.substr(0, 6000), false);
 
     CalibrateOptions co;
     co.ctx = kCtx;
-    co.max_windows = 2;
+    co.max_windows = 1;
     auto cal = std::make_shared<ActCalibration>(calibrate_activations(*base_, cal_tokens, co));
 
     auto weights = [](Format f) {
@@ -73,8 +80,8 @@ class QualitySmolLM2 : public ::testing::Test {
       return c;
     };
     std::vector<Config> configs;
-    for (Format f : {Format::F32, Format::BF16, Format::INT8, Format::INT4, Format::INT2, Format::INT4_HQQ,
-                     Format::INT2_HQQ, Format::MXFP8_E4M3, Format::MXFP4, Format::NVFP4})
+    for (Format f : {Format::BF16, Format::INT8, Format::INT4, Format::INT2, Format::INT4_HQQ, Format::MXFP8_E4M3,
+                     Format::MXFP4, Format::NVFP4})
       configs.push_back(weights(f));
     for (Format f : {Format::MXFP4, Format::NVFP4}) {
       Config c = weights(f);
@@ -82,7 +89,7 @@ class QualitySmolLM2 : public ::testing::Test {
       c.quant.quant.search_scales = true;
       configs.push_back(c);
     }
-    for (Format kv : {Format::INT8, Format::FP8_E4M3, Format::INT4}) {
+    for (Format kv : {Format::INT8, Format::INT4}) {
       Config c;
       c.label = std::string("kv ") + format_name(kv);
       c.run.kv = kv;
@@ -95,14 +102,6 @@ class QualitySmolLM2 : public ::testing::Test {
       c.run.calibration = cal;
       configs.push_back(c);
     }
-    Config head = weights(Format::F32);
-    head.label = "lm_head int8";
-    head.quant.lm_head = Format::INT8;
-    configs.push_back(head);
-    Config emb = weights(Format::F32);
-    emb.label = "embeddings int8";
-    emb.quant.embeddings = Format::INT8;
-    configs.push_back(emb);
 
     RunnerOptions ro;
     ro.max_seq_len = kCtx;
@@ -122,9 +121,13 @@ class QualitySmolLM2 : public ::testing::Test {
     qo.max_windows = kWindows;
     const QualityResult r = evaluate_quality(*ref, live, tokens, qo);
     reference_ = r.reference;
+    std::printf("SmolLM2-135M, %lld positions: reference perplexity %.4f\n", (long long)reference_.positions,
+                reference_.perplexity());
     for (size_t i = 0; i < configs.size(); ++i) {
       ASSERT_TRUE(r.errors[i].empty()) << configs[i].label << ": " << r.errors[i];
       results_[configs[i].label] = r.configs[i];
+      std::printf("  %-18s KL %.4e  perplexity %.4f  top-1 %.2f%%\n", configs[i].label.c_str(), r.configs[i].mean_kl(),
+                  r.configs[i].perplexity(), 100.0 * r.configs[i].top1());
     }
   }
   static void TearDownTestSuite() { base_.reset(); }
@@ -150,9 +153,6 @@ TEST_F(QualitySmolLM2, ReferenceAgainstItselfIsExact) {
   EXPECT_EQ(reference_.positions, int64_t(kWindows) * (kCtx - 1));  // no BOS: the first token of a window is context
   EXPECT_EQ(reference_.kl_sum, 0.0);
   EXPECT_EQ(reference_.top1(), 1.0);
-  // f32 weights are the loaded weights: the same arithmetic, bit for bit
-  EXPECT_EQ(results_["f32"].kl_sum, 0.0);
-  EXPECT_EQ(results_["f32"].nll_sum, reference_.nll_sum);
 }
 
 TEST_F(QualitySmolLM2, PerplexityOfTheReferenceIsSane) {
@@ -180,8 +180,8 @@ TEST_F(QualitySmolLM2, IntegerWidthsOrder) {
 }
 
 TEST_F(QualitySmolLM2, HqqBeatsRtnAtTheSameBits) {
+  // at 4 bits, where the format is usable; at 2 bits both are far from the model (docs/quality.md)
   EXPECT_LT(kl("int4-hqq"), kl("int4"));
-  EXPECT_LT(kl("int2-hqq"), kl("int2"));
 }
 
 TEST_F(QualitySmolLM2, MicroscalingWidthsOrder) {
@@ -197,7 +197,6 @@ TEST_F(QualitySmolLM2, ScaleSearchLowersBlockFormatKl) {
 TEST_F(QualitySmolLM2, KvCacheFormatsOrder) {
   EXPECT_GT(kl("kv int8"), 0.0);
   EXPECT_LT(kl("kv int8"), kl("kv int4"));
-  EXPECT_LT(kl("kv fp8-e4m3"), kl("kv int4"));
   EXPECT_LT(kl("kv int8"), kl("int8"));  // per-head int8 of the cache costs less than int8 weights
 }
 
@@ -207,12 +206,6 @@ TEST_F(QualitySmolLM2, StaticAndDynamicActivationsBothMeasured) {
   EXPECT_LT(kl("acts int8"), kl("acts int8-static"));  // per-token scales follow each token's range
 }
 
-TEST_F(QualitySmolLM2, LmHeadAndEmbeddingQuantizationAreApplied) {
-  EXPECT_GT(kl("lm_head int8"), 0.0);
-  EXPECT_GT(kl("embeddings int8"), 0.0);
-  EXPECT_LT(kl("lm_head int8"), kl("int4"));
-  EXPECT_LT(kl("embeddings int8"), kl("int4"));
-}
 
 }  // namespace
 }  // namespace lowbit

@@ -12,6 +12,7 @@
 #include "formats/format.h"
 #include "formats/minifloat.h"
 #include "formats/qtensor.h"
+#include "formats/quant_internal.h"
 #include "formats_test_util.h"
 #include "util/error.h"
 #include "util/half.h"
@@ -240,6 +241,26 @@ TEST(FormatsQuantize, PlainFormatsAreRneCasts) {
     EXPECT_EQ(h[i], round_f16(x[i]));
     EXPECT_EQ(f[i], x[i]);
   }
+}
+
+TEST(FormatsQuantize, FastE2M1RoundingEqualsTheCodec) {
+  // the NVFP4 scale search's comparison rounding against the codec: the midpoints (ties to even), their
+  // fp32 neighbours, and every 97th fp32 bit pattern from 0 to past the saturation point, both signs
+  std::vector<float> xs = {0.0f, 0.25f, 0.75f, 1.25f, 1.75f, 2.5f, 3.5f, 5.0f, 6.0f, 7.0f, 1e30f, INFINITY};
+  for (float m : {0.25f, 0.75f, 1.25f, 1.75f, 2.5f, 3.5f, 5.0f}) {
+    xs.push_back(std::nextafter(m, 0.0f));
+    xs.push_back(std::nextafter(m, 10.0f));
+  }
+  for (uint32_t b = 0; b < 0x41000000u; b += 97) {
+    float f;
+    std::memcpy(&f, &b, 4);
+    xs.push_back(f);
+  }
+  for (float x : xs)
+    for (float v : {x, -x}) {
+      const float fast = detail::e2m1_round_fast(v), codec = FP4E2M1::round(v);
+      ASSERT_EQ(std::memcmp(&fast, &codec, 4), 0) << v << ": " << fast << " vs " << codec;
+    }
 }
 
 TEST(FormatsQuantize, MxSearchScalesNeverWorse) {
