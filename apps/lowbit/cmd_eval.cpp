@@ -27,7 +27,7 @@ struct EvalArgs {
   std::string weights_list, acts_list, kv_list;
   std::vector<std::string> rows;
   std::string rows_file;
-  int ctx = 512, stride = 0, windows = 0;
+  int ctx = 512, stride = 0, windows = 0, rows_per_pass = 16;
   std::string json, md;
   bool quiet = false;
   std::string command;
@@ -35,7 +35,7 @@ struct EvalArgs {
 
 // One configuration. Empty strings inherit the command-wide options; "none" switches a quantization off.
 struct RowSpec {
-  std::string weights, acts, kv, lm_head, embeddings;
+  std::string weights, acts, kv, lm_head, embeddings, rule;
   bool search = false;
   int group = 0;
 };
@@ -60,6 +60,7 @@ RowSpec parse_row(const std::string& spec) {
     else if (key == "kv") r.kv = val;
     else if (key == "head" || key == "lm-head" || key == "lm_head") r.lm_head = val;
     else if (key == "emb" || key == "embeddings") r.embeddings = val;
+    else if (key == "rule" || key == "scale-rule") r.rule = val;
     else if (key == "g" || key == "group") {
       try {
         r.group = std::stoi(val);
@@ -67,7 +68,7 @@ RowSpec parse_row(const std::string& spec) {
         fail("--row '", spec, "': group '", val, "' is not a number");
       }
     } else {
-      fail("--row '", spec, "': unknown key '", key, "' (w, a, kv, head, emb, g, search)");
+      fail("--row '", spec, "': unknown key '", key, "' (w, a, kv, head, emb, g, rule, search)");
     }
   }
   LB_CHECK(any, "--row: empty configuration");
@@ -133,6 +134,7 @@ ModelArgs row_args(const ModelArgs& base, const RowSpec& r) {
   take(a.lm_head, r.lm_head);
   take(a.embeddings, r.embeddings);
   if (r.group) a.group = r.group;
+  if (!r.rule.empty()) a.scale_rule = r.rule;
   a.search_scales = a.search_scales || r.search;
   return a;
 }
@@ -204,67 +206,78 @@ int run_eval(EvalArgs& a) {
   ref_row.bpw_model = model_bits_per_weight(base);
   rows.push_back(ref_row);
 
-  // every configuration's model and runner stay alive: each window runs the reference once, then all of them
-  std::vector<std::unique_ptr<Model>> models;
-  std::vector<std::unique_ptr<Runner>> runners;
-  std::vector<Runner*> live;
-  std::vector<size_t> live_row;  // rows[] index of each live runner
-  Progress qbar("eval: preparing configurations", int64_t(specs.size()), !a.quiet);
-  for (size_t i = 0; i < specs.size(); ++i) {
-    const ModelArgs ra = row_args(a.m, specs[i]);
-    EvalRow row;
-    row.weights = ra.weights.empty() ? loaded : ra.weights;
-    if (ra.search_scales) row.weights += "+search";
-    row.acts = ra.acts.empty() ? "none" : ra.acts;
-    row.kv = ra.kv.empty() ? "none" : ra.kv;
-    row.lm_head = ra.lm_head.empty() ? "-" : ra.lm_head;
-    row.embeddings = ra.embeddings.empty() ? "-" : ra.embeddings;
-    try {
-      if (!ra.weights.empty()) {
-        const Format wf = parse_format_or_throw(ra.weights, "--weights");
-        if (format_info(wf).scheme == ScaleScheme::GroupAffine) row.group = effective_group(wf, ra.group);
-      }
-      auto model = std::make_unique<Model>(base);  // shares the loaded buffers; quantization replaces tensors
-      ModelQuantOptions q = ra.quant_options();
-      q.progress = false;
-      if (ra.weights.empty()) q.keep.push_back("layers.*");  // lm_head / embeddings only: blocks as loaded
-      if (!ra.weights.empty() || q.lm_head || q.embeddings) quantize_model(*model, q);
-      row.bpw_linear = linear_bits_per_weight(*model);
-      row.bpw_model = model_bits_per_weight(*model);
-      ModelArgs run_args = ra;
-      run_args.max_seq_len = a.ctx;
-      auto runner = make_runner(*model, run_args);
-      live.push_back(runner.get());
-      live_row.push_back(rows.size());
-      models.push_back(std::move(model));
-      runners.push_back(std::move(runner));
-    } catch (const Error& e) {
-      row.error = e.what();
-    }
-    rows.push_back(row);
-    qbar.update(int64_t(i + 1), rows.back().weights);
-  }
-  qbar.finish();
-
   QualityOptions qo;
   qo.ctx = a.ctx;
   qo.stride = a.stride;
   qo.max_windows = a.windows;
   qo.bos_id = bos_id;
-  std::unique_ptr<Progress> pbar;
-  qo.progress = [&](int64_t done, int64_t total, const std::string& what) {
-    if (!pbar) pbar = std::make_unique<Progress>("eval", total, !a.quiet);
-    pbar->update(done, what);
-  };
-  const QualityResult res = evaluate_quality(*ref_runner, live, tokens, qo);
-  if (pbar) pbar->finish();
 
-  meta.windows = int(res.windows.size());
-  meta.scored = res.reference.positions;
-  rows[0].metrics = res.reference;
-  for (size_t c = 0; c < live.size(); ++c) {
-    rows[live_row[c]].metrics = res.configs[c];
-    rows[live_row[c]].error = res.errors[c];
+  // Rows run in passes of --rows-per-pass configurations: within a pass every configuration's model and
+  // runner stay alive and each window runs the reference once, then all of them; passes bound the memory
+  // (each SmolLM2 configuration holds ~200 MB) at the price of one more reference run per window and pass.
+  LB_CHECK(a.rows_per_pass >= 1, "--rows-per-pass must be >= 1");
+  const size_t passes = (specs.size() + size_t(a.rows_per_pass) - 1) / size_t(a.rows_per_pass);
+  for (size_t pass = 0; pass < passes; ++pass) {
+    const size_t first = pass * size_t(a.rows_per_pass), last = std::min(specs.size(), first + size_t(a.rows_per_pass));
+    const std::string tag = passes > 1 ? " (pass " + std::to_string(pass + 1) + "/" + std::to_string(passes) + ")" : "";
+    std::vector<std::unique_ptr<Model>> models;
+    std::vector<std::unique_ptr<Runner>> runners;
+    std::vector<Runner*> live;
+    std::vector<size_t> live_row;  // rows[] index of each live runner
+    Progress qbar("eval: preparing configurations" + tag, int64_t(last - first), !a.quiet);
+    for (size_t i = first; i < last; ++i) {
+      const ModelArgs ra = row_args(a.m, specs[i]);
+      EvalRow row;
+      row.weights = ra.weights.empty() ? loaded : ra.weights;
+      if (ra.search_scales) row.weights += "+search";
+      row.acts = ra.acts.empty() ? "none" : ra.acts;
+      row.kv = ra.kv.empty() ? "none" : ra.kv;
+      row.lm_head = ra.lm_head.empty() ? "-" : ra.lm_head;
+      row.embeddings = ra.embeddings.empty() ? "-" : ra.embeddings;
+      try {
+        if (!ra.weights.empty()) {
+          const Format wf = parse_format_or_throw(ra.weights, "--weights");
+          if (format_info(wf).scheme == ScaleScheme::GroupAffine) row.group = effective_group(wf, ra.group);
+          if (format_info(wf).scheme == ScaleScheme::BlockE8M0 && ra.scale_rule != "floor")
+            row.weights += " " + ra.scale_rule;
+        }
+        auto model = std::make_unique<Model>(base);  // shares the loaded buffers; quantization replaces tensors
+        ModelQuantOptions q = ra.quant_options();
+        q.progress = false;
+        if (ra.weights.empty()) q.keep.push_back("layers.*");  // lm_head / embeddings only: blocks as loaded
+        if (!ra.weights.empty() || q.lm_head || q.embeddings) quantize_model(*model, q);
+        row.bpw_linear = linear_bits_per_weight(*model);
+        row.bpw_model = model_bits_per_weight(*model);
+        ModelArgs run_args = ra;
+        run_args.max_seq_len = a.ctx;
+        auto runner = make_runner(*model, run_args);
+        live.push_back(runner.get());
+        live_row.push_back(rows.size());
+        models.push_back(std::move(model));
+        runners.push_back(std::move(runner));
+      } catch (const Error& e) {
+        row.error = e.what();
+      }
+      rows.push_back(row);
+      qbar.update(int64_t(i - first + 1), rows.back().weights);
+    }
+    qbar.finish();
+
+    if (live.empty() && pass > 0) continue;  // nothing to run (the reference was measured in pass 1)
+    std::unique_ptr<Progress> pbar;
+    qo.progress = [&](int64_t done, int64_t total, const std::string& what) {
+      if (!pbar) pbar = std::make_unique<Progress>("eval" + tag, total, !a.quiet);
+      pbar->update(done, what);
+    };
+    const QualityResult res = evaluate_quality(*ref_runner, live, tokens, qo);
+    if (pbar) pbar->finish();
+    meta.windows = int(res.windows.size());
+    meta.scored = res.reference.positions;
+    rows[0].metrics = res.reference;  // the same in every pass
+    for (size_t c = 0; c < live.size(); ++c) {
+      rows[live_row[c]].metrics = res.configs[c];
+      rows[live_row[c]].error = res.errors[c];
+    }
   }
 
   const std::string md = eval_markdown(meta, rows);
@@ -298,7 +311,7 @@ RegisterCommand reg(
       app.add_option("--kv", a->kv_list, "KV-cache formats, comma-separated, quantized per head (none = fp32)");
       app.add_option("--row", a->rows,
                      "one configuration, e.g. \"w=int4-hqq a=int8 kv=fp8-e4m3 head=int8 emb=int8 g=64\" "
-                     "(keys: w, a, kv, head, emb, g, search; repeatable)");
+                     "(keys: w, a, kv, head, emb, g, rule, search; repeatable)");
       app.add_option("--rows-file", a->rows_file, "configurations, one --row spec a line (# comments)");
       app.add_option("--group,-g", a->m.group, "group size for group-wise formats (default per format)");
       app.add_option("--lm-head", a->m.lm_head, "quantize the classifier to this format in every row");
@@ -312,6 +325,8 @@ RegisterCommand reg(
                      "text tokens between window starts (default: the window: non-overlapping); with a shorter "
                      "stride the already-scored tokens of a window are warm-up context");
       app.add_option("--windows", a->windows, "evaluate only the first N windows (default: the whole text)");
+      app.add_option("--rows-per-pass", a->rows_per_pass,
+                     "configurations held in memory at once (default 16); each pass reruns the reference");
       app.add_option("--json", a->json, "also write the table as JSON to this file");
       app.add_option("--md", a->md, "also write the markdown table to this file");
       app.add_flag("--quiet,-q", a->quiet, "no progress on stderr");

@@ -147,6 +147,16 @@ TEST_F(EvalCli, RowSpecsSetEveryKnob) {
   EXPECT_LT(j["rows"][6]["bits_per_weight_model"].get<double>(), j["rows"][0]["bits_per_weight_model"].get<double>());
 }
 
+TEST_F(EvalCli, PassesOfFewerRowsGiveTheSameTable) {
+  const std::string rows = " --row int8 --row 'w=int4 kv=int8' --row 'a=fp8-e4m3' --ctx 64 --windows 2 -q";
+  const test::CmdResult one = test::run_cli("eval" + model_args() + " --text " + text() + rows);
+  const test::CmdResult three = test::run_cli("eval" + model_args() + " --text " + text() + rows + " --rows-per-pass 1");
+  ASSERT_EQ(one.status, 0) << one.err;
+  ASSERT_EQ(three.status, 0) << three.err;
+  EXPECT_EQ(table_rows(one.out), table_rows(three.out));
+  EXPECT_EQ(table_rows(one.out).size(), 4u);
+}
+
 TEST_F(EvalCli, Errors) {
   // nothing to evaluate
   test::CmdResult r = test::run_cli("eval" + model_args() + " --text " + text() + " -q");
