@@ -93,13 +93,13 @@ nlohmann::json ActCalibration::to_json() const {
 
 ActCalibration ActCalibration::from_json(const nlohmann::json& j, const std::string& source) {
   const std::string w = where(source);
-  LB_CHECK(j.is_object() && j.value("format", "") == kFormatTag, w, ": not a lowbit activation calibration (expected "
-           "\"format\": \"", kFormatTag, "\")");
-  LB_CHECK(j.value("version", 0) == kVersion, w, ": calibration version ", j.value("version", 0), ", expected ",
-           kVersion);
   ActCalibration a;
   a.source = source;
   try {
+    LB_CHECK(j.is_object() && j.value("format", "") == kFormatTag, w, ": not a lowbit activation calibration "
+             "(expected \"format\": \"", kFormatTag, "\")");
+    LB_CHECK(j.value("version", 0) == kVersion, w, ": calibration version ", j.value("version", 0), ", expected ",
+             kVersion);
     a.model = j.value("model", "");
     a.text = j.value("text", "");
     a.weights = j.value("weights", "");

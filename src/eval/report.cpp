@@ -36,7 +36,7 @@ double model_bits_per_weight(Model& m) {
 namespace {
 
 std::string fmt(const char* f, double v) {
-  if (std::isnan(v)) return "-";
+  if (std::isnan(v)) return "nan";  // e.g. a configuration whose logits overflowed
   char b[64];
   std::snprintf(b, sizeof b, f, v);
   return b;

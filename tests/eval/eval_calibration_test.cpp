@@ -127,6 +127,12 @@ TEST(EvalCalibration, MismatchedOrBrokenFilesAreErrorsNamingTheFile) {
   // not a calibration file / not JSON
   write_json(missing, nlohmann::json{{"format", "something-else"}});
   expect_error_naming([&] { ActCalibration::load(missing); }, missing, "not a lowbit activation calibration");
+  write_json(missing, nlohmann::json{{"format", 5}});
+  expect_error_naming([&] { ActCalibration::load(missing); }, missing, "malformed");
+  j = cal.to_json();
+  j["shape"].erase("dim");
+  write_json(missing, j);
+  expect_error_naming([&] { ActCalibration::load(missing); }, missing, "malformed");
   std::ofstream(missing) << "{ not json";
   expect_error_naming([&] { ActCalibration::load(missing); }, missing, "JSON");
   expect_error_naming([&] { ActCalibration::load(temp_path("absent.json")); }, "absent.json", "cannot read");
