@@ -77,10 +77,11 @@ struct RowData {
 };
 using RowSource = std::function<void(int64_t logical_row, RowData&)>;
 
-void put_word_bits(uint8_t* codes, int64_t word_index, int bit, uint32_t value) {
+// ORs (add = false) or adds (add = true: base-3 digits of a byte) value << bit into a word.
+void put_word_bits(uint8_t* codes, int64_t word_index, int bit, uint32_t value, bool add = false) {
   uint32_t w;
   std::memcpy(&w, codes + 4 * word_index, 4);
-  w |= value << bit;
+  w = add ? w + (value << bit) : w | (value << bit);
   std::memcpy(codes + 4 * word_index, &w, 4);
 }
 
@@ -93,9 +94,9 @@ void gpu_put_code(const GpuWeightView& v, uint8_t* codes, int64_t r, int64_t k, 
     int byte, digit;
     t5_pos(fp.s, fp.reg, fp.half, &byte, &digit);
     static constexpr uint32_t kPow3[5] = {1, 3, 9, 27, 81};
-    // the byte is zero-initialised and each digit is added once: plain addition builds sum d_i 3^i
+    // the byte is zero-initialised and each digit is added once: the sum d_i 3^i <= 242 never carries out
     const int64_t wi = packet_word_index(v, tile, p, byte / 4, fp.lane);
-    put_word_bits(codes, wi, 8 * (byte % 4), code * kPow3[digit]);
+    put_word_bits(codes, wi, 8 * (byte % 4), code * kPow3[digit], true);
     return;
   }
   if (v.codec == GpuCodec::I8 || v.codec == GpuCodec::MxI8) code ^= 0x80u;  // offset binary: q + 128
