@@ -130,7 +130,7 @@ Reference reference(const std::vector<const QTensor*>& parts, const std::vector<
   for (int64_t n = 0; n < ref.rows; ++n) {
     const QTensor& t = *rowsrc[size_t(n)].first;
     const int64_t r = rowsrc[size_t(n)].second;
-    std::vector<float> w(size_t(K));
+    std::vector<float> w(static_cast<size_t>(K));
     dequantize_row(t, r, w.data());
     const bool affine = t.info().scheme == ScaleScheme::GroupAffine;
     for (int m = 0; m < M; ++m) {
@@ -410,7 +410,7 @@ TEST(CudaDequant, BitExactEveryFormat) {
       dequantize_to_bf16(w, reinterpret_cast<__nv_bfloat16*>(out.p), gpu.s);
       LB_CUDA_CHECK(cudaStreamSynchronize(gpu.s));
       const std::vector<uint16_t> got = out.download();
-      std::vector<float> row(size_t(K));
+      std::vector<float> row(static_cast<size_t>(K));
       int64_t r0 = 0, bad = 0;
       for (const QTensor* p : c.parts) {
         for (int64_t r = 0; r < p->rows; ++r) {

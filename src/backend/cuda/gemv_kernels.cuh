@@ -81,7 +81,7 @@ __device__ __forceinline__ float e8m0_to_f32(uint32_t b) {
 
 // Per token: rinv (RMSNorm factor or 1), xscale = 2^-e and yscale = 2^e with e chosen so that the scaled
 // (normalized) x has max |x| in [2^13, 2^14): fp16 hi parts cannot overflow. Ends with __syncthreads().
-__device__ void token_stats(const GemvArgs& a, float* st, bool fp16_scale) {
+__device__ __forceinline__ void token_stats(const GemvArgs& a, float* st, bool fp16_scale) {
   float* rinv = st;
   float* xscale = st + 8;
   float* yscale = st + 16;
@@ -144,7 +144,7 @@ __device__ __forceinline__ float silu(float g) { return g / (1.0f + expf(-g)); }
 
 // Sums the per-warp partials red[rt][ks][16][M] of this block's tiles, applies factor * yscale[m] and the
 // per-row value, and writes the epilogue. Needs the partials complete (after a __syncthreads()).
-__device__ void finish_block(const GemvArgs& a, const float* red, const float* yscale, float factor, bool divide) {
+__device__ __forceinline__ void finish_block(const GemvArgs& a, const float* red, const float* yscale, float factor, bool divide) {
   const int per_tile = a.w.glu ? 8 : 16;
   const int total = a.rt * per_tile * a.M;
   const int64_t n_tiles = a.w.rows_pad / 16;
@@ -199,6 +199,59 @@ __global__ void __launch_bounds__(kGemvThreads, 2) gemv_mma_kernel(const GemvArg
   const uint4* lut = reinterpret_cast<const uint4*>(smem);  // T5 only: at offset 0
   const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31, g = lane >> 2, t = lane & 3;
 
+  const int M = a.M;
+  const int tl = warp / a.ks, kslice = warp - tl * a.ks;
+  const int64_t NP = a.w.n_packets;
+  const int64_t tile = int64_t(blockIdx.x) * a.rt + tl;
+  const bool valid = tile < a.w.rows_pad / 16;
+  const uint4* codes4 = reinterpret_cast<const uint4*>(a.w.codes);
+  const int64_t n_units = a.w.scale_units();
+  const int gshift = SK == ScaleKind::Affine ? __ffs(a.w.group >> 5) - 1 : 0;  // group = 32 << gshift
+
+  // One batch of packets (codes and their scales) in registers: all loads issued before any use.
+  uint32_t words[U][4 * PW];
+  uint32_t sc[U][PKS / 2 > 0 ? PKS / 2 : 1][2];
+  auto load_batch = [&](int64_t p, int64_t pe) {
+#pragma unroll
+    for (int u = 0; u < U; ++u) {
+      if (p + u < pe) {
+#pragma unroll
+        for (int j = 0; j < PW; ++j) {
+          const uint4 q = ldg_stream(codes4 + ((tile * NP + p + u) * PW + j) * 32 + lane);
+          words[u][4 * j] = q.x;
+          words[u][4 * j + 1] = q.y;
+          words[u][4 * j + 2] = q.z;
+          words[u][4 * j + 3] = q.w;
+        }
+        if constexpr (SK == ScaleKind::Affine || SK == ScaleKind::Mx || SK == ScaleKind::Nv) {
+#pragma unroll
+          for (int q = 0; q < PKS / 2; ++q) {
+            const int64_t unit = (p + u) * PKS / 2 + q;  // 32-column unit along K
+            if constexpr (SK == ScaleKind::Affine) {
+              const uint2 v = __ldg(reinterpret_cast<const uint2*>(a.w.scales) + (tile * n_units + (unit >> gshift)) * 8 + g);
+              sc[u][q][0] = v.x;
+              sc[u][q][1] = v.y;
+            } else if constexpr (SK == ScaleKind::Mx) {
+              sc[u][q][0] = __ldg(reinterpret_cast<const unsigned short*>(a.w.scales) + (tile * n_units + unit) * 8 + g);
+            } else {
+              sc[u][q][0] = __ldg(reinterpret_cast<const uint32_t*>(a.w.scales) + (tile * n_units + unit) * 8 + g);
+            }
+          }
+        }
+      }
+    }
+  };
+  // The first batch does not depend on x: its DRAM latency overlaps the prologue below.
+  bool preloaded = false;
+  if (valid) {
+    const int64_t np0 = min(int64_t(a.kt), NP);
+    const int64_t pb0 = int64_t(kslice) * np0 / a.ks, pe0 = int64_t(kslice + 1) * np0 / a.ks;
+    if (pb0 < pe0) {
+      load_batch(pb0, pe0);
+      preloaded = true;
+    }
+  }
+
   if constexpr (C == GpuCodec::T5) {
     uint4* l = reinterpret_cast<uint4*>(smem);
     for (int i = tid; i < 256 * 8; i += kGemvThreads) {
@@ -210,15 +263,6 @@ __global__ void __launch_bounds__(kGemvThreads, 2) gemv_mma_kernel(const GemvArg
   const float* rinv = st;
   const float* xscale = st + 8;
 
-  const int M = a.M;
-  const int tl = warp / a.ks, kslice = warp - tl * a.ks;
-  const int64_t NP = a.w.n_packets;
-  const int64_t tile = int64_t(blockIdx.x) * a.rt + tl;
-  const bool valid = tile < a.w.rows_pad / 16;
-  const uint4* codes4 = reinterpret_cast<const uint4*>(a.w.codes);
-  const int64_t n_units = a.w.scale_units();
-  const int gshift = SK == ScaleKind::Affine ? __ffs(a.w.group >> 5) - 1 : 0;  // group = 32 << gshift
-
   float accC[NB][4];  // Row scale: the running MMA accumulators
   float accY[NB][2];  // per-unit scaled sums: rows g, g+8 of token 4 nb + t
 #pragma unroll
@@ -228,7 +272,7 @@ __global__ void __launch_bounds__(kGemvThreads, 2) gemv_mma_kernel(const GemvArg
   }
 
   for (int64_t tp0 = 0; tp0 < NP; tp0 += a.kt) {
-    const int np = int(min(int64_t(a.kt), NP - tp0));
+    const int np = int(min(int64_t(a.kt), NP - tp0));  // packets in this K-tile
     if (tp0 > 0) __syncthreads();  // everyone is done with the previous K-tile's x
     // ---- stage x of this K-tile: fp16 hi/lo in B-fragment order, unit sums for affine formats
     {
@@ -260,38 +304,8 @@ __global__ void __launch_bounds__(kGemvThreads, 2) gemv_mma_kernel(const GemvArg
     if (!valid) continue;
     const int64_t pb = tp0 + int64_t(kslice) * np / a.ks, pe = tp0 + int64_t(kslice + 1) * np / a.ks;
     for (int64_t p = pb; p < pe; p += U) {
-      uint32_t words[U][4 * PW];
-      uint32_t sc[U][PKS / 2 > 0 ? PKS / 2 : 1][2];
-      // issue all loads of the batch before any use
-#pragma unroll
-      for (int u = 0; u < U; ++u) {
-        if (p + u < pe) {
-#pragma unroll
-          for (int j = 0; j < PW; ++j) {
-            const uint4 q = ldg_stream(codes4 + ((tile * NP + p + u) * PW + j) * 32 + lane);
-            words[u][4 * j] = q.x;
-            words[u][4 * j + 1] = q.y;
-            words[u][4 * j + 2] = q.z;
-            words[u][4 * j + 3] = q.w;
-          }
-          if constexpr (SK == ScaleKind::Affine || SK == ScaleKind::Mx || SK == ScaleKind::Nv) {
-#pragma unroll
-            for (int q = 0; q < PKS / 2; ++q) {
-              const int64_t unit = (p + u) * PKS / 2 + q;  // 32-column unit along K
-              if constexpr (SK == ScaleKind::Affine) {
-                const uint2 v = __ldg(reinterpret_cast<const uint2*>(a.w.scales) +
-                                      (tile * n_units + (unit >> gshift)) * 8 + g);
-                sc[u][q][0] = v.x;
-                sc[u][q][1] = v.y;
-              } else if constexpr (SK == ScaleKind::Mx) {
-                sc[u][q][0] = __ldg(reinterpret_cast<const unsigned short*>(a.w.scales) + (tile * n_units + unit) * 8 + g);
-              } else {
-                sc[u][q][0] = __ldg(reinterpret_cast<const uint32_t*>(a.w.scales) + (tile * n_units + unit) * 8 + g);
-              }
-            }
-          }
-        }
-      }
+      if (!preloaded) load_batch(p, pe);
+      preloaded = false;
 #pragma unroll
       for (int u = 0; u < U; ++u) {
         if (p + u >= pe) continue;
