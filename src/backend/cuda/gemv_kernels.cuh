@@ -79,6 +79,18 @@ __device__ __forceinline__ float e8m0_to_f32(uint32_t b) {
   return b == 0xffu ? __uint_as_float(0x7fc00000u) : (b == 0u ? __uint_as_float(0x00400000u) : __uint_as_float(b << 23));
 }
 
+// Raw x (and norm weight) of columns k, k+1 (k even) of token m: one 8-byte read-only load when the
+// rows are 8-byte aligned, else two; zero beyond K.
+__device__ __forceinline__ float2 load_pair(const float* base, int64_t K, bool aligned, int m, int64_t k) {
+  const float* p = base + m * K + k;
+  if (aligned && k + 1 < K) return __ldg(reinterpret_cast<const float2*>(p));
+  return make_float2(k < K ? __ldg(p) : 0.0f, k + 1 < K ? __ldg(p + 1) : 0.0f);
+}
+__device__ __forceinline__ bool pairs_aligned(const GemvArgs& a) {
+  return a.w.cols % 2 == 0 && (reinterpret_cast<uintptr_t>(a.x) & 7u) == 0 &&
+         (!a.norm_w || (reinterpret_cast<uintptr_t>(a.norm_w) & 7u) == 0);
+}
+
 // Per token: rinv (RMSNorm factor or 1), xscale = 2^-e and yscale = 2^e with e chosen so that the scaled
 // (normalized) x has max |x| in [2^13, 2^14): fp16 hi parts cannot overflow. Ends with __syncthreads().
 __device__ __forceinline__ void token_stats(const GemvArgs& a, float* st, bool fp16_scale) {
@@ -89,13 +101,20 @@ __device__ __forceinline__ void token_stats(const GemvArgs& a, float* st, bool f
   float* wam = st + 88;
   const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31;
   const int64_t K = a.w.cols;
+  const bool aligned = pairs_aligned(a);
   for (int m = 0; m < a.M; ++m) {
-    const float* xm = a.x + m * K;
     float ss = 0.0f, am = 0.0f;
-    for (int64_t k = tid; k < K; k += kGemvThreads) {
-      const float v = xm[k];
-      ss = fmaf(v, v, ss);
-      am = fmaxf(am, fabsf(a.norm_w ? v * a.norm_w[k] : v));
+    // 4 independent pair loads per round: L2 latency is paid K / 2048 times, not K / 256
+#pragma unroll 4
+    for (int64_t k = 2 * tid; k < K; k += 2 * kGemvThreads) {
+      const float2 v = load_pair(a.x, K, aligned, m, k);
+      ss = fmaf(v.x, v.x, fmaf(v.y, v.y, ss));
+      if (a.norm_w) {
+        const float2 w = load_pair(a.norm_w, K, aligned, 0, k);
+        am = fmaxf(am, fmaxf(fabsf(v.x * w.x), fabsf(v.y * w.y)));
+      } else {
+        am = fmaxf(am, fmaxf(fabsf(v.x), fabsf(v.y)));
+      }
     }
     ss = warp_sum(ss);
     am = warp_max(am);
@@ -122,11 +141,15 @@ __device__ __forceinline__ void token_stats(const GemvArgs& a, float* st, bool f
   __syncthreads();
 }
 
-// The normalized x value of token m, column k (0 beyond K).
-__device__ __forceinline__ float x_normed(const GemvArgs& a, const float* rinv, int m, int64_t k) {
-  if (k >= a.w.cols) return 0.0f;
-  const float v = a.x[m * a.w.cols + k];
-  return a.norm_w ? v * rinv[m] * a.norm_w[k] : v;
+// The normalized x of columns k, k+1 (k even) of token m (0 beyond K).
+__device__ __forceinline__ float2 x_normed_pair(const GemvArgs& a, const float* rinv, bool aligned, int m, int64_t k) {
+  float2 v = load_pair(a.x, a.w.cols, aligned, m, k);
+  if (a.norm_w) {
+    const float2 w = load_pair(a.norm_w, a.w.cols, aligned, 0, k);
+    v.x = v.x * rinv[m] * w.x;
+    v.y = v.y * rinv[m] * w.y;
+  }
+  return v;
 }
 
 __device__ __forceinline__ void store_out(const GemvArgs& a, int m, int64_t n, float v) {
@@ -279,10 +302,12 @@ __global__ void __launch_bounds__(kGemvThreads, 2) gemv_mma_kernel(const GemvArg
       const int kt_cols = np * PKS * 16, half_cols = kt_cols / 2;
       const int64_t c0 = tp0 * PKS * 16;
       const int total = M * half_cols;
+      const bool aligned = pairs_aligned(a);
+#pragma unroll 4
       for (int i = tid; i < total; i += kGemvThreads) {
         const int m = i / half_cols, kk = 2 * (i - m * half_cols);
-        const float v0 = x_normed(a, rinv, m, c0 + kk) * xscale[m];
-        const float v1 = x_normed(a, rinv, m, c0 + kk + 1) * xscale[m];
+        const float2 xv = x_normed_pair(a, rinv, aligned, m, c0 + kk);
+        const float v0 = xv.x * xscale[m], v1 = xv.y * xscale[m];
         const __half h0 = __float2half_rn(v0), h1 = __float2half_rn(v1);
         const __half l0 = __float2half_rn(v0 - __half2float(h0)), l1 = __float2half_rn(v1 - __half2float(h1));
         const int s = kk / 16, c = kk % 16;
@@ -440,9 +465,13 @@ __global__ void __launch_bounds__(kGemvThreads, 2) gemv_plain_kernel(const GemvA
   for (int64_t c0 = 0; c0 < chunks_row * EPC; c0 += a.kt) {
     const int kt_cols = int(min(int64_t(a.kt), chunks_row * EPC - c0));
     if (c0 > 0) __syncthreads();
-    for (int i = tid; i < M * kt_cols; i += kGemvThreads) {
-      const int m = i / kt_cols, kk = i - m * kt_cols;
-      xs[m * a.xstride + kk] = x_normed(a, rinv, m, c0 + kk);
+    const bool aligned = pairs_aligned(a);
+    const int half_cols = kt_cols / 2;  // kt_cols is a multiple of 4
+#pragma unroll 4
+    for (int i = tid; i < M * half_cols; i += kGemvThreads) {
+      const int m = i / half_cols, kk = 2 * (i - m * half_cols);
+      const float2 v = x_normed_pair(a, rinv, aligned, m, c0 + kk);
+      *reinterpret_cast<float2*>(xs + m * a.xstride + kk) = v;
     }
     __syncthreads();
     if (!valid) continue;

@@ -5,6 +5,10 @@
 #include <algorithm>
 #include <cstring>
 #include <functional>
+#include <memory>
+#include <mutex>
+
+#include <omp.h>
 
 #include "formats/codec.h"
 #include "formats/qtensor.h"
@@ -77,34 +81,87 @@ struct RowData {
 };
 using RowSource = std::function<void(int64_t logical_row, RowData&)>;
 
-// ORs (add = false) or adds (add = true: base-3 digits of a byte) value << bit into a word.
-void put_word_bits(uint8_t* codes, int64_t word_index, int bit, uint32_t value, bool add = false) {
-  uint32_t w;
-  std::memcpy(&w, codes + 4 * word_index, 4);
-  w = add ? w + (value << bit) : w | (value << bit);
-  std::memcpy(codes + 4 * word_index, &w, 4);
+// Where every code bit of one packet goes: the same for every packet of a codec, so it is computed once
+// and repacking is a table walk (a few ns per element instead of a position computation per element).
+struct MapField {
+  uint8_t row;     // row in the tile
+  uint16_t col;    // column in the packet
+  uint16_t word;   // 32-bit word in the packet's lane-interleaved block: (j * 32 + lane) * 4 + w % 4
+  uint8_t bit;     // first bit in that word
+  uint8_t nbits;   // 0: a base-3 digit of a T5 byte (shift = digit index)
+  uint8_t shift;   // where the field goes in the code
+};
+
+const std::vector<MapField>& packet_map(GpuCodec c) {
+  static std::vector<MapField> maps[kNumGpuCodecs];
+  static std::once_flag once[kNumGpuCodecs];
+  std::call_once(once[int(c)], [c] {
+    const CodecInfo ci = codec_info(c);
+    std::vector<MapField>& m = maps[int(c)];
+    for (int lane = 0; lane < 32; ++lane)
+      for (int s = 0; s < ci.pks; ++s)
+        for (int reg = 0; reg < 4; ++reg)
+          for (int half = 0; half < 2; ++half) {
+            const int g = lane / 4, t = lane % 4;
+            const uint8_t row = uint8_t(g + 8 * (reg % 2));
+            const uint16_t col = uint16_t(16 * s + 2 * t + half + 8 * (reg / 2));
+            auto word_of = [&](int w) { return uint16_t(((w / 4) * 32 + lane) * 4 + w % 4); };
+            if (c == GpuCodec::T5) {
+              int byte, digit;
+              t5_pos(s, reg, half, &byte, &digit);
+              m.push_back({row, col, word_of(byte / 4), uint8_t(8 * (byte % 4)), 0, uint8_t(digit)});
+              continue;
+            }
+            CodeField f[3];
+            const int nf = code_fields(c, s, reg, half, f);
+            for (int i = 0; i < nf; ++i)
+              m.push_back({row, col, word_of(f[i].word), uint8_t(f[i].bit), uint8_t(f[i].nbits), uint8_t(f[i].code_shift)});
+          }
+  });
+  return maps[int(c)];
 }
 
-// Writes code `code` (canonical) of element (physical row r, column k) into a zeroed packet stream.
-void gpu_put_code(const GpuWeightView& v, uint8_t* codes, int64_t r, int64_t k, uint32_t code) {
+constexpr uint32_t kPow3[5] = {1, 3, 9, 27, 81};
+
+// codes[16][cols_pad] (canonical codes of the tile's rows; zero where there is no element) -> the tile's
+// packet words.
+void encode_tile(const GpuWeightView& v, const uint8_t* codes, int64_t cols_pad, uint32_t* words) {
+  const CodecInfo ci = codec_info(v.codec);
+  const std::vector<MapField>& map = packet_map(v.codec);
   const int pc = packet_cols(v.codec);
-  const int64_t tile = r / 16, p = k / pc;
-  const FragPos fp = frag_pos(int(r % 16), int(k % pc));
-  if (v.codec == GpuCodec::T5) {
-    int byte, digit;
-    t5_pos(fp.s, fp.reg, fp.half, &byte, &digit);
-    static constexpr uint32_t kPow3[5] = {1, 3, 9, 27, 81};
-    // the byte is zero-initialised and each digit is added once: the sum d_i 3^i <= 242 never carries out
-    const int64_t wi = packet_word_index(v, tile, p, byte / 4, fp.lane);
-    put_word_bits(codes, wi, 8 * (byte % 4), code * kPow3[digit], true);
-    return;
+  const uint32_t flip = (v.codec == GpuCodec::I8 || v.codec == GpuCodec::MxI8) ? 0x80u : 0u;  // offset binary
+  const size_t per_packet = size_t(ci.pw) * 32 * 4;
+  std::fill(words, words + per_packet * size_t(v.n_packets), 0u);
+  for (int64_t p = 0; p < v.n_packets; ++p) {
+    uint32_t* w = words + per_packet * size_t(p);
+    const uint8_t* c0 = codes + p * pc;
+    for (const MapField& f : map) {
+      const uint32_t code = c0[f.row * cols_pad + f.col] ^ flip;
+      if (f.nbits == 0) w[f.word] += (code * kPow3[f.shift]) << f.bit;  // digits add: no carry out of the byte
+      else w[f.word] |= ((code >> f.shift) & ((1u << f.nbits) - 1u)) << f.bit;
+    }
   }
-  if (v.codec == GpuCodec::I8 || v.codec == GpuCodec::MxI8) code ^= 0x80u;  // offset binary: q + 128
-  CodeField f[3];
-  const int nf = code_fields(v.codec, fp.s, fp.reg, fp.half, f);
-  for (int i = 0; i < nf; ++i)
-    put_word_bits(codes, packet_word_index(v, tile, p, f[i].word, fp.lane), f[i].bit,
-                  (code >> f[i].code_shift) & ((1u << f[i].nbits) - 1u));
+}
+
+// The inverse: a tile's packet words -> codes[16][cols_pad].
+void decode_tile(const GpuWeightView& v, const uint32_t* words, int64_t cols_pad, uint8_t* codes) {
+  const CodecInfo ci = codec_info(v.codec);
+  const std::vector<MapField>& map = packet_map(v.codec);
+  const int pc = packet_cols(v.codec);
+  const uint32_t flip = (v.codec == GpuCodec::I8 || v.codec == GpuCodec::MxI8) ? 0x80u : 0u;
+  const size_t per_packet = size_t(ci.pw) * 32 * 4;
+  std::fill(codes, codes + 16 * cols_pad, uint8_t(0));
+  for (int64_t p = 0; p < v.n_packets; ++p) {
+    const uint32_t* w = words + per_packet * size_t(p);
+    uint8_t* c0 = codes + p * pc;
+    for (const MapField& f : map) {
+      uint8_t& code = c0[f.row * cols_pad + f.col];
+      if (f.nbits == 0) code = uint8_t((((w[f.word] >> f.bit) & 0xffu) / kPow3[f.shift]) % 3);
+      else code = uint8_t(code | (((w[f.word] >> f.bit) & ((1u << f.nbits) - 1u)) << f.shift));
+    }
+  }
+  if (flip)
+    for (int64_t i = 0; i < 16 * cols_pad; ++i) codes[i] ^= uint8_t(flip);
 }
 
 struct Shape {
@@ -157,40 +214,48 @@ GpuWeightHost build(const Shape& sh, const std::string& name, const RowSource& s
   const int64_t n_tiles = w.rows_pad / 16;
   const int64_t K = sh.cols;
   // tiles own disjoint bytes of every stream (rows g and g+8 share words, so never split a tile)
-#pragma omp parallel for schedule(dynamic, 1) if (w.rows_pad * K > (1 << 18))
-  for (int64_t tile = 0; tile < n_tiles; ++tile) {
+  const size_t tile_words = plain ? 0 : size_t(w.n_packets) * ci.pw * 32 * 4;
+#pragma omp parallel if (w.rows_pad * K > (1 << 18))
+  {
     RowData rd;
-    for (int i = 0; i < 16; ++i) {
-      const int64_t r = 16 * tile + i;
-      int64_t logical;
-      if (sh.glu) {
-        const int64_t j = 8 * tile + i % 8;
-        if (j >= sh.ff) continue;
-        logical = i < 8 ? j : sh.ff + j;
-      } else {
-        if (r >= sh.rows_logical) continue;
-        logical = r;
+    std::vector<uint8_t> tile_codes(plain ? 0 : size_t(16 * w.cols_pad));
+#pragma omp for schedule(dynamic, 1)
+    for (int64_t tile = 0; tile < n_tiles; ++tile) {
+      if (!plain) std::fill(tile_codes.begin(), tile_codes.end(), uint8_t(0));
+      for (int i = 0; i < 16; ++i) {
+        const int64_t r = 16 * tile + i;
+        int64_t logical;
+        if (sh.glu) {
+          const int64_t j = 8 * tile + i % 8;
+          if (j >= sh.ff) continue;
+          logical = i < 8 ? j : sh.ff + j;
+        } else {
+          if (r >= sh.rows_logical) continue;
+          logical = r;
+        }
+        source(logical, rd);
+        if (plain) std::memcpy(w.codes.data() + r * w.row_stride, rd.codes.data(), size_t(K * ci.esize));
+        else std::memcpy(tile_codes.data() + i * w.cols_pad, rd.codes.data(), size_t(K));
+        switch (ci.scale) {
+          case ScaleKind::Row: w.row_scale[size_t(r)] = rd.row_scale; break;
+          case ScaleKind::Affine:
+            for (size_t gi = 0; gi < rd.affine.size(); ++gi)
+              std::memcpy(w.scales.data() + 4 * scale_index_affine(v, tile, int64_t(gi), i), &rd.affine[gi], 4);
+            break;
+          case ScaleKind::Mx:
+            for (size_t b = 0; b < rd.blocks.size(); ++b) w.scales[size_t(scale_index_mx(v, tile, int64_t(b), i))] = rd.blocks[b];
+            break;
+          case ScaleKind::Nv:
+            for (size_t b = 0; b < rd.blocks.size(); ++b) w.scales[size_t(scale_index_nv(v, tile, int64_t(b), i))] = rd.blocks[b];
+            w.row_scale[size_t(r)] = rd.row_scale;
+            break;
+          case ScaleKind::None: break;
+        }
       }
-      source(logical, rd);
-      if (plain) {
-        std::memcpy(w.codes.data() + r * w.row_stride, rd.codes.data(), size_t(K * ci.esize));
-      } else {
-        for (int64_t k = 0; k < K; ++k) gpu_put_code(v, w.codes.data(), r, k, rd.codes[size_t(k)]);
-      }
-      switch (ci.scale) {
-        case ScaleKind::Row: w.row_scale[size_t(r)] = rd.row_scale; break;
-        case ScaleKind::Affine:
-          for (size_t gi = 0; gi < rd.affine.size(); ++gi)
-            std::memcpy(w.scales.data() + 4 * scale_index_affine(v, tile, int64_t(gi), i), &rd.affine[gi], 4);
-          break;
-        case ScaleKind::Mx:
-          for (size_t b = 0; b < rd.blocks.size(); ++b) w.scales[size_t(scale_index_mx(v, tile, int64_t(b), i))] = rd.blocks[b];
-          break;
-        case ScaleKind::Nv:
-          for (size_t b = 0; b < rd.blocks.size(); ++b) w.scales[size_t(scale_index_nv(v, tile, int64_t(b), i))] = rd.blocks[b];
-          w.row_scale[size_t(r)] = rd.row_scale;
-          break;
-        case ScaleKind::None: break;
+      if (!plain) {
+        std::vector<uint32_t> words(tile_words);
+        encode_tile(v, tile_codes.data(), w.cols_pad, words.data());
+        std::memcpy(w.codes.data() + size_t(tile) * tile_words * 4, words.data(), tile_words * 4);
       }
     }
   }
@@ -237,9 +302,17 @@ RowSource qtensor_source(const QTensor& t) {
   };
 }
 
-// A repacked weight -> RowData of its logical row r.
+// A repacked weight -> RowData of its logical row r. Rows come tile by tile, so each thread keeps the
+// codes of the last tile it decoded.
+struct TileCache {
+  int64_t tile = -1;
+  std::vector<uint8_t> codes;  // [16][cols_pad]
+  std::vector<uint32_t> words;
+};
+
 RowSource gpu_source(const GpuWeightHost& w) {
-  return [&w](int64_t r, RowData& rd) {
+  auto caches = std::make_shared<std::vector<TileCache>>(size_t(omp_get_max_threads()) + 1);
+  return [&w, caches](int64_t r, RowData& rd) {
     const GpuWeightView v = w.view();
     const int64_t pr = physical_row(v, r);
     const CodecInfo ci = codec_info(w.codec);
@@ -249,10 +322,18 @@ RowSource gpu_source(const GpuWeightHost& w) {
       rd.codes.assign(row, row + K * ci.esize);
       return;
     }
-    rd.codes.resize(size_t(K));
-    for (int64_t k = 0; k < K; ++k) rd.codes[size_t(k)] = uint8_t(gpu_get_code(v, pr, k));
     const int64_t tile = pr / 16;
     const int i = int(pr % 16);
+    TileCache& tc = (*caches)[size_t(omp_get_thread_num()) % caches->size()];
+    if (tc.tile != tile) {
+      const size_t tile_words = size_t(w.n_packets) * ci.pw * 32 * 4;
+      tc.words.resize(tile_words);
+      tc.codes.resize(size_t(16 * w.cols_pad));
+      std::memcpy(tc.words.data(), w.codes.data() + size_t(tile) * tile_words * 4, tile_words * 4);
+      decode_tile(v, tc.words.data(), w.cols_pad, tc.codes.data());
+      tc.tile = tile;
+    }
+    rd.codes.assign(tc.codes.begin() + i * w.cols_pad, tc.codes.begin() + i * w.cols_pad + K);
     switch (ci.scale) {
       case ScaleKind::Row: rd.row_scale = w.row_scale[size_t(pr)]; break;
       case ScaleKind::Affine: {
