@@ -278,6 +278,37 @@ TEST(CudaGemv, EveryFormatOddShapesEveryVariant) {
   }
 }
 
+TEST(CudaGemv, OddKAndUnalignedInput) {
+  // K odd (no 8-byte pair loads, padded packets) and, for even K, x one float off 8-byte alignment
+  REQUIRE_GPU();
+  Gpu gpu;
+  uint64_t seed = 900;
+  for (Format f : weight_formats()) {
+    for (int64_t K : {int64_t(77), int64_t(130)}) {
+      const QTensor t = quantized(f, 13, K, seed++);
+      const GpuWeight w = upload(repack_for_gpu(t), gpu.s);
+      for (int M : {1, 8}) {
+        const std::vector<float> x = gaussian(size_t(M * K), seed++);
+        const Reference ref = reference({&t}, x, M, nullptr, 1e-5f);
+        std::vector<float> shifted(x.size() + 1, 0.0f);
+        std::copy(x.begin(), x.end(), shifted.begin() + 1);
+        Dev<float> dx(shifted), dy(size_t(M * 13));
+        GemvEpilogue ep;
+        ep.out = dy.p;
+        for (GemvVariant v : {GemvVariant::Split8, GemvVariant::Tiles8x1, GemvVariant::Reference}) {
+          LB_CUDA_CHECK(cudaMemset(dy.p, 0xff, dy.n * 4));  // NaN poison
+          gemv(w, dx.p + 1, M, ep, gpu.s, v);
+          LB_CUDA_CHECK(cudaStreamSynchronize(gpu.s));
+          const std::vector<float> y = dy.download();
+          for (int64_t i = 0; i < M * 13; ++i)
+            EXPECT_LE(std::fabs(double(y[size_t(i)]) - ref.y[size_t(i)]), ref.bound[size_t(i)])
+                << format_name(f) << " K=" << K << " M=" << M << " " << gemv_variant_name(v) << " output " << i;
+        }
+      }
+    }
+  }
+}
+
 TEST(CudaGemv, PlainFormatsK172) {
   REQUIRE_GPU();
   Gpu gpu;
