@@ -2,7 +2,8 @@
 # Builds the libFuzzer targets (fuzz/*.cpp, clang + ASan + UBSan) in their own build directory and runs
 # each for a while from a small generated seed corpus.
 #
-#   scripts/fuzz.sh [SECONDS_PER_TARGET (default 30)] [TARGET ...]   (targets: fuzz_gguf fuzz_safetensors)
+#   scripts/fuzz.sh [SECONDS_PER_TARGET (default 30)] [TARGET ...]
+#   (targets: fuzz_gguf fuzz_safetensors fuzz_load; default all)
 #
 # Environment: FUZZ_BUILD (build dir, default build-fuzz), JOBS (build jobs, default 2), CC/CXX
 # (default clang-14/clang++-14). Crashes are written to $FUZZ_BUILD/artifacts/ and fail the script.
@@ -12,7 +13,7 @@ root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 secs="${1:-30}"
 shift || true
 targets=("$@")
-[ ${#targets[@]} -eq 0 ] && targets=(fuzz_gguf fuzz_safetensors)
+[ ${#targets[@]} -eq 0 ] && targets=(fuzz_gguf fuzz_safetensors fuzz_load)
 build="${FUZZ_BUILD:-$root/build-fuzz}"
 jobs="${JOBS:-2}"
 
@@ -21,7 +22,7 @@ CC="${CC:-clang-14}" CXX="${CXX:-clang++-14}" cmake -S "$root" -B "$build" -G Ni
 ninja -C "$build" -j "$jobs" "${targets[@]}"
 
 seeds="$build/seeds"
-mkdir -p "$seeds/fuzz_gguf" "$seeds/fuzz_safetensors" "$build/artifacts"
+mkdir -p "$seeds/fuzz_gguf" "$seeds/fuzz_safetensors" "$seeds/fuzz_load" "$build/artifacts"
 # Seeds: small valid files of every shape the parsers accept, written fresh each run.
 python3 - "$seeds" <<'PY'
 import json, struct, sys, os
@@ -94,6 +95,66 @@ stseeds = {
 }
 for n, b in stseeds.items():
     open(os.path.join(out, 'fuzz_safetensors', n), 'wb').write(b)
+
+# fuzz_load: complete tiny models in each format load_model reads.
+import random
+rnd = random.Random(1)
+def floats(n):
+    return struct.pack('<%df' % n, *[rnd.uniform(-1, 1) for _ in range(n)])
+def q8_rows(rows, cols):
+    return b''.join(f16(0.01) + bytes(rnd.randrange(256) for _ in range(32)) for _ in range(rows * cols // 32))
+dim, hidden, heads, kv_heads, vocab = 32, 32, 2, 1, 4
+kvd = dim // heads * kv_heads
+meta = [kv('general.architecture', 8, s('llama')),
+        kv('llama.embedding_length', 4, struct.pack('<I', dim)),
+        kv('llama.feed_forward_length', 4, struct.pack('<I', hidden)),
+        kv('llama.block_count', 4, struct.pack('<I', 1)),
+        kv('llama.attention.head_count', 4, struct.pack('<I', heads)),
+        kv('llama.attention.head_count_kv', 4, struct.pack('<I', kv_heads)),
+        kv('llama.context_length', 4, struct.pack('<I', 64)),
+        kv('tokenizer.ggml.tokens', 9, struct.pack('<IQ', 8, 4) + s('a') + s('<|im_end|>') + s('b') + s('c'))]
+ts = [('token_embd.weight', [dim, vocab], 8, q8_rows(vocab, dim)),
+      ('blk.0.attn_norm.weight', [dim], 0, floats(dim)),
+      ('blk.0.attn_q.weight', [dim, dim], 8, q8_rows(dim, dim)),
+      ('blk.0.attn_k.weight', [dim, kvd], 2, b''.join(f16(0.1) + bytes(16) for _ in range(kvd))),
+      ('blk.0.attn_v.weight', [dim, kvd], 3, b''.join(f16(0.1) + f16(0.0) + bytes(16) for _ in range(kvd))),
+      ('blk.0.attn_output.weight', [dim, dim], 8, q8_rows(dim, dim)),
+      ('blk.0.ffn_norm.weight', [dim], 0, floats(dim)),
+      ('blk.0.ffn_gate.weight', [dim, hidden], 8, q8_rows(hidden, dim)),
+      ('blk.0.ffn_up.weight', [dim, hidden], 8, q8_rows(hidden, dim)),
+      ('blk.0.ffn_down.weight', [hidden, dim], 8, q8_rows(dim, hidden)),
+      ('output_norm.weight', [dim], 0, floats(dim))]
+open(os.path.join(out, 'fuzz_load', 'tiny.gguf'), 'wb').write(gguf(3, meta, ts))
+
+d, h, L, nh, nkv, v, seq = 8, 8, 1, 2, 1, 4, 2
+hs = d // nh
+kvd = d * nkv // nh
+n = v*d + L*d + L*d*d + 2*L*d*kvd + L*d*d + L*d + 3*L*d*h + d + seq*hs
+open(os.path.join(out, 'fuzz_load', 'tiny_llama2c.bin'), 'wb').write(
+    struct.pack('<7i', d, h, L, nh, nkv, v, seq) + floats(n))
+
+cfg = {'arch': 'llama', 'dim': d, 'hidden_dim': h, 'n_layers': 1, 'n_heads': nh, 'n_kv_heads': nkv,
+       'head_dim': hs, 'vocab_size': v, 'max_seq_len': 16, 'rope_theta': 10000.0,
+       'rope_scaling': {'type': '', 'factor': 1.0, 'low_freq_factor': 1.0, 'high_freq_factor': 4.0,
+                        'original_max_position': 8192},
+       'rope_interleaved': True, 'norm_eps': 1e-5, 'tie_embeddings': True, 'bos_id': 1, 'eos_id': 2,
+       'stop_ids': [2]}
+shapes = {'tok_embeddings': (v, d), 'layers.0.attention.wq': (d, d), 'layers.0.attention.wk': (kvd, d),
+          'layers.0.attention.wv': (kvd, d), 'layers.0.attention.wo': (d, d),
+          'layers.0.feed_forward.w1': (h, d), 'layers.0.feed_forward.w2': (d, h), 'layers.0.feed_forward.w3': (h, d)}
+tensors, entries = {}, []
+for name, (r, c) in shapes.items():
+    fmt = 'int8' if name.endswith('wq') else 'f32'
+    tensors[name] = {'format': fmt, 'rows': r, 'cols': c, 'group': 0, 'rule': 'floor', 'tensor_scale': 1.0}
+    if fmt == 'int8':
+        entries += [(name + '.codes', 'U8', [r * c], bytes(rnd.randrange(256) for _ in range(r * c))),
+                    (name + '.scales', 'U8', [r * 4], floats(r))]
+    else:
+        entries.append((name + '.codes', 'U8', [r * c * 4], floats(r * c)))
+for name in ['layers.0.attention_norm', 'layers.0.ffn_norm', 'norm']:
+    entries.append((name, 'F32', [d], floats(d)))
+open(os.path.join(out, 'fuzz_load', 'tiny.lowbit.safetensors'), 'wb').write(
+    st(entries, {'lowbit.format': '1', 'lowbit.config': json.dumps(cfg), 'lowbit.tensors': json.dumps(tensors)}))
 PY
 cat > "$seeds/safetensors.dict" <<'DICT'
 "{"
@@ -120,9 +181,9 @@ for t in "${targets[@]}"; do
   corpus="$build/corpus/$t"
   mkdir -p "$corpus"
   dict=()
-  [ "$t" = fuzz_safetensors ] && dict=(-dict="$seeds/safetensors.dict")
+  [ "$t" != fuzz_gguf ] && dict=(-dict="$seeds/safetensors.dict")
   echo "== $t for ${secs}s"
-  if ! "$build/$t" -max_total_time="$secs" -max_len=8192 -rss_limit_mb=2048 -timeout=10 -print_final_stats=1 \
+  if ! "$build/$t" -max_total_time="$secs" -max_len=16384 -rss_limit_mb=2048 -timeout=10 -print_final_stats=1 \
        -artifact_prefix="$build/artifacts/$t-" "${dict[@]}" "$corpus" "$seeds/$t" 2>"$build/$t.log"; then
     echo "!! $t found a problem; log: $build/$t.log, artifacts: $build/artifacts/"
     tail -40 "$build/$t.log"
