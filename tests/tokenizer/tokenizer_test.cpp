@@ -670,6 +670,8 @@ TEST(TokenizerErrors, MalformedTiktokenLine) {
   expect_error([&] { load_tokenizer(path); }, {path + ":2"});
   write_file(path, "IQ== 0\nIg== 0\n");
   expect_error([&] { load_tokenizer(path); }, {path, "rank 0 appears twice"});
+  write_file(path, "IQ== 0\nIg== 999999999\n");
+  expect_error([&] { load_tokenizer(path); }, {path, "ranks must be 0..N-1"});
   std::remove(path.c_str());
   std::remove(dir.c_str());
 }
