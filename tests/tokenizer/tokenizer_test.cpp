@@ -676,6 +676,39 @@ TEST(TokenizerErrors, MalformedTiktokenLine) {
   std::remove(dir.c_str());
 }
 
+// Corrupted tokenizer files load or fail with Error; nothing else escapes (no crash, no other exception).
+TEST(TokenizerErrors, CorruptedFilesFailCleanly) {
+  LOWBIT_REQUIRE_FILE(tok512());
+  std::mt19937 rng(17);
+  std::string tiny = tiny_tokenizer_json();
+  std::vector<std::pair<std::string, std::string>> originals = {{"llama2c", read_text_file(tok512())},
+                                                                {"hf-bpe", tiny},
+                                                                {"tiktoken", "IQ== 0\nIg== 1\nIw== 2\nJA== 3\n"}};
+  int loaded = 0, rejected = 0;
+  for (const auto& [kind, original] : originals) {
+    for (int trial = 0; trial < 200; ++trial) {
+      std::string bytes = original;
+      if (trial % 2 == 0) {
+        bytes.resize(std::uniform_int_distribution<size_t>(0, bytes.size())(rng));
+      } else {
+        for (int k = 0; k < 4; ++k)
+          bytes[std::uniform_int_distribution<size_t>(0, bytes.size() - 1)(rng)] =
+              char(std::uniform_int_distribution<int>(0, 255)(rng));
+      }
+      try {
+        auto tok = load_tokenizer_from_bytes(kind, reinterpret_cast<const uint8_t*>(bytes.data()), bytes.size(), "corrupt");
+        tok->decode_all(tok->encode("Once upon a time 123", true));
+        ++loaded;
+      } catch (const Error& e) {
+        EXPECT_NE(std::string(e.what()).find("corrupt"), std::string::npos) << e.what();
+        ++rejected;
+      }
+    }
+  }
+  EXPECT_GT(rejected, 0);
+  EXPECT_GT(loaded, 0);
+}
+
 TEST(TokenizerErrors, GgufWithoutVocabulary) {
   std::vector<uint8_t> f = {'G', 'G', 'U', 'F', 3, 0, 0, 0};
   f.resize(f.size() + 16, 0);  // no tensors, no key/values
