@@ -574,7 +574,7 @@ TEST(TokenizerHfJson, RejectsWhatItCannotDo) {
 
 // A GGUF holding only metadata: the Llama-2 vocabulary from tokenizer.bin with ▁ spaces, token types and
 // scores, as llama.cpp's converter writes it. The encoder must agree with the llama2.c path.
-std::vector<uint8_t> gguf_llama_vocab_from(const std::string& tokenizer_bin) {
+std::vector<uint8_t> gguf_llama_vocab_from(const std::string& tokenizer_bin, bool add_space_prefix = true) {
   std::string d = read_text_file(tokenizer_bin);
   std::vector<std::string> toks;
   std::vector<float> scores;
@@ -601,8 +601,8 @@ std::vector<uint8_t> gguf_llama_vocab_from(const std::string& tokenizer_bin) {
   auto u32 = [&](uint32_t v) { put(&v, 4); };
   auto u64 = [&](uint64_t v) { put(&v, 8); };
   auto str = [&](const std::string& s) { u64(s.size()); put(s.data(), s.size()); };
-  u64(0);  // tensors
-  u64(6);  // key/values
+  u64(0);                           // tensors
+  u64(add_space_prefix ? 6 : 7);  // key/values
   str("tokenizer.ggml.model"), u32(8), str("llama");
   str("tokenizer.ggml.tokens"), u32(9), u32(8), u64(toks.size());
   for (auto& t : toks) str(t);
@@ -612,6 +612,11 @@ std::vector<uint8_t> gguf_llama_vocab_from(const std::string& tokenizer_bin) {
   for (int32_t t : types) put(&t, 4);
   str("tokenizer.ggml.bos_token_id"), u32(4), u32(1);
   str("tokenizer.ggml.eos_token_id"), u32(4), u32(2);
+  if (!add_space_prefix) {
+    str("tokenizer.ggml.add_space_prefix");
+    u32(7);  // bool
+    f.push_back(0);
+  }
   return f;
 }
 
@@ -635,6 +640,14 @@ TEST(TokenizerGguf, LlamaSentencePieceVocabulary) {
     if (s.find('<') != std::string::npos) continue;  // "<s>" would be special here and text in llama2.c
     ASSERT_EQ(tok->encode(s, true), ref->encode(s, true)) << s;
   }
+  // add_space_prefix = false: no dummy space, so "I" is the bare piece, not " I" (306).
+  auto no_prefix = gguf_llama_vocab_from(llama2_tokenizer(), false);
+  auto bare = load_tokenizer_from_bytes("gguf", no_prefix.data(), no_prefix.size(), "no-prefix.gguf");
+  auto ids = bare->encode("I believe", false);
+  ASSERT_EQ(ids.size(), 2u);
+  EXPECT_NE(ids[0], 306);
+  EXPECT_EQ(ids[1], 4658);
+  EXPECT_EQ(bare->decode_all(ids), "I believe");
 }
 
 // ---- errors ------------------------------------------------------------------------------------------
