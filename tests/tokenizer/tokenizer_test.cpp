@@ -186,6 +186,16 @@ TEST(TokenizerLlama2, MatchesRunCEncodeOnRandomText) {
       std::string s = random_utf8(rng, size_t(1 + i * 3));
       ASSERT_EQ(tok->encode(s, true), ref.encode(s, true)) << path << " text: " << s;
     }
+    // Longer texts of words and space runs: many merges per word, and the word-wise split is exercised.
+    const char* words[] = {"the", "little", "girl", "named", "Lily", "played", "outside,", "\"Hi!\"", "and", "\n"};
+    for (int i = 0; i < 3; ++i) {
+      std::string s;
+      while (s.size() < 600) {
+        s += words[std::uniform_int_distribution<int>(0, 9)(rng)];
+        s += std::string(size_t(std::uniform_int_distribution<int>(0, 5)(rng) == 0 ? 3 : 1), ' ');
+      }
+      ASSERT_EQ(tok->encode(s, true), ref.encode(s, true)) << path << " text: " << s;
+    }
     // Malformed UTF-8 (stray continuation bytes, truncated sequences) is cut exactly as run.c cuts it.
     for (int i = 0; i < 20; ++i) {
       std::string s = random_bytes(rng, size_t(1 + i * 2));
