@@ -63,7 +63,7 @@ class SentencePieceTokenizer final : public Tokenizer {
 
   void encode_into(std::string_view text, bool specials, std::vector<int>& out) const override {
     if (!specials || specials_.empty()) {
-      encode_text(text, true, out);
+      encode_text(text, v_.add_dummy_prefix, out);
       return;
     }
     // The dummy prefix goes in front of text at the start and after each special token (llama.cpp's SPM).
@@ -71,7 +71,7 @@ class SentencePieceTokenizer final : public Tokenizer {
     specials_.split(
         text,
         [&](std::string_view seg) {
-          encode_text(seg, after_special, out);
+          encode_text(seg, after_special && v_.add_dummy_prefix, out);
           after_special = false;
         },
         [&](int id) {
