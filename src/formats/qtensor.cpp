@@ -1,5 +1,6 @@
 #include "formats/qtensor.h"
 
+#include <cmath>
 #include <cstring>
 
 #include "util/error.h"
@@ -49,6 +50,9 @@ void QTensor::validate() const {
     case ScaleScheme::BlockE4M3F32:
       want_scales = ns;
       LB_CHECK(group == fi.block, who, " (", fi.name, "): block size ", group, ", expected ", fi.block);
+      // the decode divides by S_enc, which quantization always makes a positive finite number
+      LB_CHECK(fi.scheme == ScaleScheme::BlockE8M0 || (std::isfinite(tensor_scale) && tensor_scale > 0.0f), who,
+               " (", fi.name, "): per-tensor scale S_enc ", tensor_scale, " is not a positive finite number");
       break;
   }
   LB_CHECK(scales.size == want_scales, who, " (", fi.name, "): scales hold ", scales.size, " bytes, expected ",

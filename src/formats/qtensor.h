@@ -67,6 +67,11 @@ struct QuantOptions {
 // Quantizes x[rows, cols] (fp32, row-major) to `fmt`. Throws Error for impossible options.
 QTensor quantize(const float* x, int64_t rows, int64_t cols, Format fmt, const QuantOptions& opt = {},
                  std::string name = "");
+// Per-token (dynamic) activation quantization of x[M, K]: every row is quantized on its own, as
+// quantize(x + m*K, 1, K, fmt, opt). For the row-scaled and block formats this equals quantize(x, M, K);
+// for NVFP4 it makes the per-tensor scale S_enc the token row's own (docs/formats.md).
+std::vector<QTensor> quantize_per_token(const float* x, int64_t M, int64_t K, Format fmt,
+                                        const QuantOptions& opt = {});
 // Dequantizes one row (cols values) / the whole tensor (rows*cols values) to fp32.
 void dequantize_row(const QTensor& t, int64_t row, float* out);
 void dequantize(const QTensor& t, float* out);
