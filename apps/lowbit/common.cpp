@@ -119,7 +119,8 @@ std::unique_ptr<Tokenizer> load_tokenizer_for(const Model& model, const ModelArg
 }
 
 std::unique_ptr<Runner> make_runner(Model& model, const ModelArgs& args) {
-  const RunnerOptions ro = args.runner_options();
+  RunnerOptions ro = args.runner_options();
+  if (!ro.acts && args.acts.empty()) ro.acts = model.default_acts;  // the file's recorded default
   if (args.device == "cpu") return make_cpu_runner(model, ro);
   std::string why;
   const bool gpu = cuda_available(&why);

@@ -118,6 +118,16 @@ float block_factor(const QTensor& t, int64_t row, int64_t b) {
   return elem_luts().e4m3[code] / t.tensor_scale;
 }
 
+void block_factors(const QTensor& t, int64_t row, int64_t b0, int64_t b1, float* out) {
+  const uint8_t* codes = t.scales.data + size_t(row * t.nscales_per_row());
+  if (t.info().scheme == ScaleScheme::BlockE8M0) {
+    for (int64_t b = b0; b < b1; ++b) out[b - b0] = E8M0::decode(codes[b]);
+  } else {
+    const float* e4m3 = elem_luts().e4m3;
+    for (int64_t b = b0; b < b1; ++b) out[b - b0] = e4m3[codes[b]] / t.tensor_scale;
+  }
+}
+
 void decode_row_range(const QTensor& t, int64_t row, int64_t k0, int64_t k1, float* out) {
   const FormatInfo& fi = t.info();
   const uint8_t* codes = t.row_codes(row);
@@ -151,7 +161,8 @@ void decode_row_range(const QTensor& t, int64_t row, int64_t k0, int64_t k1, flo
       const int64_t bs = fi.block;
       for (int64_t j = k0; j < k1;) {
         const int64_t b = j / bs, end = std::min(k1, (b + 1) * bs);
-        const float f = block_factor(t, row, b);
+        float f;
+        block_factors(t, row, b, b + 1, &f);
         for (; j < end; ++j) out[j - k0] *= f;
       }
       return;

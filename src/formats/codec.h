@@ -82,5 +82,7 @@ void decode_row_range(const QTensor& t, int64_t row, int64_t k0, int64_t k1, flo
 // The per-block multiplier of block `b` of row `row` for block-scaled formats: E8M0 -> 2^(byte-127)
 // (NaN for 0xFF); NVFP4 -> fl(S_dec_b / S_enc). Decoded value = element value * this.
 float block_factor(const QTensor& t, int64_t row, int64_t b);
+// block_factor for blocks [b0, b1) of one row into out[0, b1 - b0).
+void block_factors(const QTensor& t, int64_t row, int64_t b0, int64_t b1, float* out);
 
 }  // namespace lowbit

@@ -45,6 +45,7 @@ struct DeferredWeights {
 struct Model {
   LlamaConfig config;
   std::optional<DeferredWeights> deferred;  // set: `weights` is empty and the backend generates them
+  std::optional<Format> default_acts;       // activation format recorded by `lowbit quantize --acts`
   ModelWeights weights;
   ModelSource source = ModelSource::Synthetic;
   std::string path;             // file/dir it was loaded from, or "synthetic:<preset>"

@@ -22,6 +22,8 @@ void Progress::update(int64_t done, const std::string& detail) {
   double frac = double(done) / double(total_);
   if (frac > 1) frac = 1;
   double el = t - start_;
+  if (el < 0.5 && !shown_) return;  // short work stays quiet
+  shown_ = true;
   double eta = frac > 0 ? el / frac - el : 0;
   if (tty_) {
     if (t - last_draw_ < 0.1 && done < total_) return;
@@ -47,6 +49,7 @@ void Progress::finish(const std::string& detail) {
   finished_ = true;
   if (!enabled_) return;
   double el = now_seconds() - start_;
+  if (!shown_ && el < 0.5) return;
   if (tty_) std::fprintf(stderr, "\r%s done in %.1fs %s\x1b[K\n", label_.c_str(), el, detail.c_str());
   else std::fprintf(stderr, "%s: done in %.1fs %s\n", label_.c_str(), el, detail.c_str());
 }

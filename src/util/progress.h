@@ -16,7 +16,7 @@ class Progress {
  private:
   std::string label_;
   int64_t total_;
-  bool enabled_, tty_, finished_ = false;
+  bool enabled_, tty_, finished_ = false, shown_ = false;
   double start_, last_draw_ = 0;
   int last_decile_ = -1;
 };

@@ -4,12 +4,14 @@
 // scales and decodes), so |y - y_ref| <= 2 * (K + 16) * 2^-24 * sum_k |x'_k| * a_k, where a_k = |w'_k|, or
 // |s * q| + |m| for group-affine weights (their kernels may sum s*q and m separately).
 #include <cmath>
+#include <cstring>
 #include <optional>
 #include <string>
 #include <vector>
 
 #include <gtest/gtest.h>
 
+#include "backend/cpu/decode_simd.h"
 #include "backend/cpu/qlinear.h"
 #include "backend/cpu/qlinear_kernels.h"
 #include "formats/codec.h"
@@ -134,6 +136,41 @@ TEST(FormatsQlinear, EveryActivationFormatTimesEveryWeightFormat) {
     if (!a.act_ok) continue;
     for (const FormatInfo& w : all_formats())
       if (w.weight_ok) check_pair(a.id, w.id, 3, 96, 5, 0, seed++);
+  }
+}
+
+bool same_bits(float a, float b) { return std::memcmp(&a, &b, 4) == 0; }
+
+TEST(FormatsQlinear, SimdDecodeMatchesTheReferenceBitForBit) {
+  // every code of every element type (fp8 NaN/Inf codes included) through both decoders
+  for (const FormatInfo& fi : all_formats()) {
+    if (fi.scheme == ScaleScheme::None) continue;
+    const int64_t cols = 640 + 200;  // a whole chunk and a partial one with a ragged tail
+    const std::vector<float> x = gaussian(size_t(3 * cols), 77);
+    QTensor t = quantize(x.data(), 3, cols, fi.id);
+    std::vector<uint8_t> codes(t.codes.data, t.codes.data + t.codes.size);
+    for (size_t i = 0; i < codes.size(); ++i) codes[i] = uint8_t(i * 37 + i / 256);  // all byte values
+    if (fi.elem == ElemType::T5)
+      for (auto& c : codes) c = uint8_t(c % 243);
+    t.codes = Buffer::own(codes);
+    const size_t ncols = static_cast<size_t>(cols);
+    std::vector<float> ref(ncols), fast(ncols), ref_e(ncols), fast_e(ncols);
+    for (int64_t r = 0; r < 3; ++r) {
+      decode_row_range(t, r, 0, cols, ref.data());
+      decode_elems(fi.elem, t.row_codes(r), 0, cols, ref_e.data());
+      for (int64_t k0 = 0; k0 < cols; k0 += 640) {
+        const int64_t k1 = std::min(cols, k0 + 640);
+        cpu::decode_chunk(t, r, k0, k1, true, fast.data() + k0);
+        cpu::decode_chunk(t, r, k0, k1, false, fast_e.data() + k0);
+      }
+      for (int64_t k = 0; k < cols; ++k) {
+        ASSERT_TRUE(same_bits(ref[size_t(k)], fast[size_t(k)]) || (std::isnan(ref[size_t(k)]) && std::isnan(fast[size_t(k)])))
+            << fi.name << " [" << r << "," << k << "] " << ref[size_t(k)] << " vs " << fast[size_t(k)];
+        ASSERT_TRUE(same_bits(ref_e[size_t(k)], fast_e[size_t(k)]) ||
+                    (std::isnan(ref_e[size_t(k)]) && std::isnan(fast_e[size_t(k)])))
+            << fi.name << " elements [" << r << "," << k << "]";
+      }
+    }
   }
 }
 

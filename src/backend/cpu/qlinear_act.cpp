@@ -3,6 +3,7 @@
 #include <cstring>
 #include <vector>
 
+#include "backend/cpu/decode_simd.h"
 #include "backend/cpu/qlinear_kernels.h"
 #include "backend/cpu/qlinear_tiled.h"
 #include "backend/cpu/simd.h"
@@ -25,7 +26,8 @@ float row_scale(const QTensor& t, int64_t row) {
 std::vector<float> act_elems(const std::vector<QTensor>& acts, int64_t K) {
   std::vector<float> xe(acts.size() * size_t(K));
   for (size_t m = 0; m < acts.size(); ++m)
-    decode_elems(acts[m].info().elem, acts[m].codes.data, 0, K, xe.data() + m * size_t(K));
+    for (int64_t k0 = 0; k0 < K; k0 += kChunk)
+      decode_chunk(acts[m], 0, k0, std::min(K, k0 + kChunk), false, xe.data() + m * size_t(K) + k0);
   return xe;
 }
 
@@ -56,10 +58,9 @@ void linear_row_scaled(const std::vector<QTensor>& acts, const QTensor& W, float
   const std::vector<float> xe = act_elems(acts, K);
   std::vector<float> sx(static_cast<size_t>(M));
   for (int64_t m = 0; m < M; ++m) sx[size_t(m)] = row_scale(acts[size_t(m)], 0);
-  const ElemType we = W.info().elem;
   tiled_linear_f32(
       xe.data(), M, W.rows, K,
-      [&](int64_t n, int64_t k0, int64_t k1, float* out) { decode_elems(we, W.row_codes(n), k0, k1, out); },
+      [&](int64_t n, int64_t k0, int64_t k1, float* out) { decode_chunk(W, n, k0, k1, false, out); },
       [&](int64_t m, int64_t n, float acc) { return acc * sx[size_t(m)] * row_scale(W, n); }, y);
 }
 
@@ -70,9 +71,7 @@ void linear_block_scaled(const std::vector<QTensor>& acts, const QTensor& W, flo
            " differs from the weight block ", bs);
   const std::vector<float> xe = act_elems(acts, K);
   std::vector<float> bx(static_cast<size_t>(M * nb));
-  for (int64_t m = 0; m < M; ++m)
-    for (int64_t b = 0; b < nb; ++b) bx[size_t(m * nb + b)] = block_factor(acts[size_t(m)], 0, b);
-  const ElemType we = W.info().elem;
+  for (int64_t m = 0; m < M; ++m) block_factors(acts[size_t(m)], 0, 0, nb, bx.data() + m * nb);
 #pragma omp parallel
   {
     std::vector<float> wbuf(static_cast<size_t>(kChunk)), bw(static_cast<size_t>(kChunk / 16));
@@ -82,18 +81,14 @@ void linear_block_scaled(const std::vector<QTensor>& acts, const QTensor& W, flo
       std::fill(acc.begin(), acc.end(), 0.0f);
       for (int64_t k0 = 0; k0 < K; k0 += kChunk) {
         const int64_t k1 = std::min(K, k0 + kChunk);
-        decode_elems(we, W.row_codes(n), k0, k1, wbuf.data());
+        decode_chunk(W, n, k0, k1, false, wbuf.data());
         const int64_t b0 = k0 / bs, b1 = (k1 + bs - 1) / bs;
-        for (int64_t b = b0; b < b1; ++b) bw[size_t(b - b0)] = block_factor(W, n, b);
+        block_factors(W, n, b0, b1, bw.data());
         for (int64_t m = 0; m < M; ++m) {
           const float* xm = xe.data() + m * K;
-          float a = acc[size_t(m)];
-          for (int64_t b = b0; b < b1; ++b) {
-            const int64_t s = b * bs, e = std::min(K, s + bs);
-            const float d = dot_f32(xm + s, wbuf.data() + (s - k0), e - s);
-            a += (d * bx[size_t(m * nb + b)]) * bw[size_t(b - b0)];  // MX: both factors are powers of two
-          }
-          acc[size_t(m)] = a;
+          const float* fx = bx.data() + m * nb;
+          // per block: (element dot) * x_scale * w_scale; MX scales are powers of two
+          acc[size_t(m)] += block_scaled_dot(xm + k0, wbuf.data(), k1 - k0, bs, fx + b0, bw.data());
         }
       }
       for (int64_t m = 0; m < M; ++m) y[m * N + n] = acc[size_t(m)];
@@ -123,8 +118,7 @@ void linear_int8_group(const std::vector<QTensor>& acts, const QTensor& W, float
 #pragma omp for schedule(static)
     for (int64_t n = 0; n < N; ++n) {
       // one row of unsigned codes, one byte each, for the u8 x s8 dot
-      const uint8_t* codes = W.row_codes(n);
-      for (int64_t k = 0; k < K; ++k) wq[size_t(k)] = uint8_t(get_code(codes, we, k));
+      unpack_uint_codes(we, W.row_codes(n), K, wq.data());
       const uint16_t* sc = W.scales.as<uint16_t>() + n * ng;
       const uint16_t* of = W.offsets.as<uint16_t>() + n * ng;
       for (int64_t gi = 0; gi < ng; ++gi) {

@@ -1,6 +1,7 @@
 // Small dot-product building blocks for the CPU kernels: AVX2/FMA where the compiler targets it
 // (x86-64-v3 builds), portable scalar code otherwise.
 #pragma once
+#include <algorithm>
 #include <cstdint>
 
 #if defined(__AVX2__) && defined(__FMA__)
@@ -59,6 +60,26 @@ inline void dot_rows_f32(const float* x, const float* const* w, int64_t n, float
   for (; i < n; ++i)
     for (int r = 0; r < R; ++r) acc_s[r] += x[i] * w[r][i];
   for (int r = 0; r < R; ++r) out[r] = acc_s[r];
+}
+
+// sum over the blocks of [0, n) of dot(x_b, w_b) * fx[b] * fw[b] (blocks of bs, the last may be partial).
+inline float block_scaled_dot(const float* x, const float* w, int64_t n, int64_t bs, const float* fx,
+                              const float* fw) {
+  float tail = 0.0f;
+  int64_t b = 0, s = 0;
+#if LOWBIT_AVX2
+  if (bs % 8 == 0) {
+    __m256 acc = _mm256_setzero_ps();
+    for (; s + bs <= n; s += bs, ++b) {
+      __m256 d = _mm256_mul_ps(_mm256_loadu_ps(x + s), _mm256_loadu_ps(w + s));
+      for (int64_t i = 8; i < bs; i += 8) d = _mm256_fmadd_ps(_mm256_loadu_ps(x + s + i), _mm256_loadu_ps(w + s + i), d);
+      acc = _mm256_fmadd_ps(d, _mm256_set1_ps(fx[b] * fw[b]), acc);
+    }
+    tail = hsum256(acc);
+  }
+#endif
+  for (; s < n; s += bs, ++b) tail += dot_f32(x + s, w + s, std::min(bs, n - s)) * (fx[b] * fw[b]);
+  return tail;
 }
 
 // sum_i a[i] * b[i] over int8 values, exact in int32 for n <= 2^16 (callers chunk longer rows).

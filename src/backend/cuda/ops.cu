@@ -1,8 +1,10 @@
 #include <cuda_fp16.h>
 
 #include <cfloat>
+#include <cstdlib>
 
 #include "backend/cuda/cuda_util.cuh"
+#include "backend/cuda/launch.cuh"
 #include "backend/cuda/ops.cuh"
 
 namespace lowbit::cuda {
@@ -34,6 +36,8 @@ __device__ float block_reduce(float v, float* red /* [32] */) {
 }
 
 __global__ void embed_kernel(const void* table, EmbedType type, int dim, const int* tokens, float* x) {
+  pdl_wait();
+  pdl_trigger();
   const int i = blockIdx.x;
   const size_t row = size_t(tokens[i]) * dim;
   float* out = x + size_t(i) * dim;
@@ -48,6 +52,8 @@ __global__ void embed_kernel(const void* table, EmbedType type, int dim, const i
 
 __global__ void rope_qkv_kernel(const float* qkv, const int* d_pos, const float2* rope, int n_heads, int n_kv,
                                 int hd, bool interleaved, float* q_out, float* k_cache, float* v_cache) {
+  pdl_wait();
+  pdl_trigger();
   const int i = blockIdx.x;
   const int p = *d_pos + i;
   const int qd = n_heads * hd, kvd = n_kv * hd, half = hd / 2;
@@ -78,6 +84,8 @@ __global__ void rope_qkv_kernel(const float* qkv, const int* d_pos, const float2
 // grid (n_kv, max_chunks), block 128. Shared: q of the group's heads [group, hd] + scores [group, chunk].
 __global__ void attn_decode_partial(const float* q, const float* kc, const float* vc, const int* d_pos, int n_heads,
                                     int n_kv, int hd, float scale, int max_chunks, float* part_o, float* part_ml) {
+  pdl_wait();
+  pdl_trigger();
   extern __shared__ float sm[];
   const int kvh = blockIdx.x, chunk = blockIdx.y;
   const int ctx = *d_pos + 1;
@@ -131,6 +139,8 @@ __global__ void attn_decode_partial(const float* q, const float* kc, const float
 // grid n_heads, block 128: merges the chunks' (max, sum, unnormalised output) of one head.
 __global__ void attn_decode_combine(const int* d_pos, int hd, int max_chunks, const float* part_o,
                                     const float* part_ml, float* out) {
+  pdl_wait();
+  pdl_trigger();
   const int h = blockIdx.x;
   const int nc = (*d_pos + 1 + kAttnChunk - 1) / kAttnChunk;
   const float* ml = part_ml + size_t(h) * max_chunks * 2;
@@ -149,6 +159,8 @@ __global__ void attn_decode_combine(const int* d_pos, int hd, int max_chunks, co
 // grid (n, n_heads), block 128; dynamic shared: scores [max_ctx] + reduction scratch.
 __global__ void attn_prefill_kernel(const float* q, const float* kc, const float* vc, const int* d_pos, int n_heads,
                                     int n_kv, int hd, float scale, float* out) {
+  pdl_wait();
+  pdl_trigger();
   extern __shared__ float sm[];
   __shared__ float red[32];
   const int i = blockIdx.x, h = blockIdx.y;
@@ -184,6 +196,8 @@ __global__ void attn_prefill_kernel(const float* q, const float* kc, const float
 }
 
 __global__ void rmsnorm_bf16_kernel(const float* x, const float* w, int dim, float eps, __nv_bfloat16* out) {
+  pdl_wait();
+  pdl_trigger();
   __shared__ float red[32];
   const float* xr = x + size_t(blockIdx.x) * dim;
   float ss = 0.0f;
@@ -195,21 +209,29 @@ __global__ void rmsnorm_bf16_kernel(const float* x, const float* w, int dim, flo
 }
 
 __global__ void f32_to_bf16_kernel(const float* x, int64_t n, __nv_bfloat16* out) {
+  pdl_wait();
+  pdl_trigger();
   for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n; i += int64_t(gridDim.x) * blockDim.x)
     out[i] = __float2bfloat16(x[i]);
 }
 
 __global__ void bf16_to_f32_kernel(const __nv_bfloat16* x, int64_t n, float* out) {
+  pdl_wait();
+  pdl_trigger();
   for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n; i += int64_t(gridDim.x) * blockDim.x)
     out[i] = __bfloat162float(x[i]);
 }
 
 __global__ void add_kernel(float* x, const float* y, int64_t n) {
+  pdl_wait();
+  pdl_trigger();
   for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n; i += int64_t(gridDim.x) * blockDim.x)
     x[i] += y[i];
 }
 
 __global__ void swiglu_bf16_kernel(const float* gu, int n, int H, __nv_bfloat16* out) {
+  pdl_wait();
+  pdl_trigger();
   const int64_t total = int64_t(n) * H;
   for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < total; i += int64_t(gridDim.x) * blockDim.x) {
     const int64_t r = i / H, j = i % H;
@@ -240,6 +262,8 @@ constexpr int kSampleThreads = 1024;
 __global__ void __launch_bounds__(kSampleThreads) sample_kernel(const float* logits, int V, SampleParams p,
                                                                 int* d_token, int* d_pos, int advance,
                                                                 unsigned long long* d_step) {
+  pdl_wait();
+  pdl_trigger();
   __shared__ float red[32];
   __shared__ int red_i[32];
   __shared__ float scan[kSampleThreads];
@@ -359,6 +383,21 @@ __global__ void __launch_bounds__(kSampleThreads) sample_kernel(const float* log
   }
 }
 
+}  // namespace
+
+bool pdl_enabled() {
+  static const bool on = [] {
+    const char* e = std::getenv("LOWBIT_PDL");
+    int dev = 0, major = 0;
+    if (cudaGetDevice(&dev) != cudaSuccess || cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, dev) != cudaSuccess)
+      return false;
+    return major >= 9 && !(e && e[0] == '0');
+  }();
+  return on;
+}
+
+namespace {
+
 inline int grid_for(int64_t n, int threads) {
   int64_t g = (n + threads - 1) / threads;
   return int(g < 4096 ? (g > 0 ? g : 1) : 4096);
@@ -367,14 +406,12 @@ inline int grid_for(int64_t n, int threads) {
 }  // namespace
 
 void embed(const void* table, EmbedType type, int dim, const int* d_tokens, int n, float* x, cudaStream_t s) {
-  embed_kernel<<<n, 256, 0, s>>>(table, type, dim, d_tokens, x);
-  LB_CUDA_LAUNCH_CHECK();
+  launch(embed_kernel, n, 256, 0, s, table, type, dim, d_tokens, x);
 }
 
 void rope_qkv_write(const float* qkv, int n, const int* d_pos, const float2* rope, int n_heads, int n_kv, int hd,
                     bool interleaved, float* q_out, float* k_cache, float* v_cache, cudaStream_t s) {
-  rope_qkv_kernel<<<n, 256, 0, s>>>(qkv, d_pos, rope, n_heads, n_kv, hd, interleaved, q_out, k_cache, v_cache);
-  LB_CUDA_LAUNCH_CHECK();
+  launch(rope_qkv_kernel, n, 256, 0, s, qkv, d_pos, rope, n_heads, n_kv, hd, interleaved, q_out, k_cache, v_cache);
 }
 
 void attention_decode(const float* q, const float* k_cache, const float* v_cache, const int* d_pos, int max_seq,
@@ -383,11 +420,9 @@ void attention_decode(const float* q, const float* k_cache, const float* v_cache
   const int group = n_heads / n_kv;
   const size_t smem = size_t(group) * (hd + kAttnChunk) * sizeof(float);
   const float scale = 1.0f / sqrtf(float(hd));
-  attn_decode_partial<<<dim3(n_kv, max_chunks), 128, smem, s>>>(q, k_cache, v_cache, d_pos, n_heads, n_kv, hd, scale,
+  launch(attn_decode_partial, dim3(n_kv, max_chunks), 128, smem, s, q, k_cache, v_cache, d_pos, n_heads, n_kv, hd, scale,
                                                                 max_chunks, part_o, part_ml);
-  LB_CUDA_LAUNCH_CHECK();
-  attn_decode_combine<<<n_heads, 128, 0, s>>>(d_pos, hd, max_chunks, part_o, part_ml, out);
-  LB_CUDA_LAUNCH_CHECK();
+  launch(attn_decode_combine, n_heads, 128, 0, s, d_pos, hd, max_chunks, part_o, part_ml, out);
 }
 
 void attention_prefill(const float* q, const float* k_cache, const float* v_cache, const int* d_pos, int n,
@@ -402,39 +437,32 @@ void attention_prefill(const float* q, const float* k_cache, const float* v_cach
     raised = true;
   }
   const float scale = 1.0f / sqrtf(float(hd));
-  attn_prefill_kernel<<<dim3(n, n_heads), 128, smem, s>>>(q, k_cache, v_cache, d_pos, n_heads, n_kv, hd, scale, out);
-  LB_CUDA_LAUNCH_CHECK();
+  launch(attn_prefill_kernel, dim3(n, n_heads), 128, smem, s, q, k_cache, v_cache, d_pos, n_heads, n_kv, hd, scale, out);
 }
 
 void rmsnorm_to_bf16(const float* x, const float* w, int n, int dim, float eps, __nv_bfloat16* out, cudaStream_t s) {
-  rmsnorm_bf16_kernel<<<n, 256, 0, s>>>(x, w, dim, eps, out);
-  LB_CUDA_LAUNCH_CHECK();
+  launch(rmsnorm_bf16_kernel, n, 256, 0, s, x, w, dim, eps, out);
 }
 
 void f32_to_bf16(const float* x, int64_t count, __nv_bfloat16* out, cudaStream_t s) {
-  f32_to_bf16_kernel<<<grid_for(count, 256), 256, 0, s>>>(x, count, out);
-  LB_CUDA_LAUNCH_CHECK();
+  launch(f32_to_bf16_kernel, grid_for(count, 256), 256, 0, s, x, count, out);
 }
 
 void bf16_to_f32(const __nv_bfloat16* x, int64_t count, float* out, cudaStream_t s) {
-  bf16_to_f32_kernel<<<grid_for(count, 256), 256, 0, s>>>(x, count, out);
-  LB_CUDA_LAUNCH_CHECK();
+  launch(bf16_to_f32_kernel, grid_for(count, 256), 256, 0, s, x, count, out);
 }
 
 void add_inplace(float* x, const float* y, int64_t count, cudaStream_t s) {
-  add_kernel<<<grid_for(count, 256), 256, 0, s>>>(x, y, count);
-  LB_CUDA_LAUNCH_CHECK();
+  launch(add_kernel, grid_for(count, 256), 256, 0, s, x, y, count);
 }
 
 void swiglu_to_bf16(const float* gu, int n, int H, __nv_bfloat16* out, cudaStream_t s) {
-  swiglu_bf16_kernel<<<grid_for(int64_t(n) * H, 256), 256, 0, s>>>(gu, n, H, out);
-  LB_CUDA_LAUNCH_CHECK();
+  launch(swiglu_bf16_kernel, grid_for(int64_t(n) * H, 256), 256, 0, s, gu, n, H, out);
 }
 
 void sample(const float* logits, int V, SampleParams p, int* d_token, int* d_pos, int advance,
             unsigned long long* d_step, cudaStream_t s) {
-  sample_kernel<<<1, kSampleThreads, 0, s>>>(logits, V, p, d_token, d_pos, advance, d_step);
-  LB_CUDA_LAUNCH_CHECK();
+  launch(sample_kernel, 1, kSampleThreads, 0, s, logits, V, p, d_token, d_pos, advance, d_step);
 }
 
 }  // namespace lowbit::cuda
