@@ -141,6 +141,8 @@ void launch_codec(const GemvArgs& a, unsigned grid, int smem, cudaStream_t s) {
 
 // One warp per output (a row, or a gate/up pair): every element through gpu_decode_element().
 __global__ void __launch_bounds__(kGemvThreads) gemv_reference_kernel(const GemvArgs a) {
+  pdl_wait();  // see launch.cuh
+  pdl_trigger();
   const int lane = threadIdx.x & 31;
   const int64_t o = (int64_t(blockIdx.x) * kGemvThreads + threadIdx.x) / 32;
   const int64_t n_out = a.w.glu ? a.w.ff : a.w.rows;
@@ -205,8 +207,7 @@ void gemv(const GpuWeight& w, const float* x, int M, const GemvEpilogue& ep, cud
   if (v == GemvVariant::Reference) {
     const int64_t n_out = w.out_features();
     const int64_t blocks = ceil_div(n_out * 32, kGemvThreads);
-    gemv_reference_kernel<<<unsigned(blocks), kGemvThreads, 0, s>>>(a);
-    LB_CUDA_LAUNCH_CHECK();
+    launch(gemv_reference_kernel, unsigned(blocks), kGemvThreads, 0, s, a);
     return;
   }
   a.rt = tiles_per_block(v);

@@ -9,6 +9,7 @@
 #include "backend/cuda/check.cuh"
 #include "backend/cuda/gemv.cuh"
 #include "backend/cuda/gemv_decode.h"
+#include "backend/cuda/launch.cuh"
 
 namespace lowbit::cuda {
 
@@ -275,6 +276,11 @@ __global__ void __launch_bounds__(kGemvThreads, 2) gemv_mma_kernel(const GemvArg
     }
   }
 
+  // Programmatic dependent launch (launch.cuh): the weight loads above overlap the previous kernel's
+  // tail; x, the outputs and the residual are touched only after this point.
+  pdl_wait();
+  pdl_trigger();
+
   if constexpr (C == GpuCodec::T5) {
     uint4* l = reinterpret_cast<uint4*>(smem);
     for (int i = tid; i < 256 * 8; i += kGemvThreads) {
@@ -458,6 +464,8 @@ __global__ void __launch_bounds__(kGemvThreads, 2) gemv_plain_kernel(const GemvA
   const bool valid = tile < a.w.rows_pad / 16;
   const int64_t chunks_row = a.w.row_stride / 16;
 
+  pdl_wait();  // see launch.cuh
+  pdl_trigger();
   for (int i = tid; i < a.rt * a.ks * 16 * M; i += kGemvThreads) red[i] = 0.0f;
   token_stats(a, st, false);  // ends with a barrier: red is zeroed too
   const float* rinv = st;
@@ -555,21 +563,21 @@ void launch_gemv_codec(const GemvArgs& a, unsigned grid, int smem_bytes, cudaStr
       set_max_smem_once(gemv_plain_kernel<C>, smem_bytes);
       set_bytes = smem_bytes;
     }
-    gemv_plain_kernel<C><<<grid, kGemvThreads, smem_bytes, s>>>(a);
+    launch(gemv_plain_kernel<C>, grid, kGemvThreads, size_t(smem_bytes), s, a);
   } else if (a.M <= 4) {
     static int set_bytes = 0;
     if (smem_bytes > set_bytes) {
       set_max_smem_once(gemv_mma_kernel<C, 1>, smem_bytes);
       set_bytes = smem_bytes;
     }
-    gemv_mma_kernel<C, 1><<<grid, kGemvThreads, smem_bytes, s>>>(a);
+    launch(gemv_mma_kernel<C, 1>, grid, kGemvThreads, size_t(smem_bytes), s, a);
   } else {
     static int set_bytes = 0;
     if (smem_bytes > set_bytes) {
       set_max_smem_once(gemv_mma_kernel<C, 2>, smem_bytes);
       set_bytes = smem_bytes;
     }
-    gemv_mma_kernel<C, 2><<<grid, kGemvThreads, smem_bytes, s>>>(a);
+    launch(gemv_mma_kernel<C, 2>, grid, kGemvThreads, size_t(smem_bytes), s, a);
   }
   LB_CUDA_LAUNCH_CHECK();
 }

@@ -1,6 +1,8 @@
 // Upload of repacked weights and the bf16 dequantization used by prefill (M > 8: dequantize + cuBLAS).
 #include "backend/cuda/weights.cuh"
 
+#include "backend/cuda/launch.cuh"
+
 #include <cstdint>
 
 namespace lowbit::cuda {
@@ -38,6 +40,8 @@ constexpr int kDequantCols = 8;  // columns per thread
 
 // One thread: 8 consecutive columns of one logical row, each decoded as dequantize_row() decodes it.
 __global__ void __launch_bounds__(256) dequantize_bf16_kernel(GpuWeightView v, __nv_bfloat16* out, int64_t rows) {
+  pdl_wait();  // out may still be read by the previous kernel (launch.cuh)
+  pdl_trigger();
   const int64_t chunks = (v.cols + kDequantCols - 1) / kDequantCols;
   const int64_t idx = int64_t(blockIdx.x) * blockDim.x + threadIdx.x;
   if (idx >= rows * chunks) return;
@@ -60,8 +64,7 @@ void dequantize_to_bf16(const GpuWeight& w, __nv_bfloat16* out, cudaStream_t s) 
   const int64_t blocks = (total + 255) / 256;
   LB_CHECK(blocks < (int64_t(1) << 31), "dequantize_to_bf16('", w.name, "'): ", rows, " x ", w.view.cols,
            " is too large for one launch");
-  dequantize_bf16_kernel<<<unsigned(blocks), 256, 0, s>>>(w.view, out, rows);
-  LB_CUDA_LAUNCH_CHECK();
+  launch(dequantize_bf16_kernel, unsigned(blocks), 256, 0, s, w.view, out, rows);
 }
 
 }  // namespace lowbit::cuda
