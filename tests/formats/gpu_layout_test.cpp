@@ -2,6 +2,8 @@
 // every element decoded from the GPU layout equals dequantize_row() bit for bit; the tensor-core fragment
 // decoders (gemv_decode.h, intrinsics emulated) agree with the element codes at every fragment position;
 // concat_rows and concat_glu keep every row's values; unsupported layouts are errors.
+#include <algorithm>
+#include <bit>
 #include <cmath>
 #include <cstring>
 #include <string>
@@ -179,7 +181,9 @@ TEST(GpuLayout, RoundTripEveryFormat) {
         const GpuWeightHost w = repack_for_gpu(t);
         EXPECT_EQ(w.codec, codec_for(f));
         EXPECT_EQ(w.rows_pad % 16, 0);
-        if (!is_plain(w.codec)) EXPECT_EQ(w.cols_pad % packet_cols(w.codec), 0);
+        if (!is_plain(w.codec)) {
+          EXPECT_EQ(w.cols_pad % packet_cols(w.codec), 0);
+        }
         const QTensor back = unpack_from_gpu(w);
         EXPECT_EQ(back.fmt, t.fmt);
         EXPECT_EQ(back.rows, t.rows);
@@ -191,8 +195,9 @@ TEST(GpuLayout, RoundTripEveryFormat) {
         EXPECT_TRUE(same_buffer(back.scales, t.scales)) << "scales differ after the round trip";
         EXPECT_TRUE(same_buffer(back.offsets, t.offsets)) << "offsets differ after the round trip";
         const FormatInfo& fi = format_info(f);
-        if (fi.scheme == ScaleScheme::TensorF32 || fi.scheme == ScaleScheme::BlockE4M3F32)
+        if (fi.scheme == ScaleScheme::TensorF32 || fi.scheme == ScaleScheme::BlockE4M3F32) {
           EXPECT_TRUE(same_float(back.tensor_scale, t.tensor_scale));
+        }
         expect_rows_decode_as(w, 0, t, "repack");
       }
     }
@@ -275,6 +280,159 @@ TEST(GpuLayout, GateUpPairInterleavesByEight) {
       expect_rows_decode_as(w, 0, gate, "gate");
       expect_rows_decode_as(w, ff, up, "up");
       if (!is_plain(w.codec)) expect_fragments_match(w);
+    }
+  }
+}
+
+// Host emulation of gemv_mma_kernel's arithmetic (gemv_kernels.cuh) for x[M, K], one K-tile: the same
+// per-token power-of-two scaling and fp16 hi/lo staging (b_pair_word), fragment decoders and B loads
+// (b_frag_word), the PTX mma.m16n8k16 operand layouts (A: a_frag_element; B: lane (g, t) holds rows 2t,
+// 2t+1 and 2t+8, 2t+9 of column g; D: lane holds (g, 2t), (g, 2t+1), (g+8, 2t), (g+8, 2t+1)), the scale
+// folds per 32 / 16 columns and the final scaling. Products are summed in double here.
+std::vector<double> emulate_mma_gemv(const GpuWeightHost& w, const std::vector<float>& x, int M) {
+  const GpuWeightView v = w.view();
+  const CodecInfo ci = codec_info(w.codec);
+  const int64_t K = w.cols, Kp = w.cols_pad, stride = Kp / 2, units = Kp / 32;
+  const int NB = M > 4 ? 2 : 1;
+  std::vector<float> xscale(static_cast<size_t>(M)), yscale(static_cast<size_t>(M));
+  for (int m = 0; m < M; ++m) {
+    float amax = 0.0f;
+    for (int64_t k = 0; k < K; ++k) amax = std::max(amax, std::fabs(x[size_t(m * K + k)]));
+    const int e = amax > 0.0f ? std::ilogb(amax) - 13 : 0;
+    xscale[size_t(m)] = std::ldexp(1.0f, -e);
+    yscale[size_t(m)] = std::ldexp(1.0f, e);
+  }
+  std::vector<uint32_t> xb(size_t(2 * M * stride), 0u);
+  std::vector<float> gsum(size_t(M * units), 0.0f);
+  for (int m = 0; m < M; ++m)
+    for (int64_t kk = 0; kk < Kp; kk += 2) {
+      const float v0 = (kk < K ? x[size_t(m * K + kk)] : 0.0f) * xscale[size_t(m)];
+      const float v1 = (kk + 1 < K ? x[size_t(m * K + kk + 1)] : 0.0f) * xscale[size_t(m)];
+      const uint16_t h0 = f32_to_f16(v0), h1 = f32_to_f16(v1);
+      const uint16_t l0 = f32_to_f16(v0 - f16_to_f32(h0)), l1 = f32_to_f16(v1 - f16_to_f32(h1));
+      xb[size_t((2 * m) * stride + b_pair_word(int(kk)))] = uint32_t(h0) | uint32_t(h1) << 16;
+      xb[size_t((2 * m + 1) * stride + b_pair_word(int(kk)))] = uint32_t(l0) | uint32_t(l1) << 16;
+      gsum[size_t(m * units + kk / 32)] += v0 + v1;
+    }
+  const int gshift = ci.scale == ScaleKind::Affine ? std::countr_zero(unsigned(v.group >> 5)) : 0;
+  std::vector<double> y(size_t(M * v.rows_pad), 0.0);
+  for (int64_t tile = 0; tile < v.n_tiles(); ++tile) {
+    double accC[32][2][4] = {}, accY[32][2][2] = {}, D[32][2][4] = {};
+    for (int64_t p = 0; p < v.n_packets; ++p) {
+      uint32_t A[32][16][4];
+      for (int lane = 0; lane < 32; ++lane) {
+        uint32_t words[12];
+        for (int i = 0; i < 4 * ci.pw; ++i) words[i] = read_word(v.codes, packet_word_index(v, tile, p, i, lane));
+        decode_packet_any(w.codec, words, A[lane]);
+      }
+      for (int s = 0; s < ci.pks; ++s) {
+        const int64_t ks = p * ci.pks + s;  // k-step along K
+        double Am[16][16], Bm[2][16][8] = {};
+        for (int lane = 0; lane < 32; ++lane)
+          for (int reg = 0; reg < 4; ++reg)
+            for (int half = 0; half < 2; ++half) {
+              int row, col;
+              a_frag_element(lane, reg, half, &row, &col);
+              Am[row][col] = f16_to_f32(uint16_t(A[lane][s][reg] >> (16 * half))) * double(ci.factor) / ci.factor;
+            }
+        for (int lane = 0; lane < 32; ++lane) {
+          const int g = lane / 4, t = lane % 4;
+          for (int nb = 0; nb < NB; ++nb) {
+            const int arr = 8 * nb + g;
+            if ((arr >> 1) >= M) continue;
+            const uint32_t b0 = xb[size_t(arr * stride + b_frag_word(int(ks), t))];
+            const uint32_t b1 = xb[size_t(arr * stride + b_frag_word(int(ks), t) + 1)];
+            for (int h = 0; h < 2; ++h) {
+              Bm[nb][2 * t + h][g] = f16_to_f32(uint16_t(b0 >> (16 * h)));
+              Bm[nb][2 * t + 8 + h][g] = f16_to_f32(uint16_t(b1 >> (16 * h)));
+            }
+          }
+        }
+        const bool units_fold = ci.scale == ScaleKind::Affine || ci.scale == ScaleKind::Mx;
+        for (int lane = 0; lane < 32; ++lane) {
+          const int g = lane / 4, t = lane % 4;
+          for (int nb = 0; nb < NB; ++nb) {
+            double d[4];
+            const int rows[4] = {g, g, g + 8, g + 8}, cols[4] = {2 * t, 2 * t + 1, 2 * t, 2 * t + 1};
+            for (int i = 0; i < 4; ++i) {
+              d[i] = 0;
+              for (int k = 0; k < 16; ++k) d[i] += Am[rows[i]][k] * Bm[nb][k][cols[i]];
+            }
+            if (ci.scale == ScaleKind::Row) {
+              for (int i = 0; i < 4; ++i) accC[lane][nb][i] += d[i];
+              continue;
+            }
+            for (int i = 0; i < 4; ++i) D[lane][nb][i] = (units_fold && s % 2 == 1) ? D[lane][nb][i] + d[i] : d[i];
+            if (units_fold && s % 2 == 0) continue;
+            const int64_t unit = ks / 2;
+            float f[2], mo[2] = {0.0f, 0.0f};
+            if (ci.scale == ScaleKind::Affine) {
+              const int64_t e = (tile * v.scale_units() + (unit >> gshift)) * 8 + g;
+              affine_entry(read_word(v.scales, 2 * e), &f[0], &mo[0]);
+              affine_entry(read_word(v.scales, 2 * e + 1), &f[1], &mo[1]);
+            } else if (ci.scale == ScaleKind::Mx) {
+              const int64_t e = ((tile * v.scale_units() + unit) * 8 + g) * 2;
+              f[0] = e8m0_value(v.scales[e]);
+              f[1] = e8m0_value(v.scales[e + 1]);
+            } else {
+              nv_scales(read_word(v.scales, (tile * v.scale_units() + unit) * 8 + g) >> (16 * (s % 2)), &f[0], &f[1]);
+            }
+            const int tok = 4 * nb + t;
+            const double gs = (ci.scale == ScaleKind::Affine && tok < M) ? gsum[size_t(tok * units + unit)] : 0.0;
+            for (int h = 0; h < 2; ++h)
+              accY[lane][nb][h] += f[h] * (D[lane][nb][2 * h] + D[lane][nb][2 * h + 1]) + mo[h] * gs;
+          }
+        }
+      }
+    }
+    for (int lane = 0; lane < 32; ++lane) {
+      const int g = lane / 4, t = lane % 4;
+      for (int nb = 0; nb < NB; ++nb)
+        for (int h = 0; h < 2; ++h) {
+          const int tok = 4 * nb + t;
+          if (tok >= M) continue;
+          const int64_t r = tile * 16 + g + 8 * h;
+          double val = ci.scale == ScaleKind::Row ? accC[lane][nb][2 * h] + accC[lane][nb][2 * h + 1] : accY[lane][nb][h];
+          val *= double(ci.factor) * yscale[size_t(tok)];
+          if (v.row_scale) val = ci.scale == ScaleKind::Nv ? val / v.row_scale[r] : val * v.row_scale[r];
+          y[size_t(tok * v.rows_pad + r)] = val;
+        }
+    }
+  }
+  return y;
+}
+
+TEST(GpuLayout, TensorCoreGemvEmulationMatchesReference) {
+  uint64_t seed = 700;
+  for (Format f : weight_formats()) {
+    if (is_plain(codec_for(f))) continue;
+    for (int M : {1, 3, 6}) {
+      SCOPED_TRACE(std::string(format_name(f)) + " M=" + std::to_string(M));
+      const QTensor t = make_tensor(f, 21, 200, seed++, true);
+      const GpuWeightHost w = repack_for_gpu(t);
+      Rng rng(seed++);
+      std::vector<float> x(size_t(M * t.cols));
+      for (float& q : x) q = rng.normal();
+      const std::vector<double> y = emulate_mma_gemv(w, x, M);
+      std::vector<float> row(size_t(t.cols));
+      int bad = 0;
+      for (int64_t r = 0; r < t.rows; ++r) {
+        dequantize_row(t, r, row.data());
+        for (int m = 0; m < M; ++m) {
+          double ref = 0, S = 0;
+          for (int64_t k = 0; k < t.cols; ++k) {
+            ref += double(row[size_t(k)]) * x[size_t(m * t.cols + k)];
+            S += std::fabs(double(row[size_t(k)]) * x[size_t(m * t.cols + k)]);
+          }
+          // hi/lo representation (2^-22 relative, 2^-38 max|x| absolute) and fp32 folds; S bounds every
+          // partial sum except the affine m * sum(x) terms, covered by the 2^-16 slack on |m| sum|x|
+          const double got = y[size_t(m * w.rows_pad + r)];
+          const double bound = std::ldexp(S, -18) + 1e-6 * std::fabs(ref) + 1e-12;
+          if (!(std::fabs(got - ref) <= bound + std::ldexp(S, -14) * (t.info().scheme == ScaleScheme::GroupAffine)) &&
+              bad++ < 3)
+            ADD_FAILURE() << "row " << r << " token " << m << ": emulated " << got << ", reference " << ref << ", S " << S;
+        }
+      }
     }
   }
 }

@@ -19,6 +19,13 @@
 #include "util/half.h"
 #include "util/hd.h"
 
+// Loop unrolling hint for nvcc; nothing for host compilers (which would warn about the pragma).
+#if defined(__CUDACC__)
+#define LB_UNROLL _Pragma("unroll")
+#else
+#define LB_UNROLL
+#endif
+
 namespace lowbit::cuda {
 
 // ---- the intrinsics, emulated on the host ------------------------------------------------------------
@@ -121,7 +128,7 @@ LB_HD void decode_kstep(const uint32_t* w, uint32_t* a) {
   } else if constexpr (C == GpuCodec::U2 || C == GpuCodec::T2) {
     const uint32_t word = w[S / 2];
     constexpr uint32_t kMagic = 0x64006400u;
-#pragma unroll
+LB_UNROLL
     for (int r = 0; r < 4; ++r) {
       const int P = (S % 2) * 4 + r, j = P % 4;
       const uint32_t plane = (P / 4) ? word >> 8 : word;
@@ -131,7 +138,7 @@ LB_HD void decode_kstep(const uint32_t* w, uint32_t* a) {
   } else if constexpr (C == GpuCodec::U1) {
     const uint32_t word = w[S / 4];
     constexpr uint32_t kMagic = 0x64006400u;
-#pragma unroll
+LB_UNROLL
     for (int r = 0; r < 4; ++r) {
       const int P = (S % 4) * 4 + r, j = P % 8;
       const uint32_t plane = (P / 8) ? word >> 8 : word;
@@ -150,7 +157,7 @@ LB_HD void decode_kstep(const uint32_t* w, uint32_t* a) {
     constexpr int t0 = e3 ? 8 : 7, t4 = e3 ? 12 : 11;  // fp16 positions of magnitude bit 0 and bit 4
     constexpr uint32_t nmask = e3 ? 0x0f000f00u : 0x07800780u, cmask = e3 ? 0x90009000u : 0x88008800u;
     const uint32_t nib = w[S], crumb = w[8 + S / 2];
-#pragma unroll
+LB_UNROLL
     for (int r = 0; r < 4; ++r) {
       const int slot = fp6_slot(e3, (S % 2) * 4 + r);
       a[r] = (rotl32(nib, (t0 - 4 * r + 32) % 32) & nmask) | (rotl32(crumb, (t4 - slot + 32) % 32) & cmask);
@@ -175,22 +182,54 @@ LB_HD T5Entry t5_entry(uint32_t v) {
 // device).
 template <typename Lut>
 LB_HD void decode_t5_packet(const uint32_t* w, uint32_t (*a)[4], const Lut& lut) {
-#pragma unroll
+LB_UNROLL
   for (int h = 0; h < 2; ++h) {      // stream: row g (bytes 0..7) or row g+8 (bytes 8..15)
-#pragma unroll
+LB_UNROLL
     for (int q = 0; q < 4; ++q) {    // bytes 2q, 2q+1 of the stream: stream pairs 5q..5q+4
       const int b0 = 8 * h + 2 * q, b1 = b0 + 1;
       const T5Entry e0 = lut((w[b0 / 4] >> (8 * (b0 % 4))) & 0xffu);
       const T5Entry e1 = lut((w[b1 / 4] >> (8 * (b1 % 4))) & 0xffu);
       const uint32_t pairs[5] = {e0.p01, e0.p23, byte_perm(e0.p4, e1.p01, 0x5410u), byte_perm(e1.p01, e1.p23, 0x5432u),
                                  byte_perm(e1.p23, e1.p4, 0x5432u)};
-#pragma unroll
+LB_UNROLL
       for (int i = 0; i < 5; ++i) {
         const int pi = 5 * q + i;          // stream pair index: k-step pi / 2, column half pi % 2
         a[pi / 2][h + 2 * (pi % 2)] = pairs[i];
       }
     }
   }
+}
+
+// ---- the B operand (x) and the scale folds, shared by the kernel and the host emulation test ------------
+
+// x of a K-tile is staged per token and part (hi / lo) as fp16 pairs: the pair of tile-local columns
+// (kk, kk+1), kk even, sits at this 32-bit word, so that lane t of k-step s reads its two B registers
+// (rows 2t, 2t+1 and 2t+8, 2t+9 of the 16 x 8 operand) as one 8-byte load at b_frag_word(s, t).
+LB_HD int b_pair_word(int kk) {
+  const int s = kk / 16, c = kk % 16;
+  return 8 * s + 2 * ((c % 8) / 2) + c / 8;
+}
+LB_HD int b_frag_word(int s, int t) { return 8 * s + 2 * t; }
+
+// E8M0 scale byte -> fp32 (0x00 is 2^-127, a subnormal; 0xFF is NaN), as E8M0::decode.
+LB_HD float e8m0_value(uint32_t b) {
+  return b == 0xffu ? bits_f32(0x7fc00000u) : (b == 0u ? bits_f32(0x00400000u) : bits_f32(b << 23));
+}
+// Affine scale entry (bf16 s | bf16 m << 16) -> s, m (bf16 is the top half of an fp32).
+LB_HD void affine_entry(uint32_t v, float* s, float* m) {
+  *s = bits_f32(v << 16);
+  *m = bits_f32(v & 0xffff0000u);
+}
+// Two E4M3 block scales (rows g, g+8) -> fp32.
+LB_HD void nv_scales(uint32_t two_codes, float* f0, float* f1) {
+  const uint32_t hh = cvt_e4m3x2(two_codes);
+#if defined(__CUDA_ARCH__)
+  *f0 = __half2float(__ushort_as_half(uint16_t(hh & 0xffffu)));
+  *f1 = __half2float(__ushort_as_half(uint16_t(hh >> 16)));
+#else
+  *f0 = f16_to_f32(uint16_t(hh & 0xffffu));
+  *f1 = f16_to_f32(uint16_t(hh >> 16));
+#endif
 }
 
 // Position of the i-th fp16 of A register `reg` of a lane in the 16x16 tile of a k-step (PTX ISA,

@@ -75,10 +75,6 @@ __device__ __forceinline__ float warp_max(float v) {
   return v;
 }
 
-// E8M0 byte -> fp32 (0x00 is 2^-127, a subnormal; 0xFF is NaN), as E8M0::decode.
-__device__ __forceinline__ float e8m0_to_f32(uint32_t b) {
-  return b == 0xffu ? __uint_as_float(0x7fc00000u) : (b == 0u ? __uint_as_float(0x00400000u) : __uint_as_float(b << 23));
-}
 
 // Raw x (and norm weight) of columns k, k+1 (k even) of token m: one 8-byte read-only load when the
 // rows are 8-byte aligned, else two; zero beyond K.
@@ -316,8 +312,7 @@ __global__ void __launch_bounds__(kGemvThreads, 2) gemv_mma_kernel(const GemvArg
         const float v0 = xv.x * xscale[m], v1 = xv.y * xscale[m];
         const __half h0 = __float2half_rn(v0), h1 = __float2half_rn(v1);
         const __half l0 = __float2half_rn(v0 - __half2float(h0)), l1 = __float2half_rn(v1 - __half2float(h1));
-        const int s = kk / 16, c = kk % 16;
-        const int widx = 8 * s + 2 * ((c % 8) / 2) + c / 8;
+        const int widx = b_pair_word(kk);
         xb[(2 * m) * a.xstride + widx] = uint32_t(__half_as_ushort(h0)) | uint32_t(__half_as_ushort(h1)) << 16;
         xb[(2 * m + 1) * a.xstride + widx] = uint32_t(__half_as_ushort(l0)) | uint32_t(__half_as_ushort(l1)) << 16;
         if constexpr (SK == ScaleKind::Affine) {
@@ -358,7 +353,7 @@ __global__ void __launch_bounds__(kGemvThreads, 2) gemv_mma_kernel(const GemvArg
           for (int nb = 0; nb < NB; ++nb) {
             const int arr = 8 * nb + g;  // token arr / 2, hi (even) or lo (odd) part
             if ((arr >> 1) < M) {
-              const uint2 v = *reinterpret_cast<const uint2*>(xb + arr * a.xstride + 8 * (lbase + S) + 2 * t);
+              const uint2 v = *reinterpret_cast<const uint2*>(xb + arr * a.xstride + b_frag_word(lbase + S, t));
               b[nb][0] = v.x;
               b[nb][1] = v.y;
             } else {
@@ -375,18 +370,13 @@ __global__ void __launch_bounds__(kGemvThreads, 2) gemv_mma_kernel(const GemvArg
             if (!kUnits || S % 2 == 1) {
               float f0, f1, m0 = 0.0f, m1 = 0.0f;
               if constexpr (SK == ScaleKind::Affine) {
-                const uint32_t v0 = sc[u][S / 2][0], v1 = sc[u][S / 2][1];
-                f0 = __uint_as_float(v0 << 16);
-                m0 = __uint_as_float(v0 & 0xffff0000u);
-                f1 = __uint_as_float(v1 << 16);
-                m1 = __uint_as_float(v1 & 0xffff0000u);
+                affine_entry(sc[u][S / 2][0], &f0, &m0);
+                affine_entry(sc[u][S / 2][1], &f1, &m1);
               } else if constexpr (SK == ScaleKind::Mx) {
-                f0 = e8m0_to_f32(sc[u][S / 2][0] & 0xffu);
-                f1 = e8m0_to_f32(sc[u][S / 2][0] >> 8);
+                f0 = e8m0_value(sc[u][S / 2][0] & 0xffu);
+                f1 = e8m0_value(sc[u][S / 2][0] >> 8);
               } else {  // Nv: E4M3 block scales of rows g, g+8 for block S % 2 of the unit
-                const uint32_t hh = cvt_e4m3x2(sc[u][S / 2][0] >> (16 * (S % 2)));
-                f0 = __half2float(__ushort_as_half(uint16_t(hh & 0xffffu)));
-                f1 = __half2float(__ushort_as_half(uint16_t(hh >> 16)));
+                nv_scales(sc[u][S / 2][0] >> (16 * (S % 2)), &f0, &f1);
               }
 #pragma unroll
               for (int nb = 0; nb < NB; ++nb) {
