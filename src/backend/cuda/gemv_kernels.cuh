@@ -194,13 +194,17 @@ __device__ __forceinline__ void finish_block(const GemvArgs& a, const float* red
   }
 }
 
-// Packets loaded per batch (bytes in flight per lane: 16 * PW * U).
+// Packets loaded per batch (bytes in flight per lane: 16 * PW * U), as many as registers allow without
+// spills (ptxas_report.sh): 128 B per lane for the 8-bit and fp4 codecs, less where the scales of a packet
+// or its decoded k-steps take registers.
 template <GpuCodec C>
 constexpr int unroll_for() {
   constexpr CodecInfo ci = codec_info(C);
-  if (ci.pw == 3) return 2;   // fp6: 96 B
-  if (ci.pks >= 16) return 2; // int1: 8 scale units per packet
-  return 4;
+  if (ci.pw == 3) return 2;                                             // fp6: 96 B
+  if (ci.pks >= 16) return 2;                                           // int1: 8 scale units per packet
+  if (ci.pks <= 4 && ci.scale != ScaleKind::Affine) return 8;           // 8-bit, fp4
+  if (ci.pks <= 4 || C == GpuCodec::T2) return 6;                       // int4, ternary
+  return 4;                                                             // int2, ternary-1.6
 }
 
 // ---- the tensor-core kernel ----------------------------------------------------------------------------
