@@ -309,6 +309,26 @@ TEST(CudaGemv, OddKAndUnalignedInput) {
   }
 }
 
+TEST(CudaGemv, PersistentBlocksManyTiles) {
+  // more tile groups than two blocks per SM: persistent blocks loop over groups with x staged once
+  REQUIRE_GPU();
+  Gpu gpu;
+  uint64_t seed = 950;
+  for (Format f : {Format::INT4, Format::BF16, Format::NVFP4, Format::TERNARY_P5, Format::MXFP6_E2M3, Format::FP8_E4M3,
+                   Format::INT1}) {
+    SCOPED_TRACE(format_name(f));
+    const QTensor t = quantized(f, 9601, 96, seed++);
+    const GpuWeight w = upload(repack_for_gpu(t), gpu.s);
+    const QTensor gate = quantized(f, 4803, 96, seed++), up = quantized(f, 4803, 96, seed++);
+    const GpuWeight pair = upload(concat_glu(repack_for_gpu(gate), repack_for_gpu(up)), gpu.s);
+    for (int M : {1, 8})
+      for (GemvVariant v : {GemvVariant::Split4, GemvVariant::Persist2x4, GemvVariant::Persist8x1, GemvVariant::Auto}) {
+        run_and_check(gpu, w, {&t}, M, GemvOut::StoreF32, v, M == 8, seed++);
+        run_and_check(gpu, pair, {&gate, &up}, M, GemvOut::SwiGluF32, v, false, seed++);
+      }
+  }
+}
+
 TEST(CudaGemv, PlainFormatsK172) {
   REQUIRE_GPU();
   Gpu gpu;

@@ -33,9 +33,12 @@ const char* gemv_variant_name(GemvVariant v) {
   switch (v) {
     case GemvVariant::Auto: return "auto";
     case GemvVariant::Split8: return "split8";
+    case GemvVariant::Split4: return "split4";
     case GemvVariant::Tiles2x4: return "tiles2x4";
     case GemvVariant::Tiles4x2: return "tiles4x2";
     case GemvVariant::Tiles8x1: return "tiles8x1";
+    case GemvVariant::Persist2x4: return "persist2x4";
+    case GemvVariant::Persist8x1: return "persist8x1";
     case GemvVariant::Reference: return "reference";
   }
   return "?";
@@ -53,12 +56,19 @@ int sm_count() {
   return n;
 }
 
-int tiles_per_block(GemvVariant v) {
+struct BlockShape {
+  int rt, ks;        // tiles per block, warps per tile
+  bool persistent;   // at most two blocks per SM, looping over tile groups
+};
+BlockShape block_shape(GemvVariant v) {
   switch (v) {
-    case GemvVariant::Tiles2x4: return 2;
-    case GemvVariant::Tiles4x2: return 4;
-    case GemvVariant::Tiles8x1: return 8;
-    default: return 1;
+    case GemvVariant::Split4: return {1, 4, false};
+    case GemvVariant::Tiles2x4: return {2, 4, false};
+    case GemvVariant::Tiles4x2: return {4, 2, false};
+    case GemvVariant::Tiles8x1: return {8, 1, false};
+    case GemvVariant::Persist2x4: return {2, 4, true};
+    case GemvVariant::Persist8x1: return {8, 1, true};
+    default: return {1, 8, false};
   }
 }
 
@@ -176,10 +186,9 @@ __global__ void __launch_bounds__(kGemvThreads) gemv_reference_kernel(const Gemv
 
 GemvVariant gemv_auto_variant(const GpuWeight& w, int M) {
   const int64_t tiles = w.view.rows_pad / 16;
-  const int64_t want = 2 * int64_t(sm_count());
-  for (GemvVariant v : {GemvVariant::Tiles8x1, GemvVariant::Tiles4x2, GemvVariant::Tiles2x4})
-    if (ceil_div(tiles, tiles_per_block(v)) >= want) return v;
-  return GemvVariant::Split8;
+  if (tiles <= 2 * int64_t(sm_count())) return GemvVariant::Split8;
+  if (tiles <= 4 * int64_t(sm_count())) return GemvVariant::Split4;
+  return GemvVariant::Persist2x4;
 }
 
 void gemv(const GpuWeight& w, const float* x, int M, const GemvEpilogue& ep, cudaStream_t s, GemvVariant v) {
@@ -210,10 +219,16 @@ void gemv(const GpuWeight& w, const float* x, int M, const GemvEpilogue& ep, cud
     launch(gemv_reference_kernel, unsigned(blocks), kGemvThreads, 0, s, a);
     return;
   }
-  a.rt = tiles_per_block(v);
-  a.ks = kGemvWarps / a.rt;
+  const BlockShape bs = block_shape(v);
+  a.rt = bs.rt;
+  a.ks = bs.ks;
   const int smem = plan_smem(a);
-  const int64_t grid = ceil_div(w.view.rows_pad / 16, a.rt);
+  const int64_t groups = ceil_div(w.view.rows_pad / 16, a.rt);
+  int64_t grid = groups;
+  // persistent blocks reuse the staged x only when it fits in one K-tile; otherwise one group per block
+  const bool one_ktile = is_plain(w.view.codec) ? a.kt >= w.view.row_stride / 16 * (16 / codec_info(w.view.codec).esize)
+                                                : a.kt >= w.view.n_packets;
+  if (bs.persistent && one_ktile) grid = std::min<int64_t>(groups, 2 * int64_t(sm_count()));
   LB_CHECK(grid < (int64_t(1) << 31), "gemv('", w.name, "'): too many rows");
   launch_codec(a, unsigned(grid), smem, s);
 }

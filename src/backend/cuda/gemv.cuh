@@ -34,14 +34,28 @@ struct GemvEpilogue {
   float norm_eps = 1e-5f;
 };
 
-// Block shapes: 8 warps per block; `Split8`: one 16-row tile per block, K split over the 8 warps (small
-// N); `TilesRxS`: R tiles per block, K split over S warps; `Reference`: one warp per output row, element
-// by element (slow; a cross-check).
-enum class GemvVariant : int { Auto = -1, Split8 = 0, Tiles2x4 = 1, Tiles4x2 = 2, Tiles8x1 = 3, Reference = 4 };
-constexpr int kNumGemvVariants = 5;      // Split8 .. Reference
-constexpr int kNumFastGemvVariants = 4;  // Split8 .. Tiles8x1
+// Block shapes. `Split8`: one 16-row tile per block, K split over its 8 warps (small N); `Split4`: the same
+// with 4 warps (128 threads: up to 4 blocks per SM, one wave where Split8 needs 1.5); `TilesRxS`: R tiles
+// per block, K split over S warps, one block per R tiles; `PersistRxS`: the same, but at most two blocks
+// per SM, each looping over tile groups with x staged once (when x fits in one K-tile) and the next
+// group's first loads in flight during the epilogue; `Reference`: one warp per output row, element by
+// element (slow; a cross-check).
+enum class GemvVariant : int {
+  Auto = -1,
+  Split8 = 0,
+  Split4 = 1,
+  Tiles2x4 = 2,
+  Tiles4x2 = 3,
+  Tiles8x1 = 4,
+  Persist2x4 = 5,
+  Persist8x1 = 6,
+  Reference = 7,
+};
+constexpr int kNumGemvVariants = 8;      // Split8 .. Reference
+constexpr int kNumFastGemvVariants = 7;  // Split8 .. Persist8x1
 const char* gemv_variant_name(GemvVariant v);
-// The variant used for Auto: enough blocks for two waves over the multiprocessors, else Split8.
+// The variant used for Auto: Split8 up to one wave of two blocks per SM, Split4 up to one wave of four,
+// Persist2x4 beyond.
 GemvVariant gemv_auto_variant(const GpuWeight& w, int M);
 
 // x: [M, K] fp32 on the device, 1 <= M <= 8. Checks the arguments (Error) and every launch.
