@@ -470,10 +470,11 @@ __device__ __forceinline__ void plain_decode(const uint4& q, float* w) {
   }
 }
 
-template <GpuCodec C>
+// MT: the most tokens (4 or 8): sizes the accumulators, which with the loads bound the registers.
+template <GpuCodec C, int MT>
 __global__ void __launch_bounds__(kGemvThreads, 2) gemv_plain_kernel(const GemvArgs a) {
   constexpr int EPC = 16 / codec_info(C).esize;  // elements per 16-byte chunk
-  constexpr int U = 2;                           // chunks per row in flight per lane
+  constexpr int U = MT > 4 ? 1 : 2;              // chunks per row in flight per lane
   extern __shared__ __align__(16) uint8_t smem[];
   float* st = reinterpret_cast<float*>(smem + a.off_stats);
   float* xs = reinterpret_cast<float*>(smem + a.off_x);
@@ -515,11 +516,11 @@ __global__ void __launch_bounds__(kGemvThreads, 2) gemv_plain_kernel(const GemvA
       const int cb = kslice * nch / a.ks, ce = (kslice + 1) * nch / a.ks;
       const int64_t chunk0 = c0 / EPC;
       for (int rq = 0; rq < 4; ++rq) {
-        float acc[4][kGemvMaxTokens];
+        float acc[4][MT];
 #pragma unroll
         for (int r = 0; r < 4; ++r)
 #pragma unroll
-          for (int m = 0; m < kGemvMaxTokens; ++m) acc[r][m] = 0.0f;
+          for (int m = 0; m < MT; ++m) acc[r][m] = 0.0f;
         const uint8_t* row0 = a.w.codes + (tile * 16 + 4 * rq) * a.w.row_stride;
         for (int c = cb + lane; c < ce; c += 32 * U) {
           uint4 q[U][4];
@@ -536,7 +537,7 @@ __global__ void __launch_bounds__(kGemvThreads, 2) gemv_plain_kernel(const GemvA
 #pragma unroll
             for (int r = 0; r < 4; ++r) plain_decode<C>(q[u][r], wv[r]);
 #pragma unroll
-            for (int m = 0; m < kGemvMaxTokens; ++m) {
+            for (int m = 0; m < MT; ++m) {
               if (m >= M) break;
               const float4* xp = reinterpret_cast<const float4*>(xs + m * a.xstride + (c + 32 * u) * EPC);
 #pragma unroll
@@ -556,7 +557,7 @@ __global__ void __launch_bounds__(kGemvThreads, 2) gemv_plain_kernel(const GemvA
 #pragma unroll
         for (int r = 0; r < 4; ++r)
 #pragma unroll
-          for (int m = 0; m < kGemvMaxTokens; ++m) {
+          for (int m = 0; m < MT; ++m) {
             if (m >= M) break;
             const float v = warp_sum(acc[r][m]);
             if (lane == 0) red[((tl * a.ks + kslice) * 16 + 4 * rq + r) * M + m] += v;
@@ -590,12 +591,21 @@ template <GpuCodec C>
 void launch_gemv_codec(const GemvArgs& a, unsigned grid, int smem_bytes, cudaStream_t s) {
   const unsigned threads = unsigned(32 * a.rt * a.ks);
   if constexpr (is_plain(C)) {
-    static int set_bytes = 0;
-    if (smem_bytes > set_bytes) {
-      set_max_smem_once(gemv_plain_kernel<C>, smem_bytes);
-      set_bytes = smem_bytes;
+    if (a.M <= 4) {
+      static int set_bytes = 0;
+      if (smem_bytes > set_bytes) {
+        set_max_smem_once(gemv_plain_kernel<C, 4>, smem_bytes);
+        set_bytes = smem_bytes;
+      }
+      launch(gemv_plain_kernel<C, 4>, grid, threads, size_t(smem_bytes), s, a);
+    } else {
+      static int set_bytes = 0;
+      if (smem_bytes > set_bytes) {
+        set_max_smem_once(gemv_plain_kernel<C, 8>, smem_bytes);
+        set_bytes = smem_bytes;
+      }
+      launch(gemv_plain_kernel<C, 8>, grid, threads, size_t(smem_bytes), s, a);
     }
-    launch(gemv_plain_kernel<C>, grid, threads, size_t(smem_bytes), s, a);
   } else if (a.M <= 4) {
     static int set_bytes = 0;
     if (smem_bytes > set_bytes) {
