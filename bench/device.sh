@@ -5,13 +5,13 @@
 #
 #   bench/device.sh [stage ...]      stages: info tests sanitizer kernels survey anchors (default: all but anchors)
 # Environment:
-#   BUILD=build-device      the build folder (carried from the development machine; built here if absent)
+#   BUILD=.carry/bin        the CUDA binaries (carried, see bench/prepare-carry.sh; built here if absent)
 #   DATA=.carry             folder with models/ (stories260K) and anchors/ (the peer scripts)
 #   OUT=...                 where logs and tables go (the device tool sets it; default ./out)
 #   FORMATS=...             survey formats (default: all weight formats); REPS=3; NEW=200
 set -uo pipefail
 cd "$(dirname "$0")/.."
-BUILD=${BUILD:-build-device}
+BUILD=${BUILD:-.carry/bin}
 DATA=${DATA:-.carry}
 OUT=${OUT:-out}
 REPS=${REPS:-3}
