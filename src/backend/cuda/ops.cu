@@ -302,7 +302,8 @@ __global__ void __launch_bounds__(kSampleThreads) sample_kernel(const float* log
     if (p.top_k > 0 && p.top_k < V) {
       unsigned lo = 0, hi = 0xffffffffu;
       while (lo < hi) {
-        const unsigned mid = lo + (hi - lo + 1) / 2;
+        // 64-bit: hi - lo + 1 overflows 32 bits on the first step (lo = 0, hi = 2^32 - 1)
+        const unsigned mid = lo + unsigned((uint64_t(hi) - lo + 1) / 2);
         float c = 0.0f;
         for (int i = tid; i < V; i += blockDim.x) c += fkey(logits[i]) >= mid ? 1.0f : 0.0f;
         c = block_reduce<false>(c, red);
@@ -323,7 +324,7 @@ __global__ void __launch_bounds__(kSampleThreads) sample_kernel(const float* log
     if (p.top_p < 1.0f) {
       unsigned lo = 0, hi = __float_as_uint(1.0f);
       while (lo < hi) {
-        const unsigned mid = lo + (hi - lo + 1) / 2;
+        const unsigned mid = lo + unsigned((uint64_t(hi) - lo + 1) / 2);
         float m = 0.0f;
         for (int i = tid; i < V; i += blockDim.x) {
           const float w = weight(i);
