@@ -38,12 +38,7 @@ class SentencePieceTokenizer final : public Tokenizer {
       return false;
     });
     for (const auto& [text, id] : v_.specials) specials_.add(text, id);
-    bos_ = v_.bos;
-    eos_ = v_.eos;
-    add_bos_ = v_.add_bos;
-    stops_ = v_.stops;
-    if (special_token_id("<|start_header_id|>") >= 0) chat_ = ChatStyle::Llama3;
-    else if (special_token_id("<|im_start|>") >= 0) chat_ = ChatStyle::ChatML;
+    init_specials(v_.bos, v_.eos, v_.add_bos, v_.stops);
   }
 
   std::string decode(int prev, int id) const override {

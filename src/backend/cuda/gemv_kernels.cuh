@@ -9,6 +9,7 @@
 #include "backend/cuda/check.cuh"
 #include "backend/cuda/gemv.cuh"
 #include "backend/cuda/gemv_decode.h"
+#include "backend/cuda/warp.cuh"
 #include "backend/cuda/launch.cuh"
 
 namespace lowbit::cuda {
@@ -64,16 +65,6 @@ __device__ __forceinline__ void mma_16816(float* d, const uint32_t* a, const uin
         "f"(c[3]));
 }
 
-__device__ __forceinline__ float warp_sum(float v) {
-#pragma unroll
-  for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
-  return v;
-}
-__device__ __forceinline__ float warp_max(float v) {
-#pragma unroll
-  for (int o = 16; o > 0; o >>= 1) v = fmaxf(v, __shfl_xor_sync(0xffffffffu, v, o));
-  return v;
-}
 
 
 // Raw x (and norm weight) of columns k, k+1 (k even) of token m: one 8-byte read-only load when the

@@ -6,21 +6,12 @@
 #include "backend/cuda/cuda_util.cuh"
 #include "backend/cuda/launch.cuh"
 #include "backend/cuda/ops.cuh"
+#include "backend/cuda/warp.cuh"
 
 namespace lowbit::cuda {
 
 namespace {
 
-__device__ __forceinline__ float warp_sum(float v) {
-#pragma unroll
-  for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
-  return v;
-}
-__device__ __forceinline__ float warp_max(float v) {
-#pragma unroll
-  for (int o = 16; o > 0; o >>= 1) v = fmaxf(v, __shfl_xor_sync(0xffffffffu, v, o));
-  return v;
-}
 
 // Block-wide sum/max through shared memory (blockDim.x a multiple of 32, <= 1024). All threads get the result.
 template <bool kMax>
