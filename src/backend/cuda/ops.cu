@@ -72,22 +72,53 @@ __global__ void rope_qkv_kernel(const float* qkv, const int* d_pos, const float2
   for (int j = threadIdx.x; j < kvd; j += blockDim.x) v_cache[size_t(p) * kvd + j] = src[qd + kvd + j];
 }
 
-// grid (n_kv, max_chunks), block 128. Shared: q of the group's heads [group, hd] + scores [group, chunk].
-__global__ void attn_decode_partial(const float* q, const float* kc, const float* vc, const int* d_pos, int n_heads,
-                                    int n_kv, int hd, float scale, int max_chunks, float* part_o, float* part_ml) {
+// Decode attention for the token at position p = *d_pos, fused with its RoPE and KV-cache write.
+// grid (n_kv, max_chunks), block 128: block (kvh, c) handles the query heads of kv head kvh over positions
+// [c * kAttnChunk, min(p + 1, (c + 1) * kAttnChunk)). Every block rotates the group's q itself (a few
+// hundred values); the block whose chunk holds p rotates k and writes k and v at p, which no other block
+// reads. Each block leaves its (max, sum, unnormalised output) per head; the last block of a kv head to
+// finish (an atomic count) merges the chunks and resets the count for the next step.
+// Shared: q [group, hd] + scores [group, kAttnChunk].
+__global__ void attn_decode_kernel(const float* qkv, const int* d_pos, const float2* rope, int n_heads, int n_kv,
+                                   int hd, bool interleaved, float scale, int max_chunks, float* kc, float* vc,
+                                   float* part_o, float* part_ml, unsigned* counters, float* out) {
   pdl_wait();
   pdl_trigger();
   extern __shared__ float sm[];
+  __shared__ bool is_last;
   const int kvh = blockIdx.x, chunk = blockIdx.y;
-  const int ctx = *d_pos + 1;
+  const int pos = *d_pos, ctx = pos + 1;
   const int t0 = chunk * kAttnChunk;
-  if (t0 >= ctx) return;  // the combine reads only the chunks that exist for this context
+  const int nchunks = (ctx + kAttnChunk - 1) / kAttnChunk;
+  if (chunk >= nchunks) return;  // beyond the context: neither counted nor combined
   const int t1 = min(ctx, t0 + kAttnChunk), nt = t1 - t0;
-  const int group = n_heads / n_kv, kvd = n_kv * hd;
-  float* qs = sm;                   // [group, hd]
+  const int group = n_heads / n_kv, kvd = n_kv * hd, qd = n_heads * hd, half = hd / 2;
+  const float2* cs = rope + size_t(pos) * half;
+  float* qs = sm;                   // [group, hd] rotated q
   float* sc = sm + group * hd;      // [group, kAttnChunk]
-  for (int j = threadIdx.x; j < group * hd; j += blockDim.x) qs[j] = q[size_t(kvh * group) * hd + j];
-  __syncthreads();
+  for (int j = threadIdx.x; j < group * half; j += blockDim.x) {
+    const int g = j / half, r = j % half;
+    const int a = interleaved ? 2 * r : r, b = interleaved ? 2 * r + 1 : r + half;
+    const float* src = qkv + size_t(kvh * group + g) * hd;
+    const float x0 = src[a], x1 = src[b];
+    const float2 c = cs[r];
+    qs[g * hd + a] = x0 * c.x - x1 * c.y;
+    qs[g * hd + b] = x0 * c.y + x1 * c.x;
+  }
+  if (chunk == nchunks - 1) {  // this chunk holds position pos: write its k (rotated) and v
+    const float* ks = qkv + qd + size_t(kvh) * hd;
+    float* kd = kc + size_t(pos) * kvd + size_t(kvh) * hd;
+    for (int r = threadIdx.x; r < half; r += blockDim.x) {
+      const int a = interleaved ? 2 * r : r, b = interleaved ? 2 * r + 1 : r + half;
+      const float x0 = ks[a], x1 = ks[b];
+      const float2 c = cs[r];
+      kd[a] = x0 * c.x - x1 * c.y;
+      kd[b] = x0 * c.y + x1 * c.x;
+    }
+    for (int j = threadIdx.x; j < hd; j += blockDim.x)
+      vc[size_t(pos) * kvd + size_t(kvh) * hd + j] = qkv[qd + kvd + size_t(kvh) * hd + j];
+  }
+  __syncthreads();  // q in shared memory; the new k/v row visible to the whole block
   const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, nw = blockDim.x >> 5;
   for (int t = warp; t < nt; t += nw) {
     const float* k = kc + size_t(t0 + t) * kvd + size_t(kvh) * hd;
@@ -125,25 +156,26 @@ __global__ void attn_decode_partial(const float* q, const float* kc, const float
     for (int t = 0; t < nt; ++t) acc += p[t] * v[size_t(t) * kvd];
     part_o[(size_t(kvh * group + g) * max_chunks + chunk) * hd + d] = acc;
   }
-}
-
-// grid n_heads, block 128: merges the chunks' (max, sum, unnormalised output) of one head.
-__global__ void attn_decode_combine(const int* d_pos, int hd, int max_chunks, const float* part_o,
-                                    const float* part_ml, float* out) {
-  pdl_wait();
-  pdl_trigger();
-  const int h = blockIdx.x;
-  const int nc = (*d_pos + 1 + kAttnChunk - 1) / kAttnChunk;
-  const float* ml = part_ml + size_t(h) * max_chunks * 2;
-  float M = -FLT_MAX;
-  for (int c = 0; c < nc; ++c) M = fmaxf(M, ml[2 * c]);
-  float L = 0.0f;
-  for (int c = 0; c < nc; ++c) L += ml[2 * c + 1] * __expf(ml[2 * c] - M);
-  const float invL = 1.0f / L;
-  for (int d = threadIdx.x; d < hd; d += blockDim.x) {
-    float acc = 0.0f;
-    for (int c = 0; c < nc; ++c) acc += part_o[(size_t(h) * max_chunks + c) * hd + d] * __expf(ml[2 * c] - M);
-    out[size_t(h) * hd + d] = acc * invL;
+  // publish the partials, then count this chunk; the block that completes the count merges
+  __threadfence();
+  __syncthreads();
+  if (threadIdx.x == 0) is_last = atomicAdd(&counters[kvh], 1u) == unsigned(nchunks - 1);
+  __syncthreads();
+  if (!is_last) return;
+  __threadfence();
+  if (threadIdx.x == 0) counters[kvh] = 0;  // the next decode step (a graph replay) counts from zero
+  for (int j = threadIdx.x; j < group * hd; j += blockDim.x) {
+    const int h = kvh * group + j / hd, d = j % hd;
+    const float* ml = part_ml + size_t(h) * max_chunks * 2;
+    float M = -FLT_MAX;
+    for (int c = 0; c < nchunks; ++c) M = fmaxf(M, __ldcg(ml + 2 * c));
+    float L = 0.0f, acc = 0.0f;
+    for (int c = 0; c < nchunks; ++c) {
+      const float w = __expf(__ldcg(ml + 2 * c) - M);  // L2 loads: the partials come from other blocks
+      L += __ldcg(ml + 2 * c + 1) * w;
+      acc += __ldcg(part_o + (size_t(h) * max_chunks + c) * hd + d) * w;
+    }
+    out[size_t(h) * hd + d] = acc / L;
   }
 }
 
@@ -406,15 +438,15 @@ void rope_qkv_write(const float* qkv, int n, const int* d_pos, const float2* rop
   launch(rope_qkv_kernel, n, 256, 0, s, qkv, d_pos, rope, n_heads, n_kv, hd, interleaved, q_out, k_cache, v_cache);
 }
 
-void attention_decode(const float* q, const float* k_cache, const float* v_cache, const int* d_pos, int max_seq,
-                      int n_heads, int n_kv, int hd, float* part_o, float* part_ml, float* out, cudaStream_t s) {
+void attention_decode(const float* qkv, const int* d_pos, const float2* rope, int max_seq, int n_heads, int n_kv,
+                      int hd, bool interleaved, float* k_cache, float* v_cache, float* part_o, float* part_ml,
+                      unsigned* counters, float* out, cudaStream_t s) {
   const int max_chunks = (max_seq + kAttnChunk - 1) / kAttnChunk;
   const int group = n_heads / n_kv;
   const size_t smem = size_t(group) * (hd + kAttnChunk) * sizeof(float);
   const float scale = 1.0f / sqrtf(float(hd));
-  launch(attn_decode_partial, dim3(n_kv, max_chunks), 128, smem, s, q, k_cache, v_cache, d_pos, n_heads, n_kv, hd, scale,
-                                                                max_chunks, part_o, part_ml);
-  launch(attn_decode_combine, n_heads, 128, 0, s, d_pos, hd, max_chunks, part_o, part_ml, out);
+  launch(attn_decode_kernel, dim3(n_kv, max_chunks), 128, smem, s, qkv, d_pos, rope, n_heads, n_kv, hd, interleaved,
+         scale, max_chunks, k_cache, v_cache, part_o, part_ml, counters, out);
 }
 
 void attention_prefill(const float* q, const float* k_cache, const float* v_cache, const int* d_pos, int n,
