@@ -5,13 +5,13 @@
 #
 #   bench/device.sh [stage ...]      stages: info tests sanitizer kernels survey anchors (default: all but anchors)
 # Environment:
-#   BUILD=build-device      the build folder (carried from the development machine; built here if absent)
+#   BUILD=.carry/bin        the CUDA binaries (carried, see bench/prepare-carry.sh; built here if absent)
 #   DATA=.carry             folder with models/ (stories260K) and anchors/ (the peer scripts)
 #   OUT=...                 where logs and tables go (the device tool sets it; default ./out)
 #   FORMATS=...             survey formats (default: all weight formats); REPS=3; NEW=200
 set -uo pipefail
 cd "$(dirname "$0")/.."
-BUILD=${BUILD:-build-device}
+BUILD=${BUILD:-.carry/bin}
 DATA=${DATA:-.carry}
 OUT=${OUT:-out}
 REPS=${REPS:-3}
@@ -36,10 +36,12 @@ fi
 
 if has tests; then
   if [ -x "$BUILD/lowbit_cuda_tests" ]; then
-    LOWBIT_SHARED_MODELS="$DATA/models" "$BUILD/lowbit_cuda_tests" --gtest_brief=1 >"$OUT/cuda_tests.log" 2>&1
+    # line-buffered so that a test cut by the time limit still leaves its log
+    LOWBIT_SHARED_MODELS="$DATA/models" timeout "${TEST_TIMEOUT:-300}" stdbuf -oL -eL "$BUILD/lowbit_cuda_tests" \
+      --gtest_filter="${TEST_FILTER:-*}" >"$OUT/cuda_tests.log" 2>&1
     rc=$?
-    tail -25 "$OUT/cuda_tests.log"
-    note "cuda tests: rc=$rc $(grep -E '^\[  (PASSED|FAILED)  \]' "$OUT/cuda_tests.log" | tr '\n' ' ')"
+    grep -E '^\[ +(OK|FAILED|SKIPPED) +\]|Failure|error' "$OUT/cuda_tests.log" | tail -40
+    note "cuda tests (${TEST_FILTER:-*}): rc=$rc $(grep -E '^\[  (PASSED|FAILED)  \]' "$OUT/cuda_tests.log" | tr '\n' ' ')"
   else
     note "cuda tests: $BUILD/lowbit_cuda_tests missing"
   fi
@@ -54,7 +56,8 @@ if has tests; then
       else note "stories260K GPU($mode) vs CPU: DIFFERENT"; diff <(fold -w 80 "$OUT/s260k_cpu.txt") <(fold -w 80 "$OUT/s260k_gpu_$mode.txt") | head -10; cat "$OUT/s260k_gpu_$mode.err" | tail -3; fi
     done
     # sampling runs on the GPU too
-    "$LB" generate --model "$m" --prompt "Once upon a time" -n 60 --temperature 0.8 --top-k 40 --top-p 0.95 --device cuda -q 2>&1 | tail -3
+    timeout 60 "$LB" generate --model "$m" --prompt "Once upon a time" -n 60 --temperature 0.8 --top-k 40 --top-p 0.95 --device cuda -q 2>&1 | tail -3
+    note "sampled generation on the GPU: rc=${PIPESTATUS[0]}"
   else
     note "stories260K absent in $DATA/models: whole-model GPU check skipped"
   fi
@@ -79,7 +82,7 @@ fi
 
 if has kernels; then
   if [ -x "$BUILD/lowbit_gemv_bench" ]; then
-    "$BUILD/lowbit_gemv_bench" --json "$OUT/gemv.json" >"$OUT/gemv.txt" 2>&1
+    timeout "${KERNEL_TIMEOUT:-180}" stdbuf -oL "$BUILD/lowbit_gemv_bench" --json "$OUT/gemv.json" ${KERNEL_ARGS:-} >"$OUT/gemv.txt" 2>&1
     note "gemv bench: rc=$? (table in gemv.txt)"
     cat "$OUT/gemv.txt" | tail -60
   fi
@@ -90,8 +93,9 @@ if has survey; then
   [ -n "${FORMATS:-}" ] && args+=(--formats "$FORMATS")
   [ -n "${MODES:-}" ] && args+=(--modes "$MODES")
   [ -n "${PROFILE:-}" ] && args+=(--profile)
-  "$LB" bench "${args[@]}" >"$OUT/survey.txt" 2>"$OUT/survey.err"
-  note "survey: rc=$?"
+  timeout "${SURVEY_TIMEOUT:-400}" "$LB" bench "${args[@]}" >"$OUT/survey.txt" 2>"$OUT/survey.err"
+  note "survey: rc=$? $(grep -c 'tok/s' "$OUT/survey.err") rows done"
+  grep -E '^bench \[' "$OUT/survey.err" | tail -30
 fi
 
 if has anchors; then

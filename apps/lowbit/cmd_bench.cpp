@@ -80,7 +80,7 @@ Model build_model(const BenchArgs& a, Format weights, bool on_gpu) {
   lo.seed = a.m.seed;
   lo.progress = false;
   Model m = load_model(spec, lo);
-  if (weights != Format::BF16 || q.lm_head || q.embeddings || !q.keep.empty()) quantize_model(m, q);
+  quantize_model(m, q);  // also bf16: an fp32 checkpoint becomes bf16 so that the row means what it says
   return m;
 }
 
@@ -122,6 +122,7 @@ int run_bench(BenchArgs& a) {
   std::string why;
   const bool gpu = a.m.device != "cpu" && cuda_available(&why);
   LB_CHECK(gpu || a.m.device != "cuda", "--device cuda: ", why);
+  if (!gpu) modes = {"cpu"};  // execution modes are CUDA's; the CPU has one
 
   SurveyMeta meta;
   meta.date = utc_now();
@@ -158,7 +159,7 @@ int run_bench(BenchArgs& a) {
         std::fflush(stderr);
         try {
           ModelArgs margs = a.m;
-          margs.mode = mode;
+          margs.mode = gpu ? mode : "graph";
           margs.acts = act;
           margs.device = gpu ? "cuda" : "cpu";
           if (margs.max_seq_len == 0) margs.max_seq_len = 1024;

@@ -139,22 +139,46 @@ bool is_unsigned_type(GgufType t) {
   return t == GgufType::UINT8 || t == GgufType::UINT16 || t == GgufType::UINT32 || t == GgufType::UINT64;
 }
 
-// Nested arrays are parsed (to validate and skip them) but not kept: no llama metadata uses them.
+// Arrays of arrays are legal GGUF; the depth limit bounds the recursion on corrupt input.
 constexpr int kMaxArrayDepth = 4;
 
-void skip_array(Reader& r, const std::string& key, int depth) {
-  if (depth > kMaxArrayDepth) fail(r.name(), ": corrupt GGUF file: key '", key, "' nests arrays deeper than ",
-                                   kMaxArrayDepth);
+// Reads an array's element type, count and elements (r is positioned after the ARRAY type id).
+GgufValue read_array(Reader& r, const std::string& key, int depth) {
+  if (depth > kMaxArrayDepth)
+    fail(r.name(), ": corrupt GGUF file: key '", key, "' nests arrays deeper than ", kMaxArrayDepth);
+  GgufValue v;
+  v.type = GgufType::ARRAY;
   uint32_t et = r.read<uint32_t>("array element type");
   if (et > uint32_t(GgufType::FLOAT64))
     fail(r.name(), ": corrupt GGUF file: key '", key, "' has an array of unknown value type ", et);
+  v.array_type = static_cast<GgufType>(et);
   uint64_t n = r.read_count("array length", min_value_bytes(et));
-  auto t = static_cast<GgufType>(et);
-  for (uint64_t i = 0; i < n; ++i) {
-    if (t == GgufType::STRING) r.read_string("array string");
-    else if (t == GgufType::ARRAY) skip_array(r, key, depth + 1);
-    else r.skip(min_value_bytes(et), "array element");
+  // No reserve: counts are bounded by the file size, but growing with what is actually read keeps a
+  // corrupt count from allocating several times the file size up front.
+  if (v.array_type == GgufType::ARRAY) {
+    v.v = std::vector<int64_t>{};
+    // Each inner array is encoded like a top-level one without its ARRAY type id: element type, count, data.
+    for (uint64_t i = 0; i < n; ++i) v.elements.push_back(read_array(r, key, depth + 1));
+  } else if (v.array_type == GgufType::STRING) {
+    std::vector<std::string> a;
+    for (uint64_t i = 0; i < n; ++i) a.push_back(r.read_string("array string"));
+    v.v = std::move(a);
+  } else if (v.array_type == GgufType::FLOAT32 || v.array_type == GgufType::FLOAT64) {
+    std::vector<double> a;
+    for (uint64_t i = 0; i < n; ++i)
+      a.push_back(v.array_type == GgufType::FLOAT32 ? double(r.read<float>("array float32"))
+                                                    : r.read<double>("array float64"));
+    v.v = std::move(a);
+  } else if (v.array_type == GgufType::BOOL) {
+    std::vector<bool> a;
+    for (uint64_t i = 0; i < n; ++i) a.push_back(r.read<uint8_t>("array bool") != 0);
+    v.v = std::move(a);
+  } else {
+    std::vector<int64_t> a;
+    for (uint64_t i = 0; i < n; ++i) a.push_back(read_int_of_type(r, v.array_type, "array integer"));
+    v.v = std::move(a);
   }
+  return v;
 }
 
 GgufValue read_value(Reader& r, uint32_t type_id, const std::string& key) {
@@ -168,41 +192,7 @@ GgufValue read_value(Reader& r, uint32_t type_id, const std::string& key) {
     case GgufType::BOOL: v.v = r.read<uint8_t>("bool value") != 0; break;
     case GgufType::STRING: v.v = r.read_string("string value"); break;
     case GgufType::UINT64: v.v = r.read<uint64_t>("uint64 value"); break;
-    case GgufType::ARRAY: {
-      uint32_t et = r.read<uint32_t>("array element type");
-      if (et > uint32_t(GgufType::FLOAT64))
-        fail(r.name(), ": corrupt GGUF file: key '", key, "' has an array of unknown value type ", et);
-      v.array_type = static_cast<GgufType>(et);
-      if (v.array_type == GgufType::ARRAY) {
-        uint64_t n = r.read_count("array length", min_value_bytes(et));
-        for (uint64_t i = 0; i < n; ++i) skip_array(r, key, 2);
-        v.v = std::vector<int64_t>{};
-        break;
-      }
-      uint64_t n = r.read_count("array length", min_value_bytes(et));
-      if (v.array_type == GgufType::STRING) {
-        // No reserve: counts are bounded by the file size, but growing with what is actually read keeps a
-        // corrupt count from allocating several times the file size up front.
-        std::vector<std::string> a;
-        for (uint64_t i = 0; i < n; ++i) a.push_back(r.read_string("array string"));
-        v.v = std::move(a);
-      } else if (v.array_type == GgufType::FLOAT32 || v.array_type == GgufType::FLOAT64) {
-        std::vector<double> a;
-        for (uint64_t i = 0; i < n; ++i)
-          a.push_back(v.array_type == GgufType::FLOAT32 ? double(r.read<float>("array float32"))
-                                                        : r.read<double>("array float64"));
-        v.v = std::move(a);
-      } else if (v.array_type == GgufType::BOOL) {
-        std::vector<bool> a;
-        for (uint64_t i = 0; i < n; ++i) a.push_back(r.read<uint8_t>("array bool") != 0);
-        v.v = std::move(a);
-      } else {
-        std::vector<int64_t> a;
-        for (uint64_t i = 0; i < n; ++i) a.push_back(read_int_of_type(r, v.array_type, "array integer"));
-        v.v = std::move(a);
-      }
-      break;
-    }
+    case GgufType::ARRAY: v = read_array(r, key, 1); break;
     default:
       if (is_unsigned_type(v.type)) v.v = uint64_t(read_int_of_type(r, v.type, "integer value"));
       else v.v = read_int_of_type(r, v.type, "integer value");
@@ -431,6 +421,29 @@ class Writer {
 };
 }  // namespace
 
+namespace {
+void write_array(Writer& w, const GgufValue& v) {
+  w.put(uint32_t(v.array_type));
+  if (v.array_type == GgufType::ARRAY) {
+    w.put(uint64_t(v.elements.size()));
+    for (const auto& e : v.elements) write_array(w, e);
+  } else if (auto* a = std::get_if<std::vector<std::string>>(&v.v)) {
+    w.put(uint64_t(a->size()));
+    for (const auto& s : *a) w.str(s);
+  } else if (auto* f = std::get_if<std::vector<double>>(&v.v)) {
+    w.put(uint64_t(f->size()));
+    for (double x : *f) v.array_type == GgufType::FLOAT32 ? w.put(float(x)) : w.put(x);
+  } else if (auto* b = std::get_if<std::vector<bool>>(&v.v)) {
+    w.put(uint64_t(b->size()));
+    for (bool x : *b) w.put(uint8_t(x));
+  } else {
+    const auto& iv = std::get<std::vector<int64_t>>(v.v);
+    w.put(uint64_t(iv.size()));
+    for (int64_t x : iv) w.integer(v.array_type, x);
+  }
+}
+}  // namespace
+
 std::vector<uint8_t> gguf_write_metadata(const std::map<std::string, GgufValue>& kv) {
   Writer w;
   w.out = {'G', 'G', 'U', 'F'};
@@ -445,26 +458,7 @@ std::vector<uint8_t> gguf_write_metadata(const std::map<std::string, GgufValue>&
       case GgufType::FLOAT64: w.put(std::get<double>(v.v)); break;
       case GgufType::BOOL: w.put(uint8_t(std::get<bool>(v.v))); break;
       case GgufType::STRING: w.str(std::get<std::string>(v.v)); break;
-      case GgufType::ARRAY: {
-        w.put(uint32_t(v.array_type));
-        if (v.array_type == GgufType::ARRAY) {
-          w.put(uint64_t(0));
-        } else if (auto* a = std::get_if<std::vector<std::string>>(&v.v)) {
-          w.put(uint64_t(a->size()));
-          for (const auto& s : *a) w.str(s);
-        } else if (auto* f = std::get_if<std::vector<double>>(&v.v)) {
-          w.put(uint64_t(f->size()));
-          for (double x : *f) v.array_type == GgufType::FLOAT32 ? w.put(float(x)) : w.put(x);
-        } else if (auto* b = std::get_if<std::vector<bool>>(&v.v)) {
-          w.put(uint64_t(b->size()));
-          for (bool x : *b) w.put(uint8_t(x));
-        } else {
-          const auto& iv = std::get<std::vector<int64_t>>(v.v);
-          w.put(uint64_t(iv.size()));
-          for (int64_t x : iv) w.integer(v.array_type, x);
-        }
-        break;
-      }
+      case GgufType::ARRAY: write_array(w, v); break;
       default:
         if (auto* u = std::get_if<uint64_t>(&v.v)) w.integer(v.type, int64_t(*u));
         else w.integer(v.type, std::get<int64_t>(v.v));

@@ -28,6 +28,7 @@ struct GgufValue {
                std::vector<std::string>, std::vector<bool>>
       v;
   GgufType array_type = GgufType::UINT8;  // element type when type == ARRAY
+  std::vector<GgufValue> elements;         // array of arrays: the inner arrays (each of type ARRAY)
 };
 
 struct GgufTensorInfo {
@@ -70,7 +71,6 @@ class GgufFile {
 };
 
 // Serializes metadata as a GGUF v3 file with no tensors (e.g. a model's tokenizer.* keys on their own).
-// Nested arrays, which the reader does not keep, are written empty.
 std::vector<uint8_t> gguf_write_metadata(const std::map<std::string, GgufValue>& kv);
 
 // Dequantizes `n` values of ggml type `type` (F32, F16, BF16, Q8_0, Q4_0, Q4_1) to fp32.

@@ -214,6 +214,7 @@ void save_lowbit(const Model& model, const std::string& path, const std::string&
   w.set_metadata("lowbit.config", config_to_json(c).dump());
   w.set_metadata("lowbit.tensors", tensors.dump());
   w.set_metadata("lowbit.writer", std::string("lowbit ") + LOWBIT_GIT_COMMIT);
+  if (model.default_acts) w.set_metadata("lowbit.acts", format_name(*model.default_acts));
   w.write(path);
 }
 
@@ -227,6 +228,11 @@ Model load_lowbit(const std::string& path, const LoadOptions& opt) {
   m.source = ModelSource::LowbitQuantized;
   m.path = path;
   if (f.find("tokenizer.bytes")) m.tokenizer_path = path;
+  if (auto a = f.metadata.find("lowbit.acts"); a != f.metadata.end()) {
+    const auto fmt = parse_format(a->second);
+    LB_CHECK(fmt && format_info(*fmt).act_ok, path, ": lowbit.acts '", a->second, "' is not an activation format");
+    m.default_acts = fmt;
+  }
   LowbitSource src(f, std::move(tensors));
   io_detail::assemble_model(m, src, opt);
   if (!opt.config_only) m.keep_alive.push_back(f.file);

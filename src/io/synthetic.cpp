@@ -104,7 +104,8 @@ class SyntheticSource : public io_detail::WeightSource {
       const size_t row_bytes = row_code_bytes(fmt, cols);
       Buffer b = io_detail::uninitialized_buffer(row_bytes * size_t(rows));
       uint8_t* base = b.mutable_data();
-#pragma omp parallel for schedule(dynamic, 64)
+// Small tensors stay on one thread: a parallel region costs more than generating them.
+#pragma omp parallel for schedule(dynamic, 64) if (rows * cols >= (int64_t(1) << 16))
       for (int64_t r = 0; r < rows; ++r) {
         Rng rng(row_seed(seed, hash, r));
         fill_row(fmt, rng, cols, base + size_t(r) * row_bytes);

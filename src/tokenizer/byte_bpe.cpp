@@ -45,12 +45,7 @@ class ByteBpeTokenizer final : public Tokenizer {
     for (const auto& [text, id] : v_.specials) specials_.add(text, id);
     for (size_t i = 0; i < v_.split_patterns.size(); ++i)
       pre_.add_split(v_.split_patterns[i], cat(v_.origin, " (pre-tokenizer ", i, ")"));
-    bos_ = v_.bos;
-    eos_ = v_.eos;
-    add_bos_ = v_.add_bos;
-    stops_ = v_.stops;
-    if (special_token_id("<|start_header_id|>") >= 0) chat_ = ChatStyle::Llama3;
-    else if (special_token_id("<|im_start|>") >= 0) chat_ = ChatStyle::ChatML;
+    init_specials(v_.bos, v_.eos, v_.add_bos, v_.stops);
   }
 
   std::string decode(int prev, int id) const override {

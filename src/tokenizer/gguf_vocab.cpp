@@ -120,6 +120,7 @@ std::unique_ptr<Tokenizer> load_gguf_tokenizer(const GgufFile& g) {
     v.bos = bos;
     v.eos = eos;
     v.add_bos = gguf_bool_or(g, "tokenizer.ggml.add_bos_token", true);
+    v.add_dummy_prefix = gguf_bool_or(g, "tokenizer.ggml.add_space_prefix", true);
     v.stops = stops;
     return make_sentencepiece_tokenizer(std::move(v));
   }

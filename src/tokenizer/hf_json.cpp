@@ -132,7 +132,15 @@ std::unique_ptr<Tokenizer> load_hf_tokenizer_json(std::string_view text, const s
       max_id = std::max(max_id, id);
     }
     const json added = j.value("added_tokens", json::array());
-    for (const json& t : added) max_id = std::max(max_id, t.at("id").get<int>());
+    for (const json& t : added) {
+      int id = t.at("id").get<int>();
+      LB_CHECK(id >= 0, name, ": added token \"", t.value("content", ""), "\" has id ", id);
+      max_id = std::max(max_id, id);
+    }
+    // Ids are (nearly) dense; a stray huge id must not size a huge table.
+    const size_t n_tokens = vocab.size() + added.size();
+    LB_CHECK(static_cast<size_t>(max_id) < 4 * n_tokens + 1024, name, ": token id ", max_id, " for only ", n_tokens,
+             " tokens");
     v.tokens.assign(static_cast<size_t>(max_id) + 1, std::string());
     v.is_special.assign(v.tokens.size(), 0);
     for (auto it = vocab.begin(); it != vocab.end(); ++it) {

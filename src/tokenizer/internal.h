@@ -43,6 +43,7 @@ struct SentencePieceVocab {
   std::vector<std::pair<std::string, int>> specials;  // recognised in text (GGUF control/user tokens)
   int bos = -1, eos = -1;
   bool add_bos = true;
+  bool add_dummy_prefix = true;  // a space in front of the text (GGUF tokenizer.ggml.add_space_prefix)
   std::vector<int> stops;
 };
 std::unique_ptr<Tokenizer> make_sentencepiece_tokenizer(SentencePieceVocab vocab);

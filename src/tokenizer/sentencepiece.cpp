@@ -38,12 +38,7 @@ class SentencePieceTokenizer final : public Tokenizer {
       return false;
     });
     for (const auto& [text, id] : v_.specials) specials_.add(text, id);
-    bos_ = v_.bos;
-    eos_ = v_.eos;
-    add_bos_ = v_.add_bos;
-    stops_ = v_.stops;
-    if (special_token_id("<|start_header_id|>") >= 0) chat_ = ChatStyle::Llama3;
-    else if (special_token_id("<|im_start|>") >= 0) chat_ = ChatStyle::ChatML;
+    init_specials(v_.bos, v_.eos, v_.add_bos, v_.stops);
   }
 
   std::string decode(int prev, int id) const override {
@@ -63,7 +58,7 @@ class SentencePieceTokenizer final : public Tokenizer {
 
   void encode_into(std::string_view text, bool specials, std::vector<int>& out) const override {
     if (!specials || specials_.empty()) {
-      encode_text(text, true, out);
+      encode_text(text, v_.add_dummy_prefix, out);
       return;
     }
     // The dummy prefix goes in front of text at the start and after each special token (llama.cpp's SPM).
@@ -71,7 +66,7 @@ class SentencePieceTokenizer final : public Tokenizer {
     specials_.split(
         text,
         [&](std::string_view seg) {
-          encode_text(seg, after_special, out);
+          encode_text(seg, after_special && v_.add_dummy_prefix, out);
           after_special = false;
         },
         [&](int id) {

@@ -297,4 +297,13 @@ std::unique_ptr<Tokenizer> load_tokenizer_from_bytes(const std::string& kind, co
   return load_from_memory(data, size, name, "", kind);
 }
 
+void Tokenizer::init_specials(int bos, int eos, bool add_bos, std::vector<int> stops) {
+  bos_ = bos;
+  eos_ = eos;
+  add_bos_ = add_bos;
+  stops_ = std::move(stops);
+  if (special_token_id("<|start_header_id|>") >= 0) chat_ = ChatStyle::Llama3;
+  else if (special_token_id("<|im_start|>") >= 0) chat_ = ChatStyle::ChatML;
+}
+
 }  // namespace lowbit

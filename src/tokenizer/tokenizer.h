@@ -40,6 +40,8 @@ class Tokenizer {
 
  protected:
   enum class ChatStyle { None, Llama3, ChatML };
+  // Sets BOS/EOS/stop ids and picks the chat format from the special tokens the vocabulary has.
+  void init_specials(int bos, int eos, bool add_bos, std::vector<int> stops);
   // Appends the ids of `text` without BOS/EOS; special tokens spelled in it are recognised only when
   // `specials` is true (chat content is encoded with it false, so text cannot forge a header).
   virtual void encode_into(std::string_view text, bool specials, std::vector<int>& out) const = 0;

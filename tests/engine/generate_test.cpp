@@ -169,3 +169,21 @@ TEST(Generate, BadOptionsAreClearErrors) {
   EXPECT_NE(r.status, 0);
   EXPECT_NE(r.err.find("nope"), std::string::npos) << r.err;
 }
+
+// lowbit quantize writes a file that generate loads (zero-copy) with the same greedy output as quantizing
+// on the fly, and records --acts as the model's default activation format.
+TEST(Generate, QuantizeCommandRoundTrip) {
+  LOWBIT_REQUIRE_FILE(stories260k());
+  const std::string out = std::filesystem::temp_directory_path() / "lowbit_q_int8.lowbit.safetensors";
+  CmdResult q = run_cli("quantize --model " + stories260k() + " --weights int8 --acts int8 --force -o " + out);
+  ASSERT_EQ(q.status, 0) << q.err;
+  CmdResult a = run_cli("generate --model " + out + " --prompt 'Once upon' -n 24 --temperature 0 -q");
+  CmdResult b = run_cli("generate --model " + stories260k() + " --weights int8 --acts int8 --prompt 'Once upon' -n 24 --temperature 0 -q");
+  ASSERT_EQ(a.status, 0) << a.err;
+  ASSERT_EQ(b.status, 0) << b.err;
+  EXPECT_EQ(a.out, b.out);
+  CmdResult c = run_cli("quantize --model " + stories260k() + " --weights int8 -o " + out);
+  EXPECT_NE(c.status, 0) << "refuses to overwrite without --force";
+  EXPECT_NE(c.err.find("--force"), std::string::npos) << c.err;
+  std::filesystem::remove(out);
+}

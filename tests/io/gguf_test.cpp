@@ -6,6 +6,7 @@
 #include <cstring>
 
 #include "gguf_builder.h"
+#include "io_test_util.h"
 #include "../test_util.h"
 #include "util/error.h"
 
@@ -140,7 +141,12 @@ TEST(GgufParse, MetadataOfEveryTypeAndTensors) {
   EXPECT_EQ(g.get_string_array("tokens"), (std::vector<std::string>{"a", "", "<|eot_id|>"}));
   EXPECT_EQ(g.get_int_array("types"), (std::vector<int64_t>{1, 2, 3}));
   EXPECT_EQ(g.get_float_array("scores"), (std::vector<double>{0.5, -1.0}));
-  EXPECT_EQ(g.kv.at("nested").array_type, GgufType::ARRAY);
+  const GgufValue& nested = g.kv.at("nested");
+  EXPECT_EQ(nested.array_type, GgufType::ARRAY);
+  ASSERT_EQ(nested.elements.size(), 3u);
+  EXPECT_EQ(std::get<std::vector<std::string>>(nested.elements[0].v), (std::vector<std::string>{"x", "y"}));
+  EXPECT_TRUE(std::get<std::vector<std::string>>(nested.elements[1].v).empty());
+  EXPECT_EQ(std::get<std::vector<std::string>>(nested.elements[2].v), std::vector<std::string>{"z"});
   EXPECT_EQ(g.get_int("after_nested"), 5);
   EXPECT_EQ(g.get_int_or("missing", 42), 42);
   EXPECT_EQ(g.get_string_or("missing", "d"), "d");
@@ -163,6 +169,48 @@ TEST(GgufParse, MetadataOfEveryTypeAndTensors) {
   EXPECT_EQ(q->nbytes, 20u);
   EXPECT_EQ(q->offset, 32u);
   EXPECT_EQ(g.find_tensor("nope"), nullptr);
+}
+
+TEST(GgufParse, MetadataWriteParseRoundTrip) {
+  GgufBuilder b;
+  b.kv_str("s", "text");
+  b.kv_u32("u32", 7);
+  b.kv_i32("i32", -7);
+  b.kv_u64("u64", ~uint64_t(0));
+  b.kv_f32("f32", 0.1f);
+  b.kv_f64("f64", 0.1);
+  b.kv_bool("b", true);
+  b.kv_str_array("sa", {"a", "bc"});
+  b.kv_i32_array("ia", {-1, 2});
+  b.kv_f32_array("fa", {0.1f});
+  b.kv_nested_str_array("na", {{"x"}, {"y", "z"}});
+  auto bytes = b.build();
+  GgufFile g = GgufFile::parse(bytes.data(), bytes.size(), "in");
+  auto again = gguf_write_metadata(g.kv);
+  GgufFile h = GgufFile::parse(again.data(), again.size(), "out");
+  ASSERT_EQ(h.kv.size(), g.kv.size());
+  for (const auto& [k, v] : g.kv) {
+    const GgufValue& w = h.kv.at(k);
+    EXPECT_EQ(w.type, v.type) << k;
+    EXPECT_EQ(w.array_type, v.array_type) << k;
+    EXPECT_TRUE(w.v == v.v) << k;
+    ASSERT_EQ(w.elements.size(), v.elements.size()) << k;
+    for (size_t i = 0; i < v.elements.size(); ++i) EXPECT_TRUE(w.elements[i].v == v.elements[i].v) << k;
+  }
+  // Nesting deeper than the reader's limit is refused, not recursed into.
+  std::vector<uint8_t> deep = {'G', 'G', 'U', 'F', 3, 0, 0, 0};
+  auto put = [&](uint64_t x, int n) {
+    for (int i = 0; i < n; ++i) deep.push_back(uint8_t(x >> (8 * i)));
+  };
+  put(0, 8);
+  put(1, 8);
+  put(1, 8);
+  deep.push_back('k');
+  put(9, 4);
+  for (int d = 0; d < 10; ++d) put(9, 4), put(1, 8);
+  put(4, 4);
+  put(0, 8);
+  test::expect_error([&] { GgufFile::parse(deep.data(), deep.size(), "deep.gguf"); }, {"deep.gguf", "nests arrays"});
 }
 
 TEST(GgufParse, VersionTwoAndCustomAlignment) {

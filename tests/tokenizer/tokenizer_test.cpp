@@ -186,6 +186,16 @@ TEST(TokenizerLlama2, MatchesRunCEncodeOnRandomText) {
       std::string s = random_utf8(rng, size_t(1 + i * 3));
       ASSERT_EQ(tok->encode(s, true), ref.encode(s, true)) << path << " text: " << s;
     }
+    // Longer texts of words and space runs: many merges per word, and the word-wise split is exercised.
+    const char* words[] = {"the", "little", "girl", "named", "Lily", "played", "outside,", "\"Hi!\"", "and", "\n"};
+    for (int i = 0; i < 3; ++i) {
+      std::string s;
+      while (s.size() < 600) {
+        s += words[std::uniform_int_distribution<int>(0, 9)(rng)];
+        s += std::string(size_t(std::uniform_int_distribution<int>(0, 5)(rng) == 0 ? 3 : 1), ' ');
+      }
+      ASSERT_EQ(tok->encode(s, true), ref.encode(s, true)) << path << " text: " << s;
+    }
     // Malformed UTF-8 (stray continuation bytes, truncated sequences) is cut exactly as run.c cuts it.
     for (int i = 0; i < 20; ++i) {
       std::string s = random_bytes(rng, size_t(1 + i * 2));
@@ -326,10 +336,10 @@ TEST(TokenizerLlama3, ByteLevelRoundTrips) {
     std::string s = random_bytes(rng, size_t(1 + i * 9));
     ASSERT_EQ(tok->decode_all(tok->encode(s, false)), s);
   }
-  // One pre-token of a megabyte (a punctuation run) merges through the heap, not quadratically.
-  std::string run(1 << 20, '=');
+  // One pre-token of 256 KiB (a punctuation run) merges through the heap, not quadratically.
+  std::string run(1 << 18, '=');
   EXPECT_EQ(tok->decode_all(tok->encode(run, false)), run);
-  std::string spaces(1 << 20, ' ');
+  std::string spaces(1 << 18, ' ');
   EXPECT_EQ(tok->decode_all(tok->encode(spaces + "x", false)), spaces + "x");
 }
 
@@ -574,7 +584,7 @@ TEST(TokenizerHfJson, RejectsWhatItCannotDo) {
 
 // A GGUF holding only metadata: the Llama-2 vocabulary from tokenizer.bin with ▁ spaces, token types and
 // scores, as llama.cpp's converter writes it. The encoder must agree with the llama2.c path.
-std::vector<uint8_t> gguf_llama_vocab_from(const std::string& tokenizer_bin) {
+std::vector<uint8_t> gguf_llama_vocab_from(const std::string& tokenizer_bin, bool add_space_prefix = true) {
   std::string d = read_text_file(tokenizer_bin);
   std::vector<std::string> toks;
   std::vector<float> scores;
@@ -601,8 +611,8 @@ std::vector<uint8_t> gguf_llama_vocab_from(const std::string& tokenizer_bin) {
   auto u32 = [&](uint32_t v) { put(&v, 4); };
   auto u64 = [&](uint64_t v) { put(&v, 8); };
   auto str = [&](const std::string& s) { u64(s.size()); put(s.data(), s.size()); };
-  u64(0);  // tensors
-  u64(6);  // key/values
+  u64(0);                           // tensors
+  u64(add_space_prefix ? 6 : 7);  // key/values
   str("tokenizer.ggml.model"), u32(8), str("llama");
   str("tokenizer.ggml.tokens"), u32(9), u32(8), u64(toks.size());
   for (auto& t : toks) str(t);
@@ -612,6 +622,11 @@ std::vector<uint8_t> gguf_llama_vocab_from(const std::string& tokenizer_bin) {
   for (int32_t t : types) put(&t, 4);
   str("tokenizer.ggml.bos_token_id"), u32(4), u32(1);
   str("tokenizer.ggml.eos_token_id"), u32(4), u32(2);
+  if (!add_space_prefix) {
+    str("tokenizer.ggml.add_space_prefix");
+    u32(7);  // bool
+    f.push_back(0);
+  }
   return f;
 }
 
@@ -635,6 +650,14 @@ TEST(TokenizerGguf, LlamaSentencePieceVocabulary) {
     if (s.find('<') != std::string::npos) continue;  // "<s>" would be special here and text in llama2.c
     ASSERT_EQ(tok->encode(s, true), ref->encode(s, true)) << s;
   }
+  // add_space_prefix = false: no dummy space, so "I" is the bare piece, not " I" (306).
+  auto no_prefix = gguf_llama_vocab_from(llama2_tokenizer(), false);
+  auto bare = load_tokenizer_from_bytes("gguf", no_prefix.data(), no_prefix.size(), "no-prefix.gguf");
+  auto ids = bare->encode("I believe", false);
+  ASSERT_EQ(ids.size(), 2u);
+  EXPECT_NE(ids[0], 306);
+  EXPECT_EQ(ids[1], 4658);
+  EXPECT_EQ(bare->decode_all(ids), "I believe");
 }
 
 // ---- errors ------------------------------------------------------------------------------------------
@@ -670,8 +693,43 @@ TEST(TokenizerErrors, MalformedTiktokenLine) {
   expect_error([&] { load_tokenizer(path); }, {path + ":2"});
   write_file(path, "IQ== 0\nIg== 0\n");
   expect_error([&] { load_tokenizer(path); }, {path, "rank 0 appears twice"});
+  write_file(path, "IQ== 0\nIg== 999999999\n");
+  expect_error([&] { load_tokenizer(path); }, {path, "ranks must be 0..N-1"});
   std::remove(path.c_str());
   std::remove(dir.c_str());
+}
+
+// Corrupted tokenizer files load or fail with Error; nothing else escapes (no crash, no other exception).
+TEST(TokenizerErrors, CorruptedFilesFailCleanly) {
+  LOWBIT_REQUIRE_FILE(tok512());
+  std::mt19937 rng(17);
+  std::string tiny = tiny_tokenizer_json();
+  std::vector<std::pair<std::string, std::string>> originals = {{"llama2c", read_text_file(tok512())},
+                                                                {"hf-bpe", tiny},
+                                                                {"tiktoken", "IQ== 0\nIg== 1\nIw== 2\nJA== 3\n"}};
+  int loaded = 0, rejected = 0;
+  for (const auto& [kind, original] : originals) {
+    for (int trial = 0; trial < 200; ++trial) {
+      std::string bytes = original;
+      if (trial % 2 == 0) {
+        bytes.resize(std::uniform_int_distribution<size_t>(0, bytes.size())(rng));
+      } else {
+        for (int k = 0; k < 4; ++k)
+          bytes[std::uniform_int_distribution<size_t>(0, bytes.size() - 1)(rng)] =
+              char(std::uniform_int_distribution<int>(0, 255)(rng));
+      }
+      try {
+        auto tok = load_tokenizer_from_bytes(kind, reinterpret_cast<const uint8_t*>(bytes.data()), bytes.size(), "corrupt");
+        tok->decode_all(tok->encode("Once upon a time 123", true));
+        ++loaded;
+      } catch (const Error& e) {
+        EXPECT_NE(std::string(e.what()).find("corrupt"), std::string::npos) << e.what();
+        ++rejected;
+      }
+    }
+  }
+  EXPECT_GT(rejected, 0);
+  EXPECT_GT(loaded, 0);
 }
 
 TEST(TokenizerErrors, GgufWithoutVocabulary) {

@@ -54,6 +54,13 @@ class CpuRunner final : public Runner {
   std::string device() const override { return "cpu (" + std::to_string(threads_) + " threads)"; }
   int max_seq_len() const override { return max_seq_; }
   int vocab_size() const override { return c_.vocab_size; }
+  size_t weight_bytes_per_token() const override {
+    size_t b = m_.weights.output.bytes() + m_.weights.tok_embeddings.bytes() / size_t(c_.vocab_size);
+    for (const auto& L : m_.weights.layers)
+      for (const QTensor* t : {&L.wq, &L.wk, &L.wv, &L.wo, &L.w1, &L.w2, &L.w3}) b += t->bytes();
+    return b;
+  }
+  size_t kv_bytes_per_position() const override { return size_t(c_.n_layers) * 2 * c_.kv_dim() * sizeof(float); }
 
   const float* forward(const int* tokens, int n, int pos) override {
     run(tokens, n, pos, /*all_logits=*/false);

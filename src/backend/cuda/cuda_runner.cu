@@ -324,6 +324,8 @@ class CudaRunner final : public Runner {
     const int max_chunks = (max_seq_ + kAttnChunk - 1) / kAttnChunk;
     part_o_.alloc(size_t(c_.n_heads) * max_chunks * hd * 4);
     part_ml_.alloc(size_t(c_.n_heads) * max_chunks * 2 * 4);
+    attn_counters_.alloc(size_t(c_.n_kv_heads) * sizeof(unsigned));
+    LB_CUDA_CHECK(cudaMemset(attn_counters_.get(), 0, attn_counters_.size()));
     state_.alloc((kPrefillChunk + 2) * sizeof(int) + sizeof(unsigned long long));
     LB_CUDA_CHECK(cudaMemset(state_.get(), 0, state_.size()));
     LB_CUDA_CHECK(cudaMallocHost(&host_io_, 4 * sizeof(int)));
@@ -358,13 +360,10 @@ class CudaRunner final : public Runner {
       op("qkv_gemv+rmsnorm", [&] {
         L.qkv->gemv(x, 1, L.attn_norm.get<float>(), c_.norm_eps, LinearEpilogue::Store, qkv_.get<float>(), stream_);
       });
-      op("rope+kv_write", [&] {
-        rope_qkv_write(qkv_.get<float>(), 1, d_pos(), rope_.get<float2>(), c_.n_heads, c_.n_kv_heads, c_.head_dim,
-                       c_.rope_interleaved, q_.get<float>(), L.k_cache.get<float>(), L.v_cache.get<float>(), stream_);
-      });
-      op("attention_decode", [&] {
-        attention_decode(q_.get<float>(), L.k_cache.get<float>(), L.v_cache.get<float>(), d_pos(), max_seq_,
-                         c_.n_heads, c_.n_kv_heads, c_.head_dim, part_o_.get<float>(), part_ml_.get<float>(),
+      op("attention_decode+rope+kv_write", [&] {
+        attention_decode(qkv_.get<float>(), d_pos(), rope_.get<float2>(), max_seq_, c_.n_heads, c_.n_kv_heads,
+                         c_.head_dim, c_.rope_interleaved, L.k_cache.get<float>(), L.v_cache.get<float>(),
+                         part_o_.get<float>(), part_ml_.get<float>(), attn_counters_.get<unsigned>(),
                          att_.get<float>(), stream_);
       });
       op("o_gemv+residual", [&] {
@@ -551,7 +550,8 @@ class CudaRunner final : public Runner {
   DeviceBuffer embed_, final_norm_, rope_;
   EmbedType embed_type_ = EmbedType::BF16;
   size_t embed_elem_bytes_ = 2;
-  DeviceBuffer x_, qkv_, q_, att_, h_, gu_, proj_, logits_, act_bf16_, part_o_, part_ml_, state_, wscratch_;
+  DeviceBuffer x_, qkv_, q_, att_, h_, gu_, proj_, logits_, act_bf16_, part_o_, part_ml_, attn_counters_, state_,
+      wscratch_;
   size_t wscratch_elems_ = 0;
   int* host_io_ = nullptr;  // pinned: [0] token, [1] position
   int dev_token_ = -1, dev_pos_ = -1;

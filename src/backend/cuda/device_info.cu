@@ -24,15 +24,16 @@ GpuInfo cuda_gpu_info() {
   LB_CUDA_CHECK(cudaDriverGetVersion(&g.driver_version));
   LB_CUDA_CHECK(cudaRuntimeGetVersion(&g.runtime_version));
   if (FILE* f = std::fopen("/proc/driver/nvidia/version", "r")) {
+    // "NVRM version: NVIDIA UNIX [Open ]Kernel Module for x86_64  580.159.04  Release Build ...":
+    // the driver version is the first word made of digits and dots with at least one dot
     char line[512];
     if (std::fgets(line, sizeof line, f)) {
-      // "NVRM version: NVIDIA UNIX x86_64 Kernel Module  580.159.03  ..."
-      std::string s(line);
-      size_t k = s.find("Kernel Module");
-      if (k != std::string::npos) {
-        size_t b = s.find_first_not_of(' ', k + 13);
-        size_t e = s.find(' ', b);
-        if (b != std::string::npos) g.driver = s.substr(b, e == std::string::npos ? std::string::npos : e - b);
+      std::string s(line), word;
+      for (size_t i = 0; i <= s.size(); ++i) {
+        if (i < s.size() && s[i] != ' ' && s[i] != '\t' && s[i] != '\n') { word += s[i]; continue; }
+        if (!word.empty() && word.find('.') != std::string::npos &&
+            word.find_first_not_of("0123456789.") == std::string::npos) { g.driver = word; break; }
+        word.clear();
       }
     }
     std::fclose(f);

@@ -1,24 +1,17 @@
 #include <cuda_fp16.h>
 
 #include <cfloat>
+#include <cstdlib>
 
 #include "backend/cuda/cuda_util.cuh"
+#include "backend/cuda/launch.cuh"
 #include "backend/cuda/ops.cuh"
+#include "backend/cuda/warp.cuh"
 
 namespace lowbit::cuda {
 
 namespace {
 
-__device__ __forceinline__ float warp_sum(float v) {
-#pragma unroll
-  for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
-  return v;
-}
-__device__ __forceinline__ float warp_max(float v) {
-#pragma unroll
-  for (int o = 16; o > 0; o >>= 1) v = fmaxf(v, __shfl_xor_sync(0xffffffffu, v, o));
-  return v;
-}
 
 // Block-wide sum/max through shared memory (blockDim.x a multiple of 32, <= 1024). All threads get the result.
 template <bool kMax>
@@ -34,6 +27,8 @@ __device__ float block_reduce(float v, float* red /* [32] */) {
 }
 
 __global__ void embed_kernel(const void* table, EmbedType type, int dim, const int* tokens, float* x) {
+  pdl_wait();
+  pdl_trigger();
   const int i = blockIdx.x;
   const size_t row = size_t(tokens[i]) * dim;
   float* out = x + size_t(i) * dim;
@@ -48,6 +43,8 @@ __global__ void embed_kernel(const void* table, EmbedType type, int dim, const i
 
 __global__ void rope_qkv_kernel(const float* qkv, const int* d_pos, const float2* rope, int n_heads, int n_kv,
                                 int hd, bool interleaved, float* q_out, float* k_cache, float* v_cache) {
+  pdl_wait();
+  pdl_trigger();
   const int i = blockIdx.x;
   const int p = *d_pos + i;
   const int qd = n_heads * hd, kvd = n_kv * hd, half = hd / 2;
@@ -75,20 +72,53 @@ __global__ void rope_qkv_kernel(const float* qkv, const int* d_pos, const float2
   for (int j = threadIdx.x; j < kvd; j += blockDim.x) v_cache[size_t(p) * kvd + j] = src[qd + kvd + j];
 }
 
-// grid (n_kv, max_chunks), block 128. Shared: q of the group's heads [group, hd] + scores [group, chunk].
-__global__ void attn_decode_partial(const float* q, const float* kc, const float* vc, const int* d_pos, int n_heads,
-                                    int n_kv, int hd, float scale, int max_chunks, float* part_o, float* part_ml) {
+// Decode attention for the token at position p = *d_pos, fused with its RoPE and KV-cache write.
+// grid (n_kv, max_chunks), block 128: block (kvh, c) handles the query heads of kv head kvh over positions
+// [c * kAttnChunk, min(p + 1, (c + 1) * kAttnChunk)). Every block rotates the group's q itself (a few
+// hundred values); the block whose chunk holds p rotates k and writes k and v at p, which no other block
+// reads. Each block leaves its (max, sum, unnormalised output) per head; the last block of a kv head to
+// finish (an atomic count) merges the chunks and resets the count for the next step.
+// Shared: q [group, hd] + scores [group, kAttnChunk].
+__global__ void attn_decode_kernel(const float* qkv, const int* d_pos, const float2* rope, int n_heads, int n_kv,
+                                   int hd, bool interleaved, float scale, int max_chunks, float* kc, float* vc,
+                                   float* part_o, float* part_ml, unsigned* counters, float* out) {
+  pdl_wait();
+  pdl_trigger();
   extern __shared__ float sm[];
+  __shared__ bool is_last;
   const int kvh = blockIdx.x, chunk = blockIdx.y;
-  const int ctx = *d_pos + 1;
+  const int pos = *d_pos, ctx = pos + 1;
   const int t0 = chunk * kAttnChunk;
-  if (t0 >= ctx) return;  // the combine reads only the chunks that exist for this context
+  const int nchunks = (ctx + kAttnChunk - 1) / kAttnChunk;
+  if (chunk >= nchunks) return;  // beyond the context: neither counted nor combined
   const int t1 = min(ctx, t0 + kAttnChunk), nt = t1 - t0;
-  const int group = n_heads / n_kv, kvd = n_kv * hd;
-  float* qs = sm;                   // [group, hd]
+  const int group = n_heads / n_kv, kvd = n_kv * hd, qd = n_heads * hd, half = hd / 2;
+  const float2* cs = rope + size_t(pos) * half;
+  float* qs = sm;                   // [group, hd] rotated q
   float* sc = sm + group * hd;      // [group, kAttnChunk]
-  for (int j = threadIdx.x; j < group * hd; j += blockDim.x) qs[j] = q[size_t(kvh * group) * hd + j];
-  __syncthreads();
+  for (int j = threadIdx.x; j < group * half; j += blockDim.x) {
+    const int g = j / half, r = j % half;
+    const int a = interleaved ? 2 * r : r, b = interleaved ? 2 * r + 1 : r + half;
+    const float* src = qkv + size_t(kvh * group + g) * hd;
+    const float x0 = src[a], x1 = src[b];
+    const float2 c = cs[r];
+    qs[g * hd + a] = x0 * c.x - x1 * c.y;
+    qs[g * hd + b] = x0 * c.y + x1 * c.x;
+  }
+  if (chunk == nchunks - 1) {  // this chunk holds position pos: write its k (rotated) and v
+    const float* ks = qkv + qd + size_t(kvh) * hd;
+    float* kd = kc + size_t(pos) * kvd + size_t(kvh) * hd;
+    for (int r = threadIdx.x; r < half; r += blockDim.x) {
+      const int a = interleaved ? 2 * r : r, b = interleaved ? 2 * r + 1 : r + half;
+      const float x0 = ks[a], x1 = ks[b];
+      const float2 c = cs[r];
+      kd[a] = x0 * c.x - x1 * c.y;
+      kd[b] = x0 * c.y + x1 * c.x;
+    }
+    for (int j = threadIdx.x; j < hd; j += blockDim.x)
+      vc[size_t(pos) * kvd + size_t(kvh) * hd + j] = qkv[qd + kvd + size_t(kvh) * hd + j];
+  }
+  __syncthreads();  // q in shared memory; the new k/v row visible to the whole block
   const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, nw = blockDim.x >> 5;
   for (int t = warp; t < nt; t += nw) {
     const float* k = kc + size_t(t0 + t) * kvd + size_t(kvh) * hd;
@@ -126,29 +156,34 @@ __global__ void attn_decode_partial(const float* q, const float* kc, const float
     for (int t = 0; t < nt; ++t) acc += p[t] * v[size_t(t) * kvd];
     part_o[(size_t(kvh * group + g) * max_chunks + chunk) * hd + d] = acc;
   }
-}
-
-// grid n_heads, block 128: merges the chunks' (max, sum, unnormalised output) of one head.
-__global__ void attn_decode_combine(const int* d_pos, int hd, int max_chunks, const float* part_o,
-                                    const float* part_ml, float* out) {
-  const int h = blockIdx.x;
-  const int nc = (*d_pos + 1 + kAttnChunk - 1) / kAttnChunk;
-  const float* ml = part_ml + size_t(h) * max_chunks * 2;
-  float M = -FLT_MAX;
-  for (int c = 0; c < nc; ++c) M = fmaxf(M, ml[2 * c]);
-  float L = 0.0f;
-  for (int c = 0; c < nc; ++c) L += ml[2 * c + 1] * __expf(ml[2 * c] - M);
-  const float invL = 1.0f / L;
-  for (int d = threadIdx.x; d < hd; d += blockDim.x) {
-    float acc = 0.0f;
-    for (int c = 0; c < nc; ++c) acc += part_o[(size_t(h) * max_chunks + c) * hd + d] * __expf(ml[2 * c] - M);
-    out[size_t(h) * hd + d] = acc * invL;
+  // publish the partials, then count this chunk; the block that completes the count merges
+  __threadfence();
+  __syncthreads();
+  if (threadIdx.x == 0) is_last = atomicAdd(&counters[kvh], 1u) == unsigned(nchunks - 1);
+  __syncthreads();
+  if (!is_last) return;
+  __threadfence();
+  if (threadIdx.x == 0) counters[kvh] = 0;  // the next decode step (a graph replay) counts from zero
+  for (int j = threadIdx.x; j < group * hd; j += blockDim.x) {
+    const int h = kvh * group + j / hd, d = j % hd;
+    const float* ml = part_ml + size_t(h) * max_chunks * 2;
+    float M = -FLT_MAX;
+    for (int c = 0; c < nchunks; ++c) M = fmaxf(M, __ldcg(ml + 2 * c));
+    float L = 0.0f, acc = 0.0f;
+    for (int c = 0; c < nchunks; ++c) {
+      const float w = __expf(__ldcg(ml + 2 * c) - M);  // L2 loads: the partials come from other blocks
+      L += __ldcg(ml + 2 * c + 1) * w;
+      acc += __ldcg(part_o + (size_t(h) * max_chunks + c) * hd + d) * w;
+    }
+    out[size_t(h) * hd + d] = acc / L;
   }
 }
 
 // grid (n, n_heads), block 128; dynamic shared: scores [max_ctx] + reduction scratch.
 __global__ void attn_prefill_kernel(const float* q, const float* kc, const float* vc, const int* d_pos, int n_heads,
                                     int n_kv, int hd, float scale, float* out) {
+  pdl_wait();
+  pdl_trigger();
   extern __shared__ float sm[];
   __shared__ float red[32];
   const int i = blockIdx.x, h = blockIdx.y;
@@ -184,6 +219,8 @@ __global__ void attn_prefill_kernel(const float* q, const float* kc, const float
 }
 
 __global__ void rmsnorm_bf16_kernel(const float* x, const float* w, int dim, float eps, __nv_bfloat16* out) {
+  pdl_wait();
+  pdl_trigger();
   __shared__ float red[32];
   const float* xr = x + size_t(blockIdx.x) * dim;
   float ss = 0.0f;
@@ -195,21 +232,29 @@ __global__ void rmsnorm_bf16_kernel(const float* x, const float* w, int dim, flo
 }
 
 __global__ void f32_to_bf16_kernel(const float* x, int64_t n, __nv_bfloat16* out) {
+  pdl_wait();
+  pdl_trigger();
   for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n; i += int64_t(gridDim.x) * blockDim.x)
     out[i] = __float2bfloat16(x[i]);
 }
 
 __global__ void bf16_to_f32_kernel(const __nv_bfloat16* x, int64_t n, float* out) {
+  pdl_wait();
+  pdl_trigger();
   for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n; i += int64_t(gridDim.x) * blockDim.x)
     out[i] = __bfloat162float(x[i]);
 }
 
 __global__ void add_kernel(float* x, const float* y, int64_t n) {
+  pdl_wait();
+  pdl_trigger();
   for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n; i += int64_t(gridDim.x) * blockDim.x)
     x[i] += y[i];
 }
 
 __global__ void swiglu_bf16_kernel(const float* gu, int n, int H, __nv_bfloat16* out) {
+  pdl_wait();
+  pdl_trigger();
   const int64_t total = int64_t(n) * H;
   for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < total; i += int64_t(gridDim.x) * blockDim.x) {
     const int64_t r = i / H, j = i % H;
@@ -240,6 +285,8 @@ constexpr int kSampleThreads = 1024;
 __global__ void __launch_bounds__(kSampleThreads) sample_kernel(const float* logits, int V, SampleParams p,
                                                                 int* d_token, int* d_pos, int advance,
                                                                 unsigned long long* d_step) {
+  pdl_wait();
+  pdl_trigger();
   __shared__ float red[32];
   __shared__ int red_i[32];
   __shared__ float scan[kSampleThreads];
@@ -278,7 +325,8 @@ __global__ void __launch_bounds__(kSampleThreads) sample_kernel(const float* log
     if (p.top_k > 0 && p.top_k < V) {
       unsigned lo = 0, hi = 0xffffffffu;
       while (lo < hi) {
-        const unsigned mid = lo + (hi - lo + 1) / 2;
+        // 64-bit: hi - lo + 1 overflows 32 bits on the first step (lo = 0, hi = 2^32 - 1)
+        const unsigned mid = lo + unsigned((uint64_t(hi) - lo + 1) / 2);
         float c = 0.0f;
         for (int i = tid; i < V; i += blockDim.x) c += fkey(logits[i]) >= mid ? 1.0f : 0.0f;
         c = block_reduce<false>(c, red);
@@ -299,7 +347,7 @@ __global__ void __launch_bounds__(kSampleThreads) sample_kernel(const float* log
     if (p.top_p < 1.0f) {
       unsigned lo = 0, hi = __float_as_uint(1.0f);
       while (lo < hi) {
-        const unsigned mid = lo + (hi - lo + 1) / 2;
+        const unsigned mid = lo + unsigned((uint64_t(hi) - lo + 1) / 2);
         float m = 0.0f;
         for (int i = tid; i < V; i += blockDim.x) {
           const float w = weight(i);
@@ -359,6 +407,21 @@ __global__ void __launch_bounds__(kSampleThreads) sample_kernel(const float* log
   }
 }
 
+}  // namespace
+
+bool pdl_enabled() {
+  static const bool on = [] {
+    const char* e = std::getenv("LOWBIT_PDL");
+    int dev = 0, major = 0;
+    if (cudaGetDevice(&dev) != cudaSuccess || cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, dev) != cudaSuccess)
+      return false;
+    return major >= 9 && !(e && e[0] == '0');
+  }();
+  return on;
+}
+
+namespace {
+
 inline int grid_for(int64_t n, int threads) {
   int64_t g = (n + threads - 1) / threads;
   return int(g < 4096 ? (g > 0 ? g : 1) : 4096);
@@ -367,27 +430,23 @@ inline int grid_for(int64_t n, int threads) {
 }  // namespace
 
 void embed(const void* table, EmbedType type, int dim, const int* d_tokens, int n, float* x, cudaStream_t s) {
-  embed_kernel<<<n, 256, 0, s>>>(table, type, dim, d_tokens, x);
-  LB_CUDA_LAUNCH_CHECK();
+  launch(embed_kernel, n, 256, 0, s, table, type, dim, d_tokens, x);
 }
 
 void rope_qkv_write(const float* qkv, int n, const int* d_pos, const float2* rope, int n_heads, int n_kv, int hd,
                     bool interleaved, float* q_out, float* k_cache, float* v_cache, cudaStream_t s) {
-  rope_qkv_kernel<<<n, 256, 0, s>>>(qkv, d_pos, rope, n_heads, n_kv, hd, interleaved, q_out, k_cache, v_cache);
-  LB_CUDA_LAUNCH_CHECK();
+  launch(rope_qkv_kernel, n, 256, 0, s, qkv, d_pos, rope, n_heads, n_kv, hd, interleaved, q_out, k_cache, v_cache);
 }
 
-void attention_decode(const float* q, const float* k_cache, const float* v_cache, const int* d_pos, int max_seq,
-                      int n_heads, int n_kv, int hd, float* part_o, float* part_ml, float* out, cudaStream_t s) {
+void attention_decode(const float* qkv, const int* d_pos, const float2* rope, int max_seq, int n_heads, int n_kv,
+                      int hd, bool interleaved, float* k_cache, float* v_cache, float* part_o, float* part_ml,
+                      unsigned* counters, float* out, cudaStream_t s) {
   const int max_chunks = (max_seq + kAttnChunk - 1) / kAttnChunk;
   const int group = n_heads / n_kv;
   const size_t smem = size_t(group) * (hd + kAttnChunk) * sizeof(float);
   const float scale = 1.0f / sqrtf(float(hd));
-  attn_decode_partial<<<dim3(n_kv, max_chunks), 128, smem, s>>>(q, k_cache, v_cache, d_pos, n_heads, n_kv, hd, scale,
-                                                                max_chunks, part_o, part_ml);
-  LB_CUDA_LAUNCH_CHECK();
-  attn_decode_combine<<<n_heads, 128, 0, s>>>(d_pos, hd, max_chunks, part_o, part_ml, out);
-  LB_CUDA_LAUNCH_CHECK();
+  launch(attn_decode_kernel, dim3(n_kv, max_chunks), 128, smem, s, qkv, d_pos, rope, n_heads, n_kv, hd, interleaved,
+         scale, max_chunks, k_cache, v_cache, part_o, part_ml, counters, out);
 }
 
 void attention_prefill(const float* q, const float* k_cache, const float* v_cache, const int* d_pos, int n,
@@ -402,39 +461,32 @@ void attention_prefill(const float* q, const float* k_cache, const float* v_cach
     raised = true;
   }
   const float scale = 1.0f / sqrtf(float(hd));
-  attn_prefill_kernel<<<dim3(n, n_heads), 128, smem, s>>>(q, k_cache, v_cache, d_pos, n_heads, n_kv, hd, scale, out);
-  LB_CUDA_LAUNCH_CHECK();
+  launch(attn_prefill_kernel, dim3(n, n_heads), 128, smem, s, q, k_cache, v_cache, d_pos, n_heads, n_kv, hd, scale, out);
 }
 
 void rmsnorm_to_bf16(const float* x, const float* w, int n, int dim, float eps, __nv_bfloat16* out, cudaStream_t s) {
-  rmsnorm_bf16_kernel<<<n, 256, 0, s>>>(x, w, dim, eps, out);
-  LB_CUDA_LAUNCH_CHECK();
+  launch(rmsnorm_bf16_kernel, n, 256, 0, s, x, w, dim, eps, out);
 }
 
 void f32_to_bf16(const float* x, int64_t count, __nv_bfloat16* out, cudaStream_t s) {
-  f32_to_bf16_kernel<<<grid_for(count, 256), 256, 0, s>>>(x, count, out);
-  LB_CUDA_LAUNCH_CHECK();
+  launch(f32_to_bf16_kernel, grid_for(count, 256), 256, 0, s, x, count, out);
 }
 
 void bf16_to_f32(const __nv_bfloat16* x, int64_t count, float* out, cudaStream_t s) {
-  bf16_to_f32_kernel<<<grid_for(count, 256), 256, 0, s>>>(x, count, out);
-  LB_CUDA_LAUNCH_CHECK();
+  launch(bf16_to_f32_kernel, grid_for(count, 256), 256, 0, s, x, count, out);
 }
 
 void add_inplace(float* x, const float* y, int64_t count, cudaStream_t s) {
-  add_kernel<<<grid_for(count, 256), 256, 0, s>>>(x, y, count);
-  LB_CUDA_LAUNCH_CHECK();
+  launch(add_kernel, grid_for(count, 256), 256, 0, s, x, y, count);
 }
 
 void swiglu_to_bf16(const float* gu, int n, int H, __nv_bfloat16* out, cudaStream_t s) {
-  swiglu_bf16_kernel<<<grid_for(int64_t(n) * H, 256), 256, 0, s>>>(gu, n, H, out);
-  LB_CUDA_LAUNCH_CHECK();
+  launch(swiglu_bf16_kernel, grid_for(int64_t(n) * H, 256), 256, 0, s, gu, n, H, out);
 }
 
 void sample(const float* logits, int V, SampleParams p, int* d_token, int* d_pos, int advance,
             unsigned long long* d_step, cudaStream_t s) {
-  sample_kernel<<<1, kSampleThreads, 0, s>>>(logits, V, p, d_token, d_pos, advance, d_step);
-  LB_CUDA_LAUNCH_CHECK();
+  launch(sample_kernel, 1, kSampleThreads, 0, s, logits, V, p, d_token, d_pos, advance, d_step);
 }
 
 }  // namespace lowbit::cuda

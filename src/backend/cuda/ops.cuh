@@ -27,10 +27,14 @@ void embed(const void* table, EmbedType type, int dim, const int* d_tokens, int 
 void rope_qkv_write(const float* qkv, int n, const int* d_pos, const float2* rope, int n_heads, int n_kv, int hd,
                     bool interleaved, float* q_out, float* k_cache, float* v_cache, cudaStream_t s);
 
-// Decode attention for one token at position *d_pos (context *d_pos + 1), GQA, split over kAttnChunk
-// chunks. part_o: [n_heads, max_chunks, hd], part_ml: [n_heads, max_chunks, 2] scratch; out: [n_heads * hd].
-void attention_decode(const float* q, const float* k_cache, const float* v_cache, const int* d_pos, int max_seq,
-                      int n_heads, int n_kv, int hd, float* part_o, float* part_ml, float* out, cudaStream_t s);
+// Decode attention for the token at position *d_pos (context *d_pos + 1), GQA, fused with its RoPE and
+// KV-cache write: qkv is the QKV projection of that token before RoPE ([(n_heads + 2 n_kv) * hd]). The
+// context is split into kAttnChunk chunks across blocks; the last block of each kv head merges them.
+// part_o: [n_heads, max_chunks, hd], part_ml: [n_heads, max_chunks, 2] scratch; counters: [n_kv], zero
+// before the first call (each call leaves them zero); out: [n_heads * hd].
+void attention_decode(const float* qkv, const int* d_pos, const float2* rope, int max_seq, int n_heads, int n_kv,
+                      int hd, bool interleaved, float* k_cache, float* v_cache, float* part_o, float* part_ml,
+                      unsigned* counters, float* out, cudaStream_t s);
 
 // Causal attention for n query tokens at positions *d_pos + i (each sees [0, *d_pos + i]).
 // q: [n, n_heads*hd]; out: [n, n_heads*hd]. max_ctx bounds the context (shared memory sizing).

@@ -149,6 +149,9 @@ std::unique_ptr<Tokenizer> load_tiktoken_tokenizer(std::string_view text, const 
     max_rank = std::max(max_rank, rank);
   }
   LB_CHECK(!ranked.empty(), name, ": no tokens (empty tiktoken file)");
+  // Ranks are ids: they must be 0..N-1 (a stray huge rank must not size a huge table).
+  LB_CHECK(static_cast<size_t>(max_rank) < ranked.size(), name, ": rank ", max_rank, " but only ", ranked.size(),
+           " tokens: ranks must be 0..N-1");
   v.tokens.assign(static_cast<size_t>(max_rank) + 1, std::string());
   std::vector<uint8_t> seen(v.tokens.size(), 0);
   for (auto& [rank, b] : ranked) {

@@ -1,0 +1,236 @@
+// GEMV entry point: argument checks, block shape, shared-memory plan, dispatch to the codec's kernel.
+#include <algorithm>
+
+#include "backend/cuda/gemv_kernels.cuh"
+
+namespace lowbit::cuda {
+
+// Explicit instantiations live in gemv_<family>.cu.
+#define LB_DECLARE_CODEC(c) extern template void launch_gemv_codec<GpuCodec::c>(const GemvArgs&, unsigned, int, cudaStream_t);
+LB_DECLARE_CODEC(PlainF32)
+LB_DECLARE_CODEC(PlainBF16)
+LB_DECLARE_CODEC(PlainF16)
+LB_DECLARE_CODEC(I8)
+LB_DECLARE_CODEC(E4M3)
+LB_DECLARE_CODEC(E5M2)
+LB_DECLARE_CODEC(E3M2)
+LB_DECLARE_CODEC(E2M3)
+LB_DECLARE_CODEC(U4)
+LB_DECLARE_CODEC(U2)
+LB_DECLARE_CODEC(U1)
+LB_DECLARE_CODEC(T2)
+LB_DECLARE_CODEC(T5)
+LB_DECLARE_CODEC(MxE4M3)
+LB_DECLARE_CODEC(MxE5M2)
+LB_DECLARE_CODEC(MxE3M2)
+LB_DECLARE_CODEC(MxE2M3)
+LB_DECLARE_CODEC(MxE2M1)
+LB_DECLARE_CODEC(MxI8)
+LB_DECLARE_CODEC(NvE2M1)
+#undef LB_DECLARE_CODEC
+
+const char* gemv_variant_name(GemvVariant v) {
+  switch (v) {
+    case GemvVariant::Auto: return "auto";
+    case GemvVariant::Split8: return "split8";
+    case GemvVariant::Split4: return "split4";
+    case GemvVariant::Tiles2x4: return "tiles2x4";
+    case GemvVariant::Tiles4x2: return "tiles4x2";
+    case GemvVariant::Tiles8x1: return "tiles8x1";
+    case GemvVariant::Persist2x4: return "persist2x4";
+    case GemvVariant::Persist8x1: return "persist8x1";
+    case GemvVariant::Reference: return "reference";
+  }
+  return "?";
+}
+
+namespace {
+
+int sm_count() {
+  static const int n = [] {
+    int dev = 0, v = 0;
+    LB_CUDA_CHECK(cudaGetDevice(&dev));
+    LB_CUDA_CHECK(cudaDeviceGetAttribute(&v, cudaDevAttrMultiProcessorCount, dev));
+    return v;
+  }();
+  return n;
+}
+
+struct BlockShape {
+  int rt, ks;        // tiles per block, warps per tile
+  bool persistent;   // at most two blocks per SM, looping over tile groups
+};
+BlockShape block_shape(GemvVariant v) {
+  switch (v) {
+    case GemvVariant::Split4: return {1, 4, false};
+    case GemvVariant::Tiles2x4: return {2, 4, false};
+    case GemvVariant::Tiles4x2: return {4, 2, false};
+    case GemvVariant::Tiles8x1: return {8, 1, false};
+    case GemvVariant::Persist2x4: return {2, 4, true};
+    case GemvVariant::Persist8x1: return {8, 1, true};
+    default: return {1, 8, false};
+  }
+}
+
+constexpr int kXBudgetBytes = 96 * 1024;  // staged x per block: two blocks per multiprocessor fit
+
+int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
+
+// Fills the K-tile size, strides and shared-memory offsets; returns the bytes of dynamic shared memory.
+int plan_smem(GemvArgs& a) {
+  const GpuCodec c = a.w.codec;
+  const int M = a.M;
+  int off = 0;
+  if (c == GpuCodec::T5) off = kT5LutBytes;
+  a.off_stats = off;
+  off += kStatsBytes;
+  if (is_plain(c)) {
+    const int epc = 16 / codec_info(c).esize;
+    const int64_t cols = a.w.row_stride / 16 * epc;           // padded row, in elements
+    int64_t kt = cols;
+    if (4 * M * cols > kXBudgetBytes)  // K-tiles of whole lane rounds of chunks
+      kt = std::max<int64_t>(32 * epc, kXBudgetBytes / (4 * M) / (32 * epc) * (32 * epc));
+    a.kt = int(kt);
+    a.xstride = int((kt + 3) / 4 * 4);
+    a.gstride = 0;
+    a.off_gsum = off;
+    a.off_x = off;
+    off += 4 * M * a.xstride;
+  } else {
+    const int pc = packet_cols(c);
+    // bytes per K-tile column: 2 fp16 parts per token (+ unit sums for groups), a little row padding
+    const int64_t per_col = 4 * M + (codec_info(c).scale == ScaleKind::Affine ? (M + 7) / 8 : 0) + 1;
+    int64_t kt = std::max<int64_t>(1, kXBudgetBytes / (per_col * pc));
+    kt = std::min<int64_t>(kt, a.w.n_packets);
+    a.kt = int(kt);
+    const int64_t half_cols = kt * pc / 2;
+    a.xstride = int((half_cols + 31) / 32 * 32 + 8);  // = 8 (mod 32) words: conflict-free B loads
+    a.gstride = int(kt * pc / 32);
+    a.off_gsum = off;
+    if (codec_info(c).scale == ScaleKind::Affine) off += 4 * M * a.gstride;
+    off = (off + 15) / 16 * 16;
+    a.off_x = off;
+    off += 4 * 2 * M * a.xstride;
+  }
+  off = (off + 15) / 16 * 16;
+  a.off_red = off;
+  off += 4 * a.rt * a.ks * 16 * M;
+  return off;
+}
+
+void launch_codec(const GemvArgs& a, unsigned grid, int smem, cudaStream_t s) {
+  switch (a.w.codec) {
+#define LB_CASE(c) \
+  case GpuCodec::c: launch_gemv_codec<GpuCodec::c>(a, grid, smem, s); return;
+    LB_CASE(PlainF32)
+    LB_CASE(PlainBF16)
+    LB_CASE(PlainF16)
+    LB_CASE(I8)
+    LB_CASE(E4M3)
+    LB_CASE(E5M2)
+    LB_CASE(E3M2)
+    LB_CASE(E2M3)
+    LB_CASE(U4)
+    LB_CASE(U2)
+    LB_CASE(U1)
+    LB_CASE(T2)
+    LB_CASE(T5)
+    LB_CASE(MxE4M3)
+    LB_CASE(MxE5M2)
+    LB_CASE(MxE3M2)
+    LB_CASE(MxE2M3)
+    LB_CASE(MxE2M1)
+    LB_CASE(MxI8)
+    LB_CASE(NvE2M1)
+#undef LB_CASE
+  }
+  fail("gemv: unknown codec ", int(a.w.codec));
+}
+
+}  // namespace
+
+// One warp per output (a row, or a gate/up pair): every element through gpu_decode_element().
+__global__ void __launch_bounds__(kGemvThreads) gemv_reference_kernel(const GemvArgs a) {
+  pdl_wait();  // see launch.cuh
+  pdl_trigger();
+  const int lane = threadIdx.x & 31;
+  const int64_t o = (int64_t(blockIdx.x) * kGemvThreads + threadIdx.x) / 32;
+  const int64_t n_out = a.w.glu ? a.w.ff : a.w.rows;
+  if (o >= n_out) return;
+  const int64_t K = a.w.cols;
+  float rinv[kGemvMaxTokens];
+  for (int m = 0; m < a.M; ++m) {
+    float ss = 0.0f;
+    for (int64_t k = lane; k < K; k += 32) ss = fmaf(a.x[m * K + k], a.x[m * K + k], ss);
+    ss = warp_sum(ss);
+    rinv[m] = a.norm_w ? 1.0f / sqrtf(ss / float(K) + a.eps) : 1.0f;
+  }
+  const int nrows = a.w.glu ? 2 : 1;
+  const int64_t rows[2] = {a.w.glu ? 16 * (o / 8) + o % 8 : o, a.w.glu ? 16 * (o / 8) + 8 + o % 8 : o};
+  float acc[2][kGemvMaxTokens] = {};
+  for (int64_t k = lane; k < K; k += 32) {
+    for (int r = 0; r < nrows; ++r) {
+      const float w = gpu_decode_element(a.w, rows[r], k);
+      for (int m = 0; m < a.M; ++m) {
+        const float xv = a.x[m * K + k];
+        acc[r][m] = fmaf(w, a.norm_w ? xv * rinv[m] * a.norm_w[k] : xv, acc[r][m]);
+      }
+    }
+  }
+  for (int m = 0; m < a.M; ++m) {
+    const float y0 = warp_sum(acc[0][m]);
+    const float y1 = warp_sum(acc[1][m]);
+    if (lane == 0) store_out(a, m, o, a.w.glu ? silu(y0) * y1 : y0);
+  }
+}
+
+GemvVariant gemv_auto_variant(const GpuWeight& w, int M) {
+  const int64_t tiles = w.view.rows_pad / 16;
+  if (tiles <= 2 * int64_t(sm_count())) return GemvVariant::Split8;
+  if (tiles <= 4 * int64_t(sm_count())) return GemvVariant::Split4;
+  return GemvVariant::Persist2x4;
+}
+
+void gemv(const GpuWeight& w, const float* x, int M, const GemvEpilogue& ep, cudaStream_t s, GemvVariant v) {
+  const char* fname = format_name(w.fmt);
+  LB_CHECK(M >= 1 && M <= kGemvMaxTokens, "gemv('", w.name, "', ", fname, "): M = ", M, " tokens, expected 1..",
+           kGemvMaxTokens, " (longer prompts: dequantize_to_bf16 + gemm_bf16)");
+  LB_CHECK(x != nullptr && ep.out != nullptr, "gemv('", w.name, "'): null input or output pointer");
+  LB_CHECK(w.view.codes != nullptr, "gemv('", w.name, "'): weight not uploaded");
+  const bool swiglu = ep.kind == GemvOut::SwiGluF32 || ep.kind == GemvOut::SwiGluBF16;
+  LB_CHECK(swiglu == w.view.glu, "gemv('", w.name, "'): the SwiGLU epilogue needs a gate/up pair (concat_glu) and ",
+           "a gate/up pair needs the SwiGLU epilogue");
+  if (v == GemvVariant::Auto) v = gemv_auto_variant(w, M);
+  LB_CHECK(int(v) >= 0 && int(v) < kNumGemvVariants, "gemv: unknown variant ", int(v));
+  GemvArgs a;
+  a.w = w.view;
+  a.x = x;
+  a.M = M;
+  a.norm_w = ep.norm_weight;
+  a.eps = ep.norm_eps;
+  a.kind = ep.kind;
+  a.out = ep.out;
+  a.ld = ep.ld > 0 ? ep.ld : w.out_features();
+  LB_CHECK(a.ld >= w.out_features(), "gemv('", w.name, "'): output row stride ", a.ld, " < ", w.out_features(),
+           " outputs");
+  if (v == GemvVariant::Reference) {
+    const int64_t n_out = w.out_features();
+    const int64_t blocks = ceil_div(n_out * 32, kGemvThreads);
+    launch(gemv_reference_kernel, unsigned(blocks), kGemvThreads, 0, s, a);
+    return;
+  }
+  const BlockShape bs = block_shape(v);
+  a.rt = bs.rt;
+  a.ks = bs.ks;
+  const int smem = plan_smem(a);
+  const int64_t groups = ceil_div(w.view.rows_pad / 16, a.rt);
+  int64_t grid = groups;
+  // persistent blocks reuse the staged x only when it fits in one K-tile; otherwise one group per block
+  const bool one_ktile = is_plain(w.view.codec) ? a.kt >= w.view.row_stride / 16 * (16 / codec_info(w.view.codec).esize)
+                                                : a.kt >= w.view.n_packets;
+  if (bs.persistent && one_ktile) grid = std::min<int64_t>(groups, 2 * int64_t(sm_count()));
+  LB_CHECK(grid < (int64_t(1) << 31), "gemv('", w.name, "'): too many rows");
+  launch_codec(a, unsigned(grid), smem, s);
+}
+
+}  // namespace lowbit::cuda

@@ -1,0 +1,70 @@
+// Batch-1..8 GEMV over repacked weights of every format (y[M, N] = x[M, K] W[N, K]^T, fp32 accumulation),
+// with fused epilogues and an optional fused RMSNorm prologue; and the bf16 GEMM used by prefill (M > 8).
+//
+// Quantized formats run on the tensor cores (mma.m16n8k16, fp16 operands, fp32 accumulation): each warp
+// decodes its packet words into fp16 A fragments in registers (gemv_decode.h); x is split per token into
+// fp16 hi + lo parts after a power-of-two scaling (x = 2^e (hi + lo), relative error <= 2^-22 per element),
+// hi and lo being two columns of the B operand, so one MMA serves 4 tokens. Scales are applied in fp32 on
+// the accumulators (per 32 columns for groups / MX blocks, per 16 for NVFP4, per row at the end).
+// f32 / bf16 / fp16 weights use a scalar fp32 kernel. docs/cuda-kernels.md has the details.
+#pragma once
+#include <cublas_v2.h>
+#include <cuda_bf16.h>
+#include <cuda_runtime.h>
+
+#include "backend/cuda/weights.cuh"
+
+namespace lowbit::cuda {
+
+constexpr int kGemvMaxTokens = 8;
+
+enum class GemvOut : uint8_t {
+  StoreF32,    // out[m, n] = y (fp32)
+  StoreBF16,   // out[m, n] = bf16(y)
+  AddF32,      // out[m, n] += y (residual)
+  SwiGluF32,   // gate/up pair (concat_glu): out[m, i] = silu(y_gate[i]) * y_up[i], i < ff
+  SwiGluBF16,  // same, stored as bf16
+};
+
+struct GemvEpilogue {
+  GemvOut kind = GemvOut::StoreF32;
+  void* out = nullptr;                 // [M, ld]
+  int64_t ld = 0;                      // elements between token rows of out (0: out_features)
+  const float* norm_weight = nullptr;  // [K]: x -> x * rsqrt(mean(x^2) + eps) * norm_weight first
+  float norm_eps = 1e-5f;
+};
+
+// Block shapes. `Split8`: one 16-row tile per block, K split over its 8 warps (small N); `Split4`: the same
+// with 4 warps (128 threads: up to 4 blocks per SM, one wave where Split8 needs 1.5); `TilesRxS`: R tiles
+// per block, K split over S warps, one block per R tiles; `PersistRxS`: the same, but at most two blocks
+// per SM, each looping over tile groups with x staged once (when x fits in one K-tile) and the next
+// group's first loads in flight during the epilogue; `Reference`: one warp per output row, element by
+// element (slow; a cross-check).
+enum class GemvVariant : int {
+  Auto = -1,
+  Split8 = 0,
+  Split4 = 1,
+  Tiles2x4 = 2,
+  Tiles4x2 = 3,
+  Tiles8x1 = 4,
+  Persist2x4 = 5,
+  Persist8x1 = 6,
+  Reference = 7,
+};
+constexpr int kNumGemvVariants = 8;      // Split8 .. Reference
+constexpr int kNumFastGemvVariants = 7;  // Split8 .. Persist8x1
+const char* gemv_variant_name(GemvVariant v);
+// The variant used for Auto: Split8 up to one wave of two blocks per SM, Split4 up to one wave of four,
+// Persist2x4 beyond.
+GemvVariant gemv_auto_variant(const GpuWeight& w, int M);
+
+// x: [M, K] fp32 on the device, 1 <= M <= 8. Checks the arguments (Error) and every launch.
+void gemv(const GpuWeight& w, const float* x, int M, const GemvEpilogue& ep, cudaStream_t s,
+          GemvVariant v = GemvVariant::Auto);
+
+// C[M, N] (fp32, row-major) = X[M, K] (bf16, row-major) W[N, K]^T (bf16, row-major), fp32 accumulation.
+// The handle is created once by the caller; its stream is set to s.
+void gemm_bf16(cublasHandle_t h, const __nv_bfloat16* X, const __nv_bfloat16* W, float* C, int M, int N, int K,
+               cudaStream_t s);
+
+}  // namespace lowbit::cuda

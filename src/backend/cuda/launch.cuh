@@ -1,0 +1,49 @@
+// Kernel launches with programmatic dependent launch (PDL, sm_90): a kernel may be scheduled while the
+// previous one in the stream is still finishing; it runs its independent prologue (e.g. prefetching
+// weights, which no earlier kernel writes) and then waits in pdl_wait() until the previous grid has
+// completed and its memory is visible. This hides most of the gap between consecutive kernels of the
+// decode step, in eager mode and inside CUDA graphs alike.
+// Rule for every kernel launched this way: nothing written by an earlier kernel is read, and nothing an
+// earlier kernel may still read is written, before pdl_wait().
+#pragma once
+#include <cuda_runtime.h>
+
+#include <utility>
+
+#include "backend/cuda/cuda_util.cuh"
+
+namespace lowbit::cuda {
+
+// On by default; LOWBIT_PDL=0 turns it off (for A/B measurements and debugging).
+bool pdl_enabled();
+
+__device__ __forceinline__ void pdl_wait() {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+  asm volatile("griddepcontrol.wait;" ::: "memory");
+#endif
+}
+// Lets the next kernel in the stream be scheduled now (it still waits for this grid in pdl_wait()).
+__device__ __forceinline__ void pdl_trigger() {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+  asm volatile("griddepcontrol.launch_dependents;");
+#endif
+}
+
+template <typename... P, typename... A>
+void launch(void (*kernel)(P...), dim3 grid, dim3 block, size_t smem, cudaStream_t s, A&&... args) {
+  cudaLaunchConfig_t cfg{};
+  cfg.gridDim = grid;
+  cfg.blockDim = block;
+  cfg.dynamicSmemBytes = smem;
+  cfg.stream = s;
+  cudaLaunchAttribute attr[1];
+  attr[0].id = cudaLaunchAttributeProgrammaticStreamSerialization;
+  attr[0].val.programmaticStreamSerializationAllowed = 1;
+  if (pdl_enabled()) {
+    cfg.attrs = attr;
+    cfg.numAttrs = 1;
+  }
+  LB_CUDA_CHECK(cudaLaunchKernelEx(&cfg, kernel, std::forward<A>(args)...));
+}
+
+}  // namespace lowbit::cuda
