@@ -38,6 +38,8 @@ GpuCodec codec_for(Format f) {
     case Format::MXFP4: return GpuCodec::MxE2M1;
     case Format::MXINT8: return GpuCodec::MxI8;
     case Format::NVFP4: return GpuCodec::NvE2M1;
+    case Format::INT8_STATIC:
+    case Format::FP8_STATIC: fail("codec_for: ", format_name(f), " is an activation-only format, not a weight format");
   }
   fail("codec_for: unknown format ", int(f));
 }
