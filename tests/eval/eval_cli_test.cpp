@@ -157,6 +157,19 @@ TEST_F(EvalCli, PassesOfFewerRowsGiveTheSameTable) {
   EXPECT_EQ(table_rows(one.out).size(), 4u);
 }
 
+TEST_F(EvalCli, StridedWindowsScoreEveryTokenOnce) {
+  const std::string json = path("stride.json");
+  const test::CmdResult r = test::run_cli("eval" + model_args() + " --text " + text() +
+                                          " --weights int8 --ctx 64 --stride 32 -q --json " + json);
+  ASSERT_EQ(r.status, 0) << r.err;
+  EXPECT_NE(r.out.find("stride 32 (positions already scored are warm-up context)"), std::string::npos) << r.out;
+  const nlohmann::json j = nlohmann::json::parse(read(json));
+  // with a BOS every text token has a predictor, and each is scored once
+  EXPECT_EQ(j["meta"]["scored_positions"], j["meta"]["text_tokens"]);
+  EXPECT_EQ(j["meta"]["stride"], 32);
+  EXPECT_EQ(j["rows"][1]["positions"], j["meta"]["text_tokens"]);
+}
+
 TEST_F(EvalCli, Errors) {
   // nothing to evaluate
   test::CmdResult r = test::run_cli("eval" + model_args() + " --text " + text() + " -q");
