@@ -91,7 +91,7 @@ class LowbitSource : public io_detail::WeightSource {
       const SafeTensorInfo& ti = f_.get(canonical);
       LB_CHECK(ti.dtype == "F32", path, ": tensor '", canonical, "' has dtype ", ti.dtype, ", expected F32");
       t.shape = ti.shape;
-      t.type = "F32";
+      t.type = format_name(Format::F32);  // the registry's names, as for the quantized tensors
       t.nbytes = ti.nbytes;
       const uint8_t* data = ti.data;
       const int64_t n = ti.numel();
