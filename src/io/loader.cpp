@@ -93,6 +93,12 @@ struct Role {
 void assemble_model(Model& m, const WeightSource& src, const LoadOptions& opt) {
   const LlamaConfig& c = m.config;
   const int64_t d = c.dim, q = c.q_dim(), kv = c.kv_dim(), h = c.hidden_dim, v = c.vocab_size;
+  // A config that claims more layers than the file holds fails here, before anything is sized by the
+  // claim (the file's own tensor count is bounded by its size).
+  if (c.n_layers > 0) {
+    const std::string last = "layers." + std::to_string(c.n_layers - 1) + ".attention_norm";
+    if (!src.find(last)) fail(src.where(), ": tensor for '", last, "' is missing (the config has ", c.n_layers, " layers)");
+  }
   std::vector<Role> roles;
   roles.push_back({"tok_embeddings", {v, d}, "vocab_size x dim"});
   for (int i = 0; i < c.n_layers; ++i) {

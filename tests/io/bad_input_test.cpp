@@ -176,6 +176,12 @@ TEST(BadGguf, ModelLevelProblems) {
     return c != "layers.0.ffn_norm";
   };
   expect_error([&] { write_and_load(o, "missing.gguf"); }, {"missing.gguf", "blk.0.ffn_norm.weight", "missing"});
+  // A block count far beyond the tensors in the file is an error before anything is sized by it (a fuzzer
+  // once made the loader reserve a table for 2^21 claimed layers and run out of memory).
+  o.edit = nullptr;
+  o.claimed_layers = 1u << 30;
+  expect_error([&] { write_and_load(o, "layers.gguf"); }, {"layers.gguf", "blk.1073741823.attn_norm.weight", "missing"});
+  o.claimed_layers = 0;
   // Q5_0 is a known ggml type lowbit does not decode: the error names the tensor and type.
   o.edit = [](const std::string& c, std::string&, std::vector<uint64_t>& dims, uint32_t& type,
               std::vector<uint8_t>& b) {

@@ -52,6 +52,7 @@ struct TinyGgufOptions {
   uint32_t linear_type = 0;  // ggml type of the linear weights: F32 (0) or Q8_0 (8)
   bool tied = false;
   float rope_theta = 10000.0f;
+  uint32_t claimed_layers = 0;  // > 0: llama.block_count says this many layers (the tensors stay as they are)
   // Called with (canonical tensor name, ggml name, dims, type, bytes) before each tensor is added; may change
   // them (shape and type faults). Return false to leave the tensor out.
   std::function<bool(const std::string&, std::string&, std::vector<uint64_t>&, uint32_t&, std::vector<uint8_t>&)> edit;
@@ -64,7 +65,7 @@ inline std::vector<uint8_t> tiny_gguf(const Model& m, const TinyGgufOptions& o =
   b.kv_str("general.architecture", "llama");
   b.kv_u32("llama.embedding_length", uint32_t(c.dim));
   b.kv_u32("llama.feed_forward_length", uint32_t(c.hidden_dim));
-  b.kv_u32("llama.block_count", uint32_t(c.n_layers));
+  b.kv_u32("llama.block_count", o.claimed_layers ? o.claimed_layers : uint32_t(c.n_layers));
   b.kv_u32("llama.attention.head_count", uint32_t(c.n_heads));
   b.kv_u32("llama.attention.head_count_kv", uint32_t(c.n_kv_heads));
   b.kv_f32("llama.attention.layer_norm_rms_epsilon", 1e-5f);
