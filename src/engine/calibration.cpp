@@ -8,6 +8,7 @@
 #include <nlohmann/json.hpp>
 
 #include "util/error.h"
+#include "util/json_num.h"
 
 namespace lowbit {
 
@@ -98,21 +99,20 @@ ActCalibration ActCalibration::from_json(const nlohmann::json& j, const std::str
   try {
     LB_CHECK(j.is_object() && j.value("format", "") == kFormatTag, w, ": not a lowbit activation calibration "
              "(expected \"format\": \"", kFormatTag, "\")");
-    LB_CHECK(j.value("version", 0) == kVersion, w, ": calibration version ", j.value("version", 0), ", expected ",
-             kVersion);
+    const int64_t version = j.contains("version") ? json_to_int(j.at("version"), w + " version") : 0;
+    LB_CHECK(version == kVersion, w, ": calibration version ", version, ", expected ", kVersion);
     a.model = j.value("model", "");
     a.text = j.value("text", "");
     a.weights = j.value("weights", "");
-    a.tokens = j.value("tokens", int64_t(0));
+    a.tokens = j.contains("tokens") ? json_to_int(j.at("tokens"), w + " tokens", 0, INT64_MAX) : 0;
     const auto& s = j.at("shape");
-    a.n_layers = s.at("n_layers").get<int>();
-    a.dim = s.at("dim").get<int>();
-    a.hidden_dim = s.at("hidden_dim").get<int>();
-    a.q_dim = s.at("q_dim").get<int>();
-    a.vocab_size = s.at("vocab_size").get<int>();
+    a.n_layers = int(json_to_int(s.at("n_layers"), w + " shape.n_layers"));
+    a.dim = int(json_to_int(s.at("dim"), w + " shape.dim"));
+    a.hidden_dim = int(json_to_int(s.at("hidden_dim"), w + " shape.hidden_dim"));
+    a.q_dim = int(json_to_int(s.at("q_dim"), w + " shape.q_dim"));
+    a.vocab_size = int(json_to_int(s.at("vocab_size"), w + " shape.vocab_size"));
     for (const auto& [n, v] : j.at("absmax").items()) {
-      LB_CHECK(v.is_number(), w, ": activation range of '", n, "' is not a number");
-      a.absmax[n] = v.get<float>();
+      a.absmax[n] = json_to_float(v, w + ": activation range of '" + n + "'");
     }
   } catch (const nlohmann::json::exception& e) {
     fail(w, ": malformed calibration: ", e.what());

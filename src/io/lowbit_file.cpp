@@ -11,6 +11,7 @@
 #include "io/loader_internal.h"
 #include "io/safetensors.h"
 #include "util/error.h"
+#include "util/json_num.h"
 #include "util/mapped_file.h"
 
 namespace lowbit {
@@ -108,13 +109,14 @@ class LowbitSource : public io_detail::WeightSource {
     float tensor_scale = 1.0f;
     try {
       fmt = parse_format_or_throw(e.at("format").get<std::string>(), path + " lowbit.tensors '" + canonical + "'");
-      rows = e.at("rows").get<int64_t>();
-      cols = e.at("cols").get<int64_t>();
-      group = e.at("group").get<int>();
+      const std::string where = path + " lowbit.tensors '" + canonical + "'";
+      rows = json_to_int(e.at("rows"), where + " rows", 1, int64_t(1) << 40);
+      cols = json_to_int(e.at("cols"), where + " cols", 1, int64_t(1) << 40);
+      group = int(json_to_int(e.at("group"), where + " group", 0, 1 << 20));
       auto r = parse_scale_rule(e.at("rule").get<std::string>());
       if (!r) fail(path, ": lowbit.tensors '", canonical, "': unknown scale rule ", e.at("rule").dump());
       rule = *r;
-      tensor_scale = e.at("tensor_scale").get<float>();
+      tensor_scale = json_to_float(e.at("tensor_scale"), where + " tensor_scale");
     } catch (const json::exception& ex) {
       fail(path, ": lowbit.tensors entry for '", canonical, "' is malformed: ", ex.what());
     }

@@ -8,6 +8,8 @@
 
 #include <nlohmann/json.hpp>
 
+#include "util/json_num.h"
+
 #include "util/error.h"
 
 namespace lowbit {
@@ -95,20 +97,16 @@ int get_int_field(const json& j, const char* key, const std::string& source, std
     if (def) return *def;
     fail(source, ": '", key, "' is missing");
   }
-  if (!it->is_number_integer()) fail(source, ": '", key, "' must be an integer, got ", it->dump());
-  int64_t v = it->get<int64_t>();
-  if (v < INT32_MIN || v > INT32_MAX) fail(source, ": '", key, "' value ", v, " is out of range");
-  return int(v);
+  return int(json_to_int(*it, source + ": '" + key + "'"));
 }
 
-double get_num_field(const json& j, const char* key, const std::string& source, std::optional<double> def = {}) {
+float get_num_field(const json& j, const char* key, const std::string& source, std::optional<float> def = {}) {
   auto it = j.find(key);
   if (it == j.end() || it->is_null()) {
     if (def) return *def;
     fail(source, ": '", key, "' is missing");
   }
-  if (!it->is_number()) fail(source, ": '", key, "' must be a number, got ", it->dump());
-  return it->get<double>();
+  return json_to_float(*it, source + ": '" + key + "'");
 }
 
 bool get_bool_field(const json& j, const char* key, const std::string& source, bool def) {
@@ -124,10 +122,7 @@ std::vector<int> get_token_ids(const json& j, const char* key, const std::string
   auto it = j.find(key);
   if (it == j.end() || it->is_null()) return ids;
   auto one = [&](const json& v) {
-    if (!v.is_number_integer()) fail(source, ": '", key, "' must be a token id or a list of them, got ", it->dump());
-    int64_t x = v.get<int64_t>();
-    if (x < 0 || x > INT32_MAX) fail(source, ": '", key, "' holds an invalid token id ", x);
-    ids.push_back(int(x));
+    ids.push_back(int(json_to_int(v, source + ": '" + key + "' (a token id or a list of them)", 0, INT32_MAX)));
   };
   if (it->is_array()) {
     for (const auto& v : *it) one(v);
@@ -309,27 +304,28 @@ LlamaConfig config_from_json(const json& j, const std::string& source) {
   LlamaConfig c;
   try {
     c.arch = j.at("arch").get<std::string>();
-    c.dim = j.at("dim").get<int>();
-    c.hidden_dim = j.at("hidden_dim").get<int>();
-    c.n_layers = j.at("n_layers").get<int>();
-    c.n_heads = j.at("n_heads").get<int>();
-    c.n_kv_heads = j.at("n_kv_heads").get<int>();
-    c.head_dim = j.at("head_dim").get<int>();
-    c.vocab_size = j.at("vocab_size").get<int>();
-    c.max_seq_len = j.at("max_seq_len").get<int>();
-    c.rope_theta = j.at("rope_theta").get<float>();
+    c.dim = int(json_to_int(j.at("dim"), source + " dim"));
+    c.hidden_dim = int(json_to_int(j.at("hidden_dim"), source + " hidden_dim"));
+    c.n_layers = int(json_to_int(j.at("n_layers"), source + " n_layers"));
+    c.n_heads = int(json_to_int(j.at("n_heads"), source + " n_heads"));
+    c.n_kv_heads = int(json_to_int(j.at("n_kv_heads"), source + " n_kv_heads"));
+    c.head_dim = int(json_to_int(j.at("head_dim"), source + " head_dim"));
+    c.vocab_size = int(json_to_int(j.at("vocab_size"), source + " vocab_size"));
+    c.max_seq_len = int(json_to_int(j.at("max_seq_len"), source + " max_seq_len"));
+    c.rope_theta = json_to_float(j.at("rope_theta"), source + " rope_theta");
     const json& rs = j.at("rope_scaling");
     c.rope_scaling.type = rs.at("type").get<std::string>();
-    c.rope_scaling.factor = rs.at("factor").get<float>();
-    c.rope_scaling.low_freq_factor = rs.at("low_freq_factor").get<float>();
-    c.rope_scaling.high_freq_factor = rs.at("high_freq_factor").get<float>();
-    c.rope_scaling.original_max_position = rs.at("original_max_position").get<int>();
+    c.rope_scaling.factor = json_to_float(rs.at("factor"), source + " factor");
+    c.rope_scaling.low_freq_factor = json_to_float(rs.at("low_freq_factor"), source + " low_freq_factor");
+    c.rope_scaling.high_freq_factor = json_to_float(rs.at("high_freq_factor"), source + " high_freq_factor");
+    c.rope_scaling.original_max_position = int(json_to_int(rs.at("original_max_position"), source + " original_max_position"));
     c.rope_interleaved = j.at("rope_interleaved").get<bool>();
-    c.norm_eps = j.at("norm_eps").get<float>();
+    c.norm_eps = json_to_float(j.at("norm_eps"), source + " norm_eps");
     c.tie_embeddings = j.at("tie_embeddings").get<bool>();
-    c.bos_id = j.at("bos_id").get<int>();
-    c.eos_id = j.at("eos_id").get<int>();
-    c.stop_ids = j.at("stop_ids").get<std::vector<int>>();
+    c.bos_id = int(json_to_int(j.at("bos_id"), source + " bos_id"));
+    c.eos_id = int(json_to_int(j.at("eos_id"), source + " eos_id"));
+    c.stop_ids.clear();
+    for (const auto& v : j.at("stop_ids")) c.stop_ids.push_back(int(json_to_int(v, source + " stop_ids")));
   } catch (const json::exception& e) {
     fail(source, ": bad model config: ", e.what());
   }

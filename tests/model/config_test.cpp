@@ -189,3 +189,30 @@ TEST(Config, LowbitJsonRoundTrip) {
 
 }  // namespace
 }  // namespace lowbit
+
+// Numbers from files are range-checked before conversion (a float like 1.6e24 read as an int is undefined
+// behaviour; the fuzzer found one in a lowbit file's config).
+TEST(ConfigJson, OutOfRangeNumbersAreErrors) {
+  using namespace lowbit;
+  LlamaConfig c = preset_config("tiny");
+  nlohmann::json j = config_to_json(c);
+  EXPECT_EQ(config_from_json(j, "ok.json").dim, c.dim);
+  for (const char* key : {"dim", "n_layers", "vocab_size"}) {
+    nlohmann::json bad = j;
+    bad[key] = 1.61845e24;
+    try {
+      config_from_json(bad, "bad.json");
+      ADD_FAILURE() << key << ": no error";
+    } catch (const Error& e) {
+      EXPECT_NE(std::string(e.what()).find(key), std::string::npos) << e.what();
+    }
+    bad[key] = 18446744073709551615ull;
+    EXPECT_THROW(config_from_json(bad, "bad.json"), Error) << key;
+  }
+  nlohmann::json bad = j;
+  bad["rope_theta"] = 1e300;
+  EXPECT_THROW(config_from_json(bad, "bad.json"), Error);
+  nlohmann::json hf = {{"hidden_size", 64}, {"intermediate_size", 160}, {"num_hidden_layers", 1e30},
+                       {"num_attention_heads", 4}, {"vocab_size", 256}};
+  EXPECT_THROW(config_from_hf_json(hf, "config.json"), Error);
+}
