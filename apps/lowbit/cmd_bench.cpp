@@ -191,15 +191,9 @@ int run_bench(BenchArgs& a) {
   }
   const std::string md = survey_markdown(meta, rows);
   std::printf("\n%s", md.c_str());
-  auto write = [](const std::string& path, const std::string& text) {
-    if (path.empty()) return;
-    std::ofstream out(path);
-    LB_CHECK(out.good(), path, ": cannot write");
-    out << text;
-  };
-  write(a.md, md);
-  write(a.json, survey_json(meta, rows));
-  write(a.csv, survey_csv(meta, rows));
+  write_text_file(a.md, md);
+  write_text_file(a.json, survey_json(meta, rows));
+  write_text_file(a.csv, survey_csv(meta, rows));
   bool any_ok = std::any_of(rows.begin(), rows.end(), [](const SurveyRow& r) { return r.error.empty(); });
   return any_ok ? 0 : 1;
 }

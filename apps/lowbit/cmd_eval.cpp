@@ -282,14 +282,8 @@ int run_eval(EvalArgs& a) {
 
   const std::string md = eval_markdown(meta, rows);
   std::fwrite(md.data(), 1, md.size(), stdout);
-  auto write = [](const std::string& path, const std::string& text) {
-    if (path.empty()) return;
-    std::ofstream out(path);
-    LB_CHECK(out.good(), path, ": cannot write");
-    out << text;
-  };
-  write(a.md, md);
-  write(a.json, eval_json(meta, rows));
+  write_text_file(a.md, md);
+  write_text_file(a.json, eval_json(meta, rows));
   const bool any_error = std::any_of(rows.begin(), rows.end(), [](const EvalRow& r) { return !r.error.empty(); });
   return any_error ? 1 : 0;
 }

@@ -5,6 +5,7 @@
 #include <climits>
 #include <cstdio>
 #include <cstdlib>
+#include <fstream>
 
 #include "backend/cuda_api.h"
 #include "engine/calibration.h"
@@ -140,6 +141,14 @@ std::unique_ptr<Tokenizer> load_tokenizer_for(const Model& model, const ModelArg
   LB_CHECK(tok->vocab_size() <= model.config.vocab_size, path, ": tokenizer has ", tok->vocab_size(),
            " tokens but the model's vocabulary is ", model.config.vocab_size);
   return tok;
+}
+
+void write_text_file(const std::string& path, const std::string& text) {
+  if (path.empty()) return;
+  std::ofstream out(path);
+  LB_CHECK(out.good(), path, ": cannot write");
+  out << text;
+  LB_CHECK(out.good(), path, ": write failed");
 }
 
 std::unique_ptr<Runner> make_runner(Model& model, const ModelArgs& args) {

@@ -49,6 +49,9 @@ Model load_model_for_run(const ModelArgs& args, bool progress = true);
 // The tokenizer: --tokenizer if given, else the one found next to / inside the model; Error when none.
 std::unique_ptr<Tokenizer> load_tokenizer_for(const Model& model, const ModelArgs& args);
 
+// Writes text to path (nothing when path is empty); Error naming the path when it cannot.
+void write_text_file(const std::string& path, const std::string& text);
+
 // "cpu" / "cuda" / "auto" -> a runner; auto picks cuda when a GPU is usable.
 std::unique_ptr<Runner> make_runner(Model& model, const ModelArgs& args);
 

@@ -2,6 +2,7 @@
 // receives a QTensor whose shape, group and zero-filled buffers are already set up, and fills codes,
 // scales, offsets and tensor_scale. Definitions of every rule: docs/formats.md.
 #pragma once
+#include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <cstring>
@@ -66,6 +67,17 @@ template <typename Codec>
 float codec_decode(uint32_t c) {
   if constexpr (std::is_same_v<Codec, MXInt8Elem>) return MXInt8Elem::decode(uint8_t(c));
   else return Codec::decode(c);
+}
+
+// amax of a block of n values; false when one of them is not finite (the block then decodes to NaN).
+inline bool block_amax(const float* v, int64_t n, float& amax) {
+  amax = 0.0f;
+  bool finite = true;
+  for (int64_t i = 0; i < n; ++i) {
+    finite = finite && std::isfinite(v[i]);
+    amax = std::max(amax, std::fabs(v[i]));
+  }
+  return finite;
 }
 
 }  // namespace lowbit::detail

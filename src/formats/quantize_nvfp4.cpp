@@ -85,13 +85,8 @@ void quantize_nvfp4(const float* x, QTensor& t, const QuantOptions& o) {
     for (int64_t b = 0; b < nb; ++b) {
       const int64_t k0 = b * bs, n = std::min(cols, k0 + bs) - k0;
       const float* v = x + r * cols + k0;
-      float amax = 0.0f;
-      bool finite = true;
-      for (int64_t i = 0; i < n; ++i) {
-        finite = finite && std::isfinite(v[i]);
-        amax = std::max(amax, std::fabs(v[i]));
-      }
-      if (!finite) {
+      float amax;
+      if (!block_amax(v, n, amax)) {
         scales[b] = uint8_t(FP8E4M3::kNan);
         continue;
       }

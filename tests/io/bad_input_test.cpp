@@ -18,12 +18,7 @@ namespace {
 
 using test::expect_error;
 using test::TempDir;
-
-LoadOptions quiet() {
-  LoadOptions o;
-  o.progress = false;
-  return o;
-}
+using test::quiet;
 
 // ---- GGUF ---------------------------------------------------------------------------------------
 

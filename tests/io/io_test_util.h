@@ -1,5 +1,6 @@
 // Helpers for the io tests: a scratch directory, writing fixture bytes, asserting on error messages.
 #pragma once
+#include "io/loader.h"
 #include <stdlib.h>
 
 #include <cstdint>
@@ -15,6 +16,13 @@
 #include "util/error.h"
 
 namespace lowbit::test {
+
+// Load options without the progress line (tests load many small models).
+inline LoadOptions quiet() {
+  LoadOptions o;
+  o.progress = false;
+  return o;
+}
 
 class TempDir {
  public:

@@ -20,12 +20,7 @@ namespace {
 
 using test::expect_error;
 using test::TempDir;
-
-LoadOptions quiet() {
-  LoadOptions o;
-  o.progress = false;
-  return o;
-}
+using test::quiet;
 
 bool same_bytes(const Buffer& a, const Buffer& b) {
   return a.size == b.size && (a.size == 0 || std::memcmp(a.data, b.data, a.size) == 0);
