@@ -16,6 +16,7 @@
 #include "model/quantize_model.h"
 #include "util/error.h"
 #include "util/mapped_file.h"
+#include "util/strings.h"
 
 namespace lowbit::cli {
 namespace {
@@ -113,11 +114,11 @@ int run_bench(BenchArgs& a) {
     weights = parse_format_list(a.formats, "--formats");
   }
   std::vector<std::string> modes;
-  for (auto& s : parse_keep_list(a.modes)) {
+  for (auto& s : split_commas(a.modes)) {
     LB_CHECK(s == "eager" || s == "graph" || s == "autotune", "--modes: unknown mode '", s, "'");
     modes.push_back(s);
   }
-  std::vector<std::string> acts = parse_keep_list(a.acts_list);
+  std::vector<std::string> acts = split_commas(a.acts_list);
 
   std::string why;
   const bool gpu = a.m.device != "cpu" && cuda_available(&why);

@@ -14,6 +14,7 @@
 #include "io/loader.h"
 #include "model/quantize_model.h"
 #include "util/error.h"
+#include "util/strings.h"
 #include "util/progress.h"
 
 namespace lowbit::cli {
@@ -81,7 +82,7 @@ RowSpec parse_row(const std::string& spec) {
 }
 
 std::vector<std::string> split_list(const std::string& s) {
-  std::vector<std::string> out = parse_keep_list(s);
+  std::vector<std::string> out = split_commas(s);
   if (out.empty()) out.push_back("");
   return out;
 }

@@ -20,6 +20,7 @@
 #include "backend/cuda/gemv.cuh"
 #include "formats/random_codes.h"
 #include "util/error.h"
+#include "util/strings.h"
 #include "util/rng.h"
 
 using namespace lowbit;
@@ -120,18 +121,6 @@ double measure_read_bandwidth(cudaStream_t s, int reps) {
   return double(bytes) / (ms * 1e-3) / 1e9;
 }
 
-std::vector<std::string> split(const std::string& s) {
-  std::vector<std::string> out;
-  size_t a = 0;
-  while (a <= s.size()) {
-    size_t b = s.find(',', a);
-    if (b == std::string::npos) b = s.size();
-    if (b > a) out.push_back(s.substr(a, b - a));
-    a = b + 1;
-  }
-  return out;
-}
-
 struct Result {
   std::string format, shape;
   int64_t n = 0, k = 0;
@@ -166,7 +155,7 @@ int run(int argc, char** argv) {
     for (const FormatInfo& fi : all_formats())
       if (fi.weight_ok) formats.push_back(fi.id);
   std::vector<Shape> shapes;
-  const std::vector<std::string> wanted = split(shapes_arg);
+  const std::vector<std::string> wanted = split_commas(shapes_arg);
   for (const Shape& sh : kShapes)
     if (wanted.empty() || std::find(wanted.begin(), wanted.end(), sh.name) != wanted.end()) shapes.push_back(sh);
   LB_CHECK(!shapes.empty(), "--shapes: no known shape in '", shapes_arg, "' (qkv, o, gate_up, down, lm_head)");

@@ -4,6 +4,7 @@
 #include <array>
 
 #include "util/error.h"
+#include "util/strings.h"
 
 namespace lowbit {
 
@@ -57,14 +58,7 @@ Format parse_format_or_throw(std::string_view name, std::string_view what) {
 
 std::vector<Format> parse_format_list(std::string_view names, std::string_view what) {
   std::vector<Format> out;
-  size_t start = 0;
-  while (start <= names.size()) {
-    size_t end = names.find(',', start);
-    if (end == std::string_view::npos) end = names.size();
-    std::string_view item = names.substr(start, end - start);
-    if (!item.empty()) out.push_back(parse_format_or_throw(item, what));
-    start = end + 1;
-  }
+  for (const std::string& item : split_commas(names)) out.push_back(parse_format_or_throw(item, what));
   LB_CHECK(!out.empty(), what, ": no format given");
   return out;
 }

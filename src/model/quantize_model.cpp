@@ -3,21 +3,12 @@
 #include <vector>
 
 #include "util/error.h"
+#include "util/strings.h"
 #include "util/progress.h"
 
 namespace lowbit {
 
-std::vector<std::string> parse_keep_list(const std::string& s) {
-  std::vector<std::string> out;
-  size_t start = 0;
-  while (start <= s.size()) {
-    size_t end = s.find(',', start);
-    if (end == std::string::npos) end = s.size();
-    if (end > start) out.push_back(s.substr(start, end - start));
-    start = end + 1;
-  }
-  return out;
-}
+std::vector<std::string> parse_keep_list(const std::string& s) { return split_commas(s); }
 
 bool name_matches(const std::string& name, const std::vector<std::string>& patterns) {
   for (const auto& p : patterns) {
