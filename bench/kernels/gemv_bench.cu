@@ -121,6 +121,53 @@ double measure_read_bandwidth(cudaStream_t s, int reps) {
   return double(bytes) / (ms * 1e-3) / 1e9;
 }
 
+// Two back-to-back launches of the stream variant (M = 1) with %globaltimer stamps per block
+// (gemv_set_timeline): where the time of one launch goes, and the gap between launches.
+void print_timeline(const std::vector<GpuWeight>& ws, const float* x, const GemvEpilogue& ep, cudaStream_t s,
+                    const std::string& what) {
+  constexpr int kMaxBlocks = 8192;
+  DeviceBuffer buf(size_t(2) * kMaxBlocks * 4 * 8);
+  LB_CUDA_CHECK(cudaMemset(buf.get(), 0, size_t(2) * kMaxBlocks * 4 * 8));
+  auto* stamps = buf.get<unsigned long long>();
+  const size_t c = ws.size() / 2;
+  gemv_set_timeline(stamps);
+  gemv(ws[c], x, 1, ep, s, GemvVariant::Stream);
+  gemv_set_timeline(stamps + kMaxBlocks * 4);
+  gemv(ws[c + 1], x, 1, ep, s, GemvVariant::Stream);
+  gemv_set_timeline(nullptr);
+  LB_CUDA_CHECK(cudaStreamSynchronize(s));
+  std::vector<unsigned long long> h(size_t(2) * kMaxBlocks * 4);
+  LB_CUDA_CHECK(cudaMemcpy(h.data(), stamps, h.size() * 8, cudaMemcpyDeviceToHost));
+  auto pct = [](std::vector<double> v, double q) {
+    if (v.empty()) return 0.0;
+    std::sort(v.begin(), v.end());
+    return v[size_t(q * double(v.size() - 1))];
+  };
+  unsigned long long end0 = 0;
+  for (int b = 0; b < kMaxBlocks; ++b) end0 = std::max(end0, h[size_t(b) * 4 + 3]);
+  std::vector<double> wait, stage, loop;
+  unsigned long long first = ~0ull, last = 0;
+  int blocks = 0;
+  for (int b = 0; b < kMaxBlocks; ++b) {
+    const unsigned long long* t = &h[size_t(kMaxBlocks + b) * 4];
+    if (t[0] == 0) continue;
+    ++blocks;
+    first = std::min(first, t[0]);
+    last = std::max(last, t[3]);
+    wait.push_back((double(t[1]) - double(t[0])) * 1e-3);
+    stage.push_back((double(t[2]) - double(t[1])) * 1e-3);
+    loop.push_back((double(t[3]) - double(t[2])) * 1e-3);
+  }
+  if (blocks == 0) {
+    std::printf("timeline %s: the stream kernel did not run\n", what.c_str());
+    return;
+  }
+  std::printf("timeline %s: %d blocks; us median/max: wait %.2f/%.2f, stage x %.2f/%.2f, loop %.2f/%.2f; "
+              "span %.2f; entry after the previous launch's end %.2f\n",
+              what.c_str(), blocks, pct(wait, 0.5), pct(wait, 1.0), pct(stage, 0.5), pct(stage, 1.0), pct(loop, 0.5),
+              pct(loop, 1.0), (double(last) - double(first)) * 1e-3, (double(first) - double(end0)) * 1e-3);
+}
+
 struct Result {
   std::string format, shape;
   int64_t n = 0, k = 0;
@@ -134,6 +181,8 @@ int run(int argc, char** argv) {
   std::string json_path, shapes_arg;
   std::vector<Format> formats;
   int reps = 5;
+  bool timeline = false;
+  std::vector<std::string> variant_names;  // empty: every fast variant
   for (int i = 1; i < argc; ++i) {
     const std::string a = argv[i];
     auto next = [&]() -> std::string {
@@ -144,12 +193,20 @@ int run(int argc, char** argv) {
     else if (a == "--formats") formats = parse_format_list(next(), "--formats");
     else if (a == "--shapes") shapes_arg = next();
     else if (a == "--reps") reps = std::max(1, std::stoi(next()));
+    else if (a == "--timeline") timeline = true;
+    else if (a == "--variants") variant_names = split_commas(next());
     else if (a == "--help" || a == "-h") {
-      std::printf("lowbit_gemv_bench [--json PATH] [--formats a,b] [--shapes qkv,o,gate_up,down,lm_head] [--reps N]\n");
+      std::printf("lowbit_gemv_bench [--json PATH] [--formats a,b] [--shapes qkv,o,gate_up,down,lm_head] [--reps N] [--variants a,b] [--timeline]\n");
       return 0;
     } else {
       fail("unknown option '", a, "' (see --help)");
     }
+  }
+  for (const std::string& n : variant_names) {
+    bool known = false;
+    for (int v = 0; v < kNumFastGemvVariants; ++v) known = known || n == gemv_variant_name(GemvVariant(v));
+    LB_CHECK(known, "--variants: unknown variant '", n, "' (split8, split4, tiles2x4, tiles4x2, tiles8x1, persist2x4, ",
+             "persist8x1, stream)");
   }
   if (formats.empty())
     for (const FormatInfo& fi : all_formats())
@@ -226,9 +283,14 @@ int run(int argc, char** argv) {
         cudaGraphDestroy(g);
         return ms * 1e3f / float(ws.size());
       };
-      for (int v = 0; v < kNumFastGemvVariants; ++v) r.us.push_back(time_variant(GemvVariant(v), 1));
+      for (int v = 0; v < kNumFastGemvVariants; ++v) {
+        const bool on = variant_names.empty() || std::find(variant_names.begin(), variant_names.end(),
+                                                           gemv_variant_name(GemvVariant(v))) != variant_names.end();
+        r.us.push_back(on ? time_variant(GemvVariant(v), 1) : 1e30f);
+      }
       r.best = int(std::min_element(r.us.begin(), r.us.end()) - r.us.begin());
       r.us_m8 = time_variant(GemvVariant(r.best), 8);
+      if (timeline) print_timeline(ws, x.get<float>(), ep, s, r.format + " " + r.shape);
       const double gbs = double(r.bytes) / (r.us[size_t(r.best)] * 1e-6) / 1e9;
       std::printf("%-16s %-8s %6lldx%-6lld %9.2f MB  %-9s %8.2f us  %7.0f GB/s  %5.1f%%   M=8: %8.2f us\n",
                   r.format.c_str(), r.shape.c_str(), (long long)r.n, (long long)r.k, r.bytes / 1e6,
@@ -261,7 +323,8 @@ int run(int argc, char** argv) {
       row["n"] = r.n;
       row["k"] = r.k;
       row["bytes"] = r.bytes;
-      for (int v = 0; v < kNumFastGemvVariants; ++v) row["us"][gemv_variant_name(GemvVariant(v))] = r.us[size_t(v)];
+      for (int v = 0; v < kNumFastGemvVariants; ++v)
+        if (r.us[size_t(v)] < 1e29f) row["us"][gemv_variant_name(GemvVariant(v))] = r.us[size_t(v)];
       row["best_variant"] = gemv_variant_name(GemvVariant(r.best));
       row["best_us"] = r.us[size_t(r.best)];
       const double gbs = double(r.bytes) / (r.us[size_t(r.best)] * 1e-6) / 1e9;

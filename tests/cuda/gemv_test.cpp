@@ -322,10 +322,33 @@ TEST(CudaGemv, PersistentBlocksManyTiles) {
     const QTensor gate = quantized(f, 4803, 96, seed++), up = quantized(f, 4803, 96, seed++);
     const GpuWeight pair = upload(concat_glu(repack_for_gpu(gate), repack_for_gpu(up)), gpu.s);
     for (int M : {1, 8})
-      for (GemvVariant v : {GemvVariant::Split4, GemvVariant::Persist2x4, GemvVariant::Persist8x1, GemvVariant::Auto}) {
+      for (GemvVariant v : {GemvVariant::Split4, GemvVariant::Persist2x4, GemvVariant::Persist8x1, GemvVariant::Stream,
+                            GemvVariant::Auto}) {
         run_and_check(gpu, w, {&t}, M, GemvOut::StoreF32, v, M == 8, seed++);
         run_and_check(gpu, pair, {&gate, &up}, M, GemvOut::SwiGluF32, v, false, seed++);
       }
+  }
+}
+
+TEST(CudaGemv, StreamSplitsTilesBetweenWarps) {
+  // the stream variant at a size where every warp gets several packets: tiles split at arbitrary packets
+  // (pieces finished through the workspace) and warps that end one tile and start the next; every
+  // epilogue, 1 and 4 tokens, and the same weight many times in a row (the tile counters reset)
+  REQUIRE_GPU();
+  Gpu gpu;
+  uint64_t seed = 970;
+  for (Format f : {Format::INT4, Format::BF16, Format::INT8, Format::FP8_E4M3, Format::NVFP4, Format::MXFP4,
+                   Format::INT2, Format::TERNARY, Format::MXFP6_E3M2}) {
+    SCOPED_TRACE(format_name(f));
+    const QTensor t = quantized(f, 4001, 4096, seed++);
+    const GpuWeight w = upload(repack_for_gpu(t), gpu.s);
+    const QTensor gate = quantized(f, 1500, 4096, seed++), up = quantized(f, 1500, 4096, seed++);
+    const GpuWeight pair = upload(concat_glu(repack_for_gpu(gate), repack_for_gpu(up)), gpu.s);
+    for (int M : {1, 4}) {
+      for (int rep = 0; rep < 3; ++rep) run_and_check(gpu, w, {&t}, M, GemvOut::StoreF32, GemvVariant::Stream, rep == 0, seed++);
+      run_and_check(gpu, w, {&t}, M, GemvOut::AddF32, GemvVariant::Stream, false, seed++);
+      run_and_check(gpu, pair, {&gate, &up}, M, GemvOut::SwiGluF32, GemvVariant::Stream, true, seed++);
+    }
   }
 }
 

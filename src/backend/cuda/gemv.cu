@@ -1,12 +1,14 @@
 // GEMV entry point: argument checks, block shape, shared-memory plan, dispatch to the codec's kernel.
 #include <algorithm>
 
-#include "backend/cuda/gemv_kernels.cuh"
+#include "backend/cuda/gemv_stream.cuh"
 
 namespace lowbit::cuda {
 
 // Explicit instantiations live in gemv_<family>.cu.
-#define LB_DECLARE_CODEC(c) extern template void launch_gemv_codec<GpuCodec::c>(const GemvArgs&, unsigned, int, cudaStream_t);
+#define LB_DECLARE_CODEC(c)                                                                           \
+  extern template void launch_gemv_codec<GpuCodec::c>(const GemvArgs&, unsigned, int, cudaStream_t); \
+  extern template bool launch_gemv_stream<GpuCodec::c>(GemvArgs, int, int, cudaStream_t);
 LB_DECLARE_CODEC(PlainF32)
 LB_DECLARE_CODEC(PlainBF16)
 LB_DECLARE_CODEC(PlainF16)
@@ -39,12 +41,15 @@ const char* gemv_variant_name(GemvVariant v) {
     case GemvVariant::Tiles8x1: return "tiles8x1";
     case GemvVariant::Persist2x4: return "persist2x4";
     case GemvVariant::Persist8x1: return "persist8x1";
+    case GemvVariant::Stream: return "stream";
     case GemvVariant::Reference: return "reference";
   }
   return "?";
 }
 
 namespace {
+
+unsigned long long* g_timeline = nullptr;
 
 int sm_count() {
   static const int n = [] {
@@ -118,6 +123,66 @@ int plan_smem(GemvArgs& a) {
   return off;
 }
 
+// The stream kernel's plan: token statistics, x of the whole row (and the unit sums of group-affine
+// formats); returns the bytes of shared memory, or 0 when x does not fit.
+int plan_stream_smem(GemvArgs& a) {
+  constexpr int kMaxBytes = 200 * 1024;
+  const GpuCodec c = a.w.codec;
+  const CodecInfo ci = codec_info(c);
+  int64_t off = c == GpuCodec::T5 ? kT5LutBytes : 0;
+  a.off_stats = int(off);
+  off += kStatsBytes;
+  if (is_plain(c)) {
+    a.np = int((a.w.row_stride + 255) / 256);       // 256-byte row pieces
+    const int64_t cols = int64_t(a.np) * 256 / ci.esize;  // x staged over whole pieces (zeros beyond K)
+    a.xstride = int(cols);
+    a.off_gsum = a.off_x = int(off);
+    off += 4 * int64_t(a.M) * cols;
+  } else {
+    a.np = int(a.w.n_packets);
+    const int64_t half_cols = a.w.n_packets * packet_cols(c) / 2;
+    a.xstride = int((half_cols + 31) / 32 * 32 + 8);  // = 8 (mod 32) words: conflict-free B loads
+    a.gstride = int(a.w.n_packets * packet_cols(c) / 32);
+    a.off_gsum = int(off);
+    if (ci.scale == ScaleKind::Affine) off += 4 * int64_t(a.M) * a.gstride;
+    off = (off + 15) / 16 * 16;
+    a.off_x = int(off);
+    off += 8 * int64_t(a.M) * a.xstride;
+  }
+  a.off_red = int(off);
+  a.kt = a.np;
+  return off <= kMaxBytes ? int(off) : 0;
+}
+
+bool launch_stream(const GemvArgs& a, int smem, cudaStream_t s) {
+  switch (a.w.codec) {
+#define LB_CASE(c) \
+  case GpuCodec::c: return launch_gemv_stream<GpuCodec::c>(a, smem, sm_count(), s);
+    LB_CASE(PlainF32)
+    LB_CASE(PlainBF16)
+    LB_CASE(PlainF16)
+    LB_CASE(I8)
+    LB_CASE(E4M3)
+    LB_CASE(E5M2)
+    LB_CASE(E3M2)
+    LB_CASE(E2M3)
+    LB_CASE(U4)
+    LB_CASE(U2)
+    LB_CASE(U1)
+    LB_CASE(T2)
+    LB_CASE(T5)
+    LB_CASE(MxE4M3)
+    LB_CASE(MxE5M2)
+    LB_CASE(MxE3M2)
+    LB_CASE(MxE2M3)
+    LB_CASE(MxE2M1)
+    LB_CASE(MxI8)
+    LB_CASE(NvE2M1)
+#undef LB_CASE
+  }
+  fail("gemv: unknown codec ", int(a.w.codec));
+}
+
 void launch_codec(const GemvArgs& a, unsigned grid, int smem, cudaStream_t s) {
   switch (a.w.codec) {
 #define LB_CASE(c) \
@@ -184,12 +249,9 @@ __global__ void __launch_bounds__(kGemvThreads) gemv_reference_kernel(const Gemv
   }
 }
 
-GemvVariant gemv_auto_variant(const GpuWeight& w, int M) {
-  const int64_t tiles = w.view.rows_pad / 16;
-  if (tiles <= 2 * int64_t(sm_count())) return GemvVariant::Split8;
-  if (tiles <= 4 * int64_t(sm_count())) return GemvVariant::Split4;
-  return GemvVariant::Persist2x4;
-}
+void gemv_set_timeline(unsigned long long* stamps) { g_timeline = stamps; }
+
+GemvVariant gemv_auto_variant(const GpuWeight&, int) { return GemvVariant::Stream; }
 
 void gemv(const GpuWeight& w, const float* x, int M, const GemvEpilogue& ep, cudaStream_t s, GemvVariant v) {
   const char* fname = format_name(w.fmt);
@@ -218,6 +280,15 @@ void gemv(const GpuWeight& w, const float* x, int M, const GemvEpilogue& ep, cud
     const int64_t blocks = ceil_div(n_out * 32, kGemvThreads);
     launch(gemv_reference_kernel, unsigned(blocks), kGemvThreads, 0, s, a);
     return;
+  }
+  if (v == GemvVariant::Stream) {
+    if (M <= kStreamMaxTokens) {
+      GemvArgs sa = a;
+      sa.timeline = g_timeline;
+      const int smem = plan_stream_smem(sa);
+      if (smem > 0 && launch_stream(sa, smem, s)) return;
+    }
+    v = GemvVariant::Persist2x4;  // x does not fit whole, or more tokens than the stream kernel takes
   }
   const BlockShape bs = block_shape(v);
   a.rt = bs.rt;

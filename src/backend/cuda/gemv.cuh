@@ -38,8 +38,10 @@ struct GemvEpilogue {
 // with 4 warps (128 threads: up to 4 blocks per SM, one wave where Split8 needs 1.5); `TilesRxS`: R tiles
 // per block, K split over S warps, one block per R tiles; `PersistRxS`: the same, but at most two blocks
 // per SM, each looping over tile groups with x staged once (when x fits in one K-tile) and the next
-// group's first loads in flight during the epilogue; `Reference`: one warp per output row, element by
-// element (slow; a cross-check).
+// group's first loads in flight during the epilogue; `Stream`: persistent blocks whose warps each take an
+// equal share of the whole packet stream, split tiles finished through a workspace (gemv_stream.cuh; 1..4
+// tokens with x staged whole, otherwise it runs Persist2x4); `Reference`: one warp per output row, element
+// by element (slow; a cross-check).
 enum class GemvVariant : int {
   Auto = -1,
   Split8 = 0,
@@ -49,14 +51,19 @@ enum class GemvVariant : int {
   Tiles8x1 = 4,
   Persist2x4 = 5,
   Persist8x1 = 6,
-  Reference = 7,
+  Stream = 7,
+  Reference = 8,
 };
-constexpr int kNumGemvVariants = 8;      // Split8 .. Reference
-constexpr int kNumFastGemvVariants = 7;  // Split8 .. Persist8x1
+constexpr int kNumGemvVariants = 9;      // Split8 .. Reference
+constexpr int kNumFastGemvVariants = 8;  // Split8 .. Stream
 const char* gemv_variant_name(GemvVariant v);
-// The variant used for Auto: Split8 up to one wave of two blocks per SM, Split4 up to one wave of four,
-// Persist2x4 beyond.
+// The variant used for Auto: Stream (which itself falls back to Persist2x4 where it cannot run).
 GemvVariant gemv_auto_variant(const GpuWeight& w, int M);
+
+// Instrumentation for the kernel benchmark: while set (non-null, device memory of 4 x 8 bytes per block),
+// every launch of the stream kernels writes %globaltimer stamps per block: entry, after pdl_wait(), after
+// staging x, end. Null (the default) turns it off.
+void gemv_set_timeline(unsigned long long* stamps);
 
 // x: [M, K] fp32 on the device, 1 <= M <= 8. Checks the arguments (Error) and every launch.
 void gemv(const GpuWeight& w, const float* x, int M, const GemvEpilogue& ep, cudaStream_t s,

@@ -52,6 +52,17 @@ LB_HD uint32_t byte_perm(uint32_t a, uint32_t b, uint32_t sel) {
 #endif
 }
 
+// (x & mask) | bits in one LOP3 (nvcc emits two instructions for the two constants otherwise).
+LB_HD uint32_t and_or(uint32_t x, uint32_t mask, uint32_t bits) {
+#if defined(__CUDA_ARCH__)
+  uint32_t d;
+  asm("lop3.b32 %0, %1, %2, %3, 0xEA;" : "=r"(d) : "r"(x), "r"(mask), "r"(bits));  // 0xEA: (a & b) | c
+  return d;
+#else
+  return (x & mask) | bits;
+#endif
+}
+
 // fp16x2 fused multiply-add, round to nearest even.
 LB_HD uint32_t hfma2(uint32_t a, uint32_t b, uint32_t c) {
 #if defined(__CUDA_ARCH__)
@@ -121,10 +132,10 @@ LB_HD void decode_kstep(const uint32_t* w, uint32_t* a) {
   } else if constexpr (C == GpuCodec::U4) {
     const uint32_t p0 = w[S], p1 = w[S] >> 8;  // byte planes: low and high byte of each half
     constexpr uint32_t kMagic = 0x64006400u;
-    a[0] = hfma2((p0 & 0x000f000fu) | kMagic, h2_pow2_neg(0), h2_neg1024_pow2_neg(0));
-    a[1] = hfma2((p0 & 0x00f000f0u) | kMagic, h2_pow2_neg(4), h2_neg1024_pow2_neg(4));
-    a[2] = hfma2((p1 & 0x000f000fu) | kMagic, h2_pow2_neg(0), h2_neg1024_pow2_neg(0));
-    a[3] = hfma2((p1 & 0x00f000f0u) | kMagic, h2_pow2_neg(4), h2_neg1024_pow2_neg(4));
+    a[0] = hfma2(and_or(p0, 0x000f000fu, kMagic), h2_pow2_neg(0), h2_neg1024_pow2_neg(0));
+    a[1] = hfma2(and_or(p0, 0x00f000f0u, kMagic), h2_pow2_neg(4), h2_neg1024_pow2_neg(4));
+    a[2] = hfma2(and_or(p1, 0x000f000fu, kMagic), h2_pow2_neg(0), h2_neg1024_pow2_neg(0));
+    a[3] = hfma2(and_or(p1, 0x00f000f0u, kMagic), h2_pow2_neg(4), h2_neg1024_pow2_neg(4));
   } else if constexpr (C == GpuCodec::U2 || C == GpuCodec::T2) {
     const uint32_t word = w[S / 2];
     constexpr uint32_t kMagic = 0x64006400u;
@@ -132,7 +143,7 @@ LB_UNROLL
     for (int r = 0; r < 4; ++r) {
       const int P = (S % 2) * 4 + r, j = P % 4;
       const uint32_t plane = (P / 4) ? word >> 8 : word;
-      const uint32_t v = (plane & (0x00030003u << (2 * j))) | kMagic;  // 1024 + c * 4^j
+      const uint32_t v = and_or(plane, 0x00030003u << (2 * j), kMagic);  // 1024 + c * 4^j
       a[r] = hfma2(v, h2_pow2_neg(2 * j), C == GpuCodec::T2 ? h2_ternary_bias(j) : h2_neg1024_pow2_neg(2 * j));
     }
   } else if constexpr (C == GpuCodec::U1) {
@@ -142,7 +153,7 @@ LB_UNROLL
     for (int r = 0; r < 4; ++r) {
       const int P = (S % 4) * 4 + r, j = P % 8;
       const uint32_t plane = (P / 8) ? word >> 8 : word;
-      a[r] = hfma2((plane & (0x00010001u << j)) | kMagic, h2_pow2_neg(j), h2_neg1024_pow2_neg(j));
+      a[r] = hfma2(and_or(plane, 0x00010001u << j, kMagic), h2_pow2_neg(j), h2_neg1024_pow2_neg(j));
     }
   } else if constexpr (C == GpuCodec::MxE2M1 || C == GpuCodec::NvE2M1) {
     // pair q: magnitude at bits 3q..3q+2, sign at e2m1_sign_bit(q) -> fp16 bits 9..11 and 15

@@ -1,9 +1,9 @@
 // GEMV kernels for fp4 E2M1: MXFP4 and NVFP4 (one instantiation per codec; split by family for parallel builds).
-#include "backend/cuda/gemv_kernels.cuh"
+#include "backend/cuda/gemv_stream.cuh"
 
 namespace lowbit::cuda {
 
-template void launch_gemv_codec<GpuCodec::MxE2M1>(const GemvArgs&, unsigned, int, cudaStream_t);
-template void launch_gemv_codec<GpuCodec::NvE2M1>(const GemvArgs&, unsigned, int, cudaStream_t);
+LB_INSTANTIATE_GEMV(MxE2M1)
+LB_INSTANTIATE_GEMV(NvE2M1)
 
 }  // namespace lowbit::cuda

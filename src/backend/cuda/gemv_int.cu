@@ -1,12 +1,12 @@
 // GEMV kernels for integer codes: int8, MXINT8, group-affine int4 / int2 / int1 (RTN and HQQ) (one instantiation per codec; split by family for parallel builds).
-#include "backend/cuda/gemv_kernels.cuh"
+#include "backend/cuda/gemv_stream.cuh"
 
 namespace lowbit::cuda {
 
-template void launch_gemv_codec<GpuCodec::I8>(const GemvArgs&, unsigned, int, cudaStream_t);
-template void launch_gemv_codec<GpuCodec::MxI8>(const GemvArgs&, unsigned, int, cudaStream_t);
-template void launch_gemv_codec<GpuCodec::U4>(const GemvArgs&, unsigned, int, cudaStream_t);
-template void launch_gemv_codec<GpuCodec::U2>(const GemvArgs&, unsigned, int, cudaStream_t);
-template void launch_gemv_codec<GpuCodec::U1>(const GemvArgs&, unsigned, int, cudaStream_t);
+LB_INSTANTIATE_GEMV(I8)
+LB_INSTANTIATE_GEMV(MxI8)
+LB_INSTANTIATE_GEMV(U4)
+LB_INSTANTIATE_GEMV(U2)
+LB_INSTANTIATE_GEMV(U1)
 
 }  // namespace lowbit::cuda

@@ -32,7 +32,20 @@ struct GemvArgs {
   int xstride = 0;               // words per B array (MMA) / floats per token row (plain)
   int gstride = 0;               // floats per token of the unit sums (MMA, affine)
   int off_stats = 0, off_gsum = 0, off_x = 0, off_red = 0;  // shared-memory offsets in bytes
+  // the stream kernels (gemv_stream.cuh)
+  int np = 0;                    // packets per tile row (plain formats: 256-byte row pieces)
+  int per_warp = 0;              // packets of the stream per warp
+  float* ws = nullptr;           // partial sums of split tiles [piece][16 rows][4 tokens]
+  unsigned* cnt = nullptr;       // pieces arrived per tile (zero between launches)
+  unsigned long long* timeline = nullptr;  // gemv_set_timeline(): 4 %globaltimer stamps per block, or null
 };
+
+// %globaltimer (ns) for the timeline of gemv_set_timeline().
+__device__ __forceinline__ unsigned long long global_ns() {
+  unsigned long long t;
+  asm volatile("mov.u64 %0, %globaltimer;" : "=l"(t));
+  return t;
+}
 
 // Shared memory of the token statistics: rinv[8], xscale[8], yscale[8], warp partials [8][8] x 2.
 constexpr int kStatsBytes = (3 * 8 + 2 * 64) * 4;
@@ -199,6 +212,156 @@ constexpr int unroll_for() {
   return 4;                                                             // int2, ternary-1.6
 }
 
+// The codes of packet q of the stream (= tile * n_packets + kp) and the scales a lane needs for them.
+template <GpuCodec C>
+__device__ __forceinline__ void load_packet(const GpuWeightView& w, int64_t q, int64_t tile, int64_t kp, int lane,
+                                            int gshift, int64_t n_units, uint32_t* words, uint32_t (*sc)[2]) {
+  constexpr CodecInfo ci = codec_info(C);
+  constexpr int PKS = ci.pks, PW = ci.pw;
+  constexpr ScaleKind SK = ci.scale;
+  const uint4* codes4 = reinterpret_cast<const uint4*>(w.codes);
+  const int g = lane >> 2;
+#pragma unroll
+  for (int j = 0; j < PW; ++j) {
+    const uint4 v = ldg_stream(codes4 + (q * PW + j) * 32 + lane);
+    words[4 * j] = v.x;
+    words[4 * j + 1] = v.y;
+    words[4 * j + 2] = v.z;
+    words[4 * j + 3] = v.w;
+  }
+  if constexpr (SK == ScaleKind::Affine || SK == ScaleKind::Mx || SK == ScaleKind::Nv) {
+#pragma unroll
+    for (int u = 0; u < PKS / 2; ++u) {
+      const int64_t unit = kp * PKS / 2 + u;  // 32-column unit along K
+      if constexpr (SK == ScaleKind::Affine) {
+        const uint2 v = __ldg(reinterpret_cast<const uint2*>(w.scales) + (tile * n_units + (unit >> gshift)) * 8 + g);
+        sc[u][0] = v.x;
+        sc[u][1] = v.y;
+      } else if constexpr (SK == ScaleKind::Mx) {
+        sc[u][0] = __ldg(reinterpret_cast<const unsigned short*>(w.scales) + (tile * n_units + unit) * 8 + g);
+      } else {
+        sc[u][0] = __ldg(reinterpret_cast<const uint32_t*>(w.scales) + (tile * n_units + unit) * 8 + g);
+      }
+    }
+  }
+}
+
+// One packet through the tensor cores: decode its k-steps (from `words`, scales `sc`) into A fragments,
+// multiply with the staged x (k-step lbase + S of the staged K-tile) and fold the scales. NB B-operands
+// of 8 columns: 4 tokens (hi, lo) each. Row scale: accC runs over the whole row; scale units (groups, MX
+// blocks, NVFP4 blocks): each unit's product is folded into accY with its scales.
+template <GpuCodec C, int NB>
+__device__ __forceinline__ void mma_packet(const uint32_t* words, const uint32_t (*sc)[2], int lbase, const uint32_t* xb,
+                                           int xstride, const float* gsum, int gstride, int M, const uint4* lut,
+                                           int lane, float (*accC)[4], float (*accY)[2]) {
+  constexpr CodecInfo ci = codec_info(C);
+  constexpr int PKS = ci.pks;
+  constexpr ScaleKind SK = ci.scale;
+  constexpr bool kUnits = SK == ScaleKind::Affine || SK == ScaleKind::Mx;  // scale per 32 columns
+  const int g = lane >> 2, t = lane & 3;
+  uint32_t A[PKS][4];
+  if constexpr (C == GpuCodec::T5) {
+    const uint4* my_lut = lut + (lane & 7);
+    decode_t5_packet(words, A, [my_lut](uint32_t v) {
+      const uint4 e = my_lut[v * 8];
+      return T5Entry{e.x, e.y, e.z, e.w};
+    });
+  }
+  float D[NB][4];
+  static_for<PKS>([&](auto S_) {
+    constexpr int S = decltype(S_)::value;
+    if constexpr (C != GpuCodec::T5) decode_kstep<C, S>(words, A[S]);
+    uint32_t b[NB][2];
+#pragma unroll
+    for (int nb = 0; nb < NB; ++nb) {
+      const int arr = 8 * nb + g;  // token arr / 2, hi (even) or lo (odd) part
+      if ((arr >> 1) < M) {
+        const uint2 v = *reinterpret_cast<const uint2*>(xb + arr * xstride + b_frag_word(lbase + S, t));
+        b[nb][0] = v.x;
+        b[nb][1] = v.y;
+      } else {
+        b[nb][0] = b[nb][1] = 0u;
+      }
+    }
+    if constexpr (SK == ScaleKind::Row) {
+#pragma unroll
+      for (int nb = 0; nb < NB; ++nb) mma_16816(accC[nb], A[S], b[nb], accC[nb]);
+    } else {
+      constexpr float kZero[4] = {0.0f, 0.0f, 0.0f, 0.0f};
+#pragma unroll
+      for (int nb = 0; nb < NB; ++nb) mma_16816(D[nb], A[S], b[nb], (kUnits && S % 2 == 1) ? D[nb] : kZero);
+      if (!kUnits || S % 2 == 1) {
+        float f0, f1, m0 = 0.0f, m1 = 0.0f;
+        if constexpr (SK == ScaleKind::Affine) {
+          affine_entry(sc[S / 2][0], &f0, &m0);
+          affine_entry(sc[S / 2][1], &f1, &m1);
+        } else if constexpr (SK == ScaleKind::Mx) {
+          f0 = e8m0_value(sc[S / 2][0] & 0xffu);
+          f1 = e8m0_value(sc[S / 2][0] >> 8);
+        } else {  // Nv: E4M3 block scales of rows g, g+8 for block S % 2 of the unit
+          nv_scales(sc[S / 2][0] >> (16 * (S % 2)), &f0, &f1);
+        }
+#pragma unroll
+        for (int nb = 0; nb < NB; ++nb) {
+          float gs = 0.0f;
+          if constexpr (SK == ScaleKind::Affine) {
+            const int tok = 4 * nb + t;
+            if (tok < M) gs = gsum[tok * gstride + (lbase >> 1) + S / 2];  // lbase is even
+          }
+          accY[nb][0] = fmaf(f0, D[nb][0] + D[nb][1], fmaf(m0, gs, accY[nb][0]));
+          accY[nb][1] = fmaf(f1, D[nb][2] + D[nb][3], fmaf(m1, gs, accY[nb][1]));
+        }
+      }
+    }
+  });
+}
+
+// Stages x of the K-tile starting at packet tp0 (np packets) for the tensor cores: per token the
+// normalized, 2^-e scaled x as fp16 hi / lo in B-fragment order, and for group-affine formats the sums
+// of each 32-column unit. The caller synchronizes before and after.
+template <GpuCodec C>
+__device__ __forceinline__ void stage_x_mma(const GemvArgs& a, const float* rinv, const float* xscale, uint32_t* xb,
+                                            float* gsum, int64_t tp0, int np) {
+  constexpr CodecInfo ci = codec_info(C);
+  const int tid = threadIdx.x;
+  const int kt_cols = np * ci.pks * 16, half_cols = kt_cols / 2;
+  const int64_t c0 = tp0 * ci.pks * 16;
+  const int total = a.M * half_cols;
+  const bool aligned = pairs_aligned(a);
+#pragma unroll 4
+  for (int i = tid; i < total; i += blockDim.x) {
+    const int m = i / half_cols, kk = 2 * (i - m * half_cols);
+    const float2 xv = x_normed_pair(a, rinv, aligned, m, c0 + kk);
+    const float v0 = xv.x * xscale[m], v1 = xv.y * xscale[m];
+    const __half h0 = __float2half_rn(v0), h1 = __float2half_rn(v1);
+    const __half l0 = __float2half_rn(v0 - __half2float(h0)), l1 = __float2half_rn(v1 - __half2float(h1));
+    const int widx = b_pair_word(kk);
+    xb[(2 * m) * a.xstride + widx] = uint32_t(__half_as_ushort(h0)) | uint32_t(__half_as_ushort(h1)) << 16;
+    xb[(2 * m + 1) * a.xstride + widx] = uint32_t(__half_as_ushort(l0)) | uint32_t(__half_as_ushort(l1)) << 16;
+    if constexpr (ci.scale == ScaleKind::Affine) {
+      // 16 consecutive lanes hold the 32 columns of one unit (kt_cols is a multiple of 64)
+      float su = v0 + v1;
+      su += __shfl_xor_sync(0xffffffffu, su, 8);
+      su += __shfl_xor_sync(0xffffffffu, su, 4);
+      su += __shfl_xor_sync(0xffffffffu, su, 2);
+      su += __shfl_xor_sync(0xffffffffu, su, 1);
+      if ((tid & 15) == 0) gsum[m * a.gstride + kk / 32] = su;
+    }
+  }
+}
+
+// Stages the normalized x of columns c0 .. c0 + kt_cols (kt_cols even; zeros beyond K) as fp32.
+__device__ __forceinline__ void stage_x_plain(const GemvArgs& a, const float* rinv, float* xs, int64_t c0, int kt_cols) {
+  const bool aligned = pairs_aligned(a);
+  const int half_cols = kt_cols / 2;
+#pragma unroll 4
+  for (int i = threadIdx.x; i < a.M * half_cols; i += blockDim.x) {
+    const int m = i / half_cols, kk = 2 * (i - m * half_cols);
+    const float2 v = x_normed_pair(a, rinv, aligned, m, c0 + kk);
+    *reinterpret_cast<float2*>(xs + m * a.xstride + kk) = v;
+  }
+}
+
 // ---- the tensor-core kernel ----------------------------------------------------------------------------
 
 template <GpuCodec C, int NB>
@@ -206,7 +369,6 @@ __global__ void __launch_bounds__(kGemvThreads, 2) gemv_mma_kernel(const GemvArg
   constexpr CodecInfo ci = codec_info(C);
   constexpr int PKS = ci.pks, PW = ci.pw, U = unroll_for<C>();
   constexpr ScaleKind SK = ci.scale;
-  constexpr bool kUnits = SK == ScaleKind::Affine || SK == ScaleKind::Mx;  // scale per 32 columns
   extern __shared__ __align__(16) uint8_t smem[];
   float* st = reinterpret_cast<float*>(smem + a.off_stats);
   float* gsum = reinterpret_cast<float*>(smem + a.off_gsum);
@@ -223,7 +385,6 @@ __global__ void __launch_bounds__(kGemvThreads, 2) gemv_mma_kernel(const GemvArg
   int64_t group = blockIdx.x;
   int64_t tile = group * a.rt + tl;
   bool valid = tile < n_tiles;
-  const uint4* codes4 = reinterpret_cast<const uint4*>(a.w.codes);
   const int64_t n_units = a.w.scale_units();
   const int gshift = SK == ScaleKind::Affine ? __ffs(a.w.group >> 5) - 1 : 0;  // group = 32 << gshift
   const bool one_ktile = a.kt >= NP;  // x is staged once and serves every tile group of the block
@@ -233,33 +394,8 @@ __global__ void __launch_bounds__(kGemvThreads, 2) gemv_mma_kernel(const GemvArg
   uint32_t sc[U][PKS / 2 > 0 ? PKS / 2 : 1][2];
   auto load_batch = [&](int64_t p, int64_t pe) {
 #pragma unroll
-    for (int u = 0; u < U; ++u) {
-      if (p + u < pe) {
-#pragma unroll
-        for (int j = 0; j < PW; ++j) {
-          const uint4 q = ldg_stream(codes4 + ((tile * NP + p + u) * PW + j) * 32 + lane);
-          words[u][4 * j] = q.x;
-          words[u][4 * j + 1] = q.y;
-          words[u][4 * j + 2] = q.z;
-          words[u][4 * j + 3] = q.w;
-        }
-        if constexpr (SK == ScaleKind::Affine || SK == ScaleKind::Mx || SK == ScaleKind::Nv) {
-#pragma unroll
-          for (int q = 0; q < PKS / 2; ++q) {
-            const int64_t unit = (p + u) * PKS / 2 + q;  // 32-column unit along K
-            if constexpr (SK == ScaleKind::Affine) {
-              const uint2 v = __ldg(reinterpret_cast<const uint2*>(a.w.scales) + (tile * n_units + (unit >> gshift)) * 8 + g);
-              sc[u][q][0] = v.x;
-              sc[u][q][1] = v.y;
-            } else if constexpr (SK == ScaleKind::Mx) {
-              sc[u][q][0] = __ldg(reinterpret_cast<const unsigned short*>(a.w.scales) + (tile * n_units + unit) * 8 + g);
-            } else {
-              sc[u][q][0] = __ldg(reinterpret_cast<const uint32_t*>(a.w.scales) + (tile * n_units + unit) * 8 + g);
-            }
-          }
-        }
-      }
-    }
+    for (int u = 0; u < U; ++u)
+      if (p + u < pe) load_packet<C>(a.w, tile * NP + p + u, tile, p + u, lane, gshift, n_units, words[u], sc[u]);
   };
   // The first batch of the current `tile` (K-tile 0) does not depend on x: loaded ahead of the prologue,
   // and ahead of each group's epilogue for the next group.
@@ -308,33 +444,7 @@ __global__ void __launch_bounds__(kGemvThreads, 2) gemv_mma_kernel(const GemvArg
       const int np = int(min(int64_t(a.kt), NP - tp0));  // packets in this K-tile
       if (!(one_ktile && staged)) {
         __syncthreads();  // everyone is done with the previous K-tile's x
-        // ---- stage x of this K-tile: fp16 hi/lo in B-fragment order, unit sums for affine formats
-        {
-          const int kt_cols = np * PKS * 16, half_cols = kt_cols / 2;
-          const int64_t c0 = tp0 * PKS * 16;
-          const int total = M * half_cols;
-          const bool aligned = pairs_aligned(a);
-#pragma unroll 4
-          for (int i = tid; i < total; i += blockDim.x) {
-            const int m = i / half_cols, kk = 2 * (i - m * half_cols);
-            const float2 xv = x_normed_pair(a, rinv, aligned, m, c0 + kk);
-            const float v0 = xv.x * xscale[m], v1 = xv.y * xscale[m];
-            const __half h0 = __float2half_rn(v0), h1 = __float2half_rn(v1);
-            const __half l0 = __float2half_rn(v0 - __half2float(h0)), l1 = __float2half_rn(v1 - __half2float(h1));
-            const int widx = b_pair_word(kk);
-            xb[(2 * m) * a.xstride + widx] = uint32_t(__half_as_ushort(h0)) | uint32_t(__half_as_ushort(h1)) << 16;
-            xb[(2 * m + 1) * a.xstride + widx] = uint32_t(__half_as_ushort(l0)) | uint32_t(__half_as_ushort(l1)) << 16;
-            if constexpr (SK == ScaleKind::Affine) {
-              // 16 consecutive lanes hold the 32 columns of one unit (kt_cols is a multiple of 64)
-              float su = v0 + v1;
-              su += __shfl_xor_sync(0xffffffffu, su, 8);
-              su += __shfl_xor_sync(0xffffffffu, su, 4);
-              su += __shfl_xor_sync(0xffffffffu, su, 2);
-              su += __shfl_xor_sync(0xffffffffu, su, 1);
-              if ((lane & 15) == 0) gsum[m * a.gstride + kk / 32] = su;
-            }
-          }
-        }
+        stage_x_mma<C>(a, rinv, xscale, xb, gsum, tp0, np);
         __syncthreads();
         staged = true;
       }
@@ -343,65 +453,11 @@ __global__ void __launch_bounds__(kGemvThreads, 2) gemv_mma_kernel(const GemvArg
       for (int64_t p = pb; p < pe; p += U) {
         if (!preloaded) load_batch(p, pe);
         preloaded = false;
-  #pragma unroll
+#pragma unroll
         for (int u = 0; u < U; ++u) {
           if (p + u >= pe) continue;
-          const int lbase = int(p + u - tp0) * PKS;  // k-step of this packet inside the K-tile
-          uint32_t A[PKS][4];
-          if constexpr (C == GpuCodec::T5) {
-            const uint4* my_lut = lut + (lane & 7);
-            decode_t5_packet(words[u], A, [my_lut](uint32_t v) {
-              const uint4 e = my_lut[v * 8];
-              return T5Entry{e.x, e.y, e.z, e.w};
-            });
-          }
-          float D[NB][4];
-          static_for<PKS>([&](auto S_) {
-            constexpr int S = decltype(S_)::value;
-            if constexpr (C != GpuCodec::T5) decode_kstep<C, S>(words[u], A[S]);
-            uint32_t b[NB][2];
-  #pragma unroll
-            for (int nb = 0; nb < NB; ++nb) {
-              const int arr = 8 * nb + g;  // token arr / 2, hi (even) or lo (odd) part
-              if ((arr >> 1) < M) {
-                const uint2 v = *reinterpret_cast<const uint2*>(xb + arr * a.xstride + b_frag_word(lbase + S, t));
-                b[nb][0] = v.x;
-                b[nb][1] = v.y;
-              } else {
-                b[nb][0] = b[nb][1] = 0u;
-              }
-            }
-            if constexpr (SK == ScaleKind::Row) {
-  #pragma unroll
-              for (int nb = 0; nb < NB; ++nb) mma_16816(accC[nb], A[S], b[nb], accC[nb]);
-            } else {
-              constexpr float kZero[4] = {0.0f, 0.0f, 0.0f, 0.0f};
-  #pragma unroll
-              for (int nb = 0; nb < NB; ++nb) mma_16816(D[nb], A[S], b[nb], (kUnits && S % 2 == 1) ? D[nb] : kZero);
-              if (!kUnits || S % 2 == 1) {
-                float f0, f1, m0 = 0.0f, m1 = 0.0f;
-                if constexpr (SK == ScaleKind::Affine) {
-                  affine_entry(sc[u][S / 2][0], &f0, &m0);
-                  affine_entry(sc[u][S / 2][1], &f1, &m1);
-                } else if constexpr (SK == ScaleKind::Mx) {
-                  f0 = e8m0_value(sc[u][S / 2][0] & 0xffu);
-                  f1 = e8m0_value(sc[u][S / 2][0] >> 8);
-                } else {  // Nv: E4M3 block scales of rows g, g+8 for block S % 2 of the unit
-                  nv_scales(sc[u][S / 2][0] >> (16 * (S % 2)), &f0, &f1);
-                }
-  #pragma unroll
-                for (int nb = 0; nb < NB; ++nb) {
-                  float gs = 0.0f;
-                  if constexpr (SK == ScaleKind::Affine) {
-                    const int tok = 4 * nb + t;
-                    if (tok < M) gs = gsum[tok * a.gstride + (lbase + S) / 2];
-                  }
-                  accY[nb][0] = fmaf(f0, D[nb][0] + D[nb][1], fmaf(m0, gs, accY[nb][0]));
-                  accY[nb][1] = fmaf(f1, D[nb][2] + D[nb][3], fmaf(m1, gs, accY[nb][1]));
-                }
-              }
-            }
-          });
+          mma_packet<C, NB>(words[u], sc[u], int(p + u - tp0) * PKS, xb, a.xstride, gsum, a.gstride, M, lut, lane,
+                            accC, accY);
         }
       }
     }
@@ -491,14 +547,7 @@ __global__ void __launch_bounds__(kGemvThreads, 2) gemv_plain_kernel(const GemvA
       const int kt_cols = int(min(int64_t(a.kt), chunks_row * EPC - c0));
       __syncthreads();  // red is zeroed; the previous K-tile's x is no longer read
       if (!(one_ktile && staged)) {
-        const bool aligned = pairs_aligned(a);
-        const int half_cols = kt_cols / 2;  // kt_cols is a multiple of 4
-#pragma unroll 4
-        for (int i = tid; i < M * half_cols; i += blockDim.x) {
-          const int m = i / half_cols, kk = 2 * (i - m * half_cols);
-          const float2 v = x_normed_pair(a, rinv, aligned, m, c0 + kk);
-          *reinterpret_cast<float2*>(xs + m * a.xstride + kk) = v;
-        }
+        stage_x_plain(a, rinv, xs, c0, kt_cols);
         __syncthreads();
         staged = true;
       }

@@ -1,9 +1,9 @@
 // GEMV kernels for ternary: 2-bit codes and 5 trits per byte (one instantiation per codec; split by family for parallel builds).
-#include "backend/cuda/gemv_kernels.cuh"
+#include "backend/cuda/gemv_stream.cuh"
 
 namespace lowbit::cuda {
 
-template void launch_gemv_codec<GpuCodec::T2>(const GemvArgs&, unsigned, int, cudaStream_t);
-template void launch_gemv_codec<GpuCodec::T5>(const GemvArgs&, unsigned, int, cudaStream_t);
+LB_INSTANTIATE_GEMV(T2)
+LB_INSTANTIATE_GEMV(T5)
 
 }  // namespace lowbit::cuda
