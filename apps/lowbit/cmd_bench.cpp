@@ -180,8 +180,12 @@ int run_bench(BenchArgs& a) {
           row.weight_bytes_per_token = double(runner->weight_bytes_per_token());
           row.kv_bytes_per_position = double(runner->kv_bytes_per_position());
           std::fprintf(stderr, "tok/s\n");
-          if (a.profile && gpu) print_profile(cuda_profile_decode_step(*runner, ids.back(), int(ids.size())),
-                                              row.weights + ", " + mode);
+          if (a.profile && gpu) {
+            // at the middle of the timed run's context (the KV cache holds it from the last repetition)
+            const int pos = int(ids.size()) + a.new_tokens / 2;
+            print_profile(cuda_profile_decode_step(*runner, ids.back(), pos),
+                          row.weights + ", " + mode + ", position " + std::to_string(pos));
+          }
         } catch (const Error& e) {
           row.error = e.what();
           std::fprintf(stderr, "error: %s\n", e.what());

@@ -1,4 +1,5 @@
 // The whole model on the GPU against the CPU reference (runs on a GPU machine; skips elsewhere).
+#include <algorithm>
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -169,5 +170,26 @@ TEST(CudaRunner, DeferredSyntheticWeightsRun) {
     const auto toks = generate(*gpu, {1, 2, 3}, 16, s, {}, nullptr, true).tokens;
     EXPECT_EQ(toks.size(), 16u) << format_name(f);
     EXPECT_GT(gpu->weight_bytes_per_token(), 0u);
+  }
+}
+
+// stories260K step by step: the GPU's logits follow the CPU's along the CPU's greedy path (fp32 weights
+// and activations on both sides; 1e-4 relative L2 as for the synthetic models).
+TEST(CudaRunner, Stories260KLogitsFollowCpuStepByStep) {
+  REQUIRE_GPU();
+  const std::string path = shared_models() + "/stories260K/stories260K.bin";
+  if (!file_exists(path)) GTEST_SKIP() << "absent: " << path;
+  Model m = load_model(path);
+  auto cpu = make_cpu_runner(m, opts("eager"));
+  auto gpu = make_cuda_runner(m, opts("eager"));
+  const int V = m.config.vocab_size;
+  int tok = 1;
+  for (int pos = 0; pos < 80; ++pos) {
+    const float* c = cpu->forward(&tok, 1, pos);
+    std::vector<float> cc(c, c + V);
+    const float* g = gpu->forward(&tok, 1, pos);
+    const double e = rel_l2(g, cc.data(), size_t(V));
+    ASSERT_LT(e, 1e-4) << "position " << pos << " (token " << tok << ")";
+    tok = int(std::max_element(cc.begin(), cc.end()) - cc.begin());
   }
 }

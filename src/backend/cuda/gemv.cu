@@ -1,5 +1,7 @@
 // GEMV entry point: argument checks, block shape, shared-memory plan, dispatch to the codec's kernel.
 #include <algorithm>
+#include <cstdlib>
+#include <string>
 
 #include "backend/cuda/gemv_stream.cuh"
 
@@ -124,9 +126,15 @@ int plan_smem(GemvArgs& a) {
 }
 
 // The stream kernel's plan: token statistics, x of the whole row (and the unit sums of group-affine
-// formats); returns the bytes of shared memory, or 0 when x does not fit.
+// formats), then for the tensor-core formats each warp's ring of a.stages stages (4 where they fit);
+// returns the bytes of shared memory, or 0 when x does not fit.
 int plan_stream_smem(GemvArgs& a) {
-  constexpr int kMaxBytes = 200 * 1024;
+  static const int max_bytes = [] {
+    int dev = 0, v = 0;
+    LB_CUDA_CHECK(cudaGetDevice(&dev));
+    LB_CUDA_CHECK(cudaDeviceGetAttribute(&v, cudaDevAttrMaxSharedMemoryPerBlockOptin, dev));
+    return v;
+  }();
   const GpuCodec c = a.w.codec;
   const CodecInfo ci = codec_info(c);
   int64_t off = c == GpuCodec::T5 ? kT5LutBytes : 0;
@@ -138,6 +146,8 @@ int plan_stream_smem(GemvArgs& a) {
     a.xstride = int(cols);
     a.off_gsum = a.off_x = int(off);
     off += 4 * int64_t(a.M) * cols;
+    a.off_red = int(off);
+    a.stages = 0;
   } else {
     a.np = int(a.w.n_packets);
     const int64_t half_cols = a.w.n_packets * packet_cols(c) / 2;
@@ -148,10 +158,15 @@ int plan_stream_smem(GemvArgs& a) {
     off = (off + 15) / 16 * 16;
     a.off_x = int(off);
     off += 8 * int64_t(a.M) * a.xstride;
+    off = (off + 15) / 16 * 16;
+    a.off_red = int(off);
+    const int64_t ring = int64_t(kStreamWarps) * stage_bytes(c);
+    a.stages = 4;
+    while (a.stages > 2 && off + a.stages * ring > max_bytes) --a.stages;
+    off += a.stages * ring;
   }
-  a.off_red = int(off);
   a.kt = a.np;
-  return off <= kMaxBytes ? int(off) : 0;
+  return off <= max_bytes ? int(off) : 0;
 }
 
 bool launch_stream(const GemvArgs& a, int smem, cudaStream_t s) {
@@ -251,7 +266,18 @@ __global__ void __launch_bounds__(kGemvThreads) gemv_reference_kernel(const Gemv
 
 void gemv_set_timeline(unsigned long long* stamps) { g_timeline = stamps; }
 
-GemvVariant gemv_auto_variant(const GpuWeight&, int) { return GemvVariant::Stream; }
+GemvVariant gemv_auto_variant(const GpuWeight&, int) {
+  // LOWBIT_GEMV_VARIANT=<name> replaces the default (A/B measurements, bisecting a kernel problem)
+  static const GemvVariant v = [] {
+    const char* e = std::getenv("LOWBIT_GEMV_VARIANT");
+    if (!e || !*e) return GemvVariant::Stream;
+    for (int i = 0; i < kNumGemvVariants; ++i)
+      if (std::string(e) == gemv_variant_name(GemvVariant(i))) return GemvVariant(i);
+    fail("LOWBIT_GEMV_VARIANT='", e, "': unknown variant (split8, split4, tiles2x4, tiles4x2, tiles8x1, persist2x4, ",
+         "persist8x1, stream, reference)");
+  }();
+  return v;
+}
 
 void gemv(const GpuWeight& w, const float* x, int M, const GemvEpilogue& ep, cudaStream_t s, GemvVariant v) {
   const char* fname = format_name(w.fmt);

@@ -35,6 +35,7 @@ struct GemvArgs {
   // the stream kernels (gemv_stream.cuh)
   int np = 0;                    // packets per tile row (plain formats: 256-byte row pieces)
   int per_warp = 0;              // packets of the stream per warp
+  int stages = 0;                // ring stages per warp (tensor-core formats; ring at off_red)
   float* ws = nullptr;           // partial sums of split tiles [piece][16 rows][4 tokens]
   unsigned* cnt = nullptr;       // pieces arrived per tile (zero between launches)
   unsigned long long* timeline = nullptr;  // gemv_set_timeline(): 4 %globaltimer stamps per block, or null
@@ -47,8 +48,8 @@ __device__ __forceinline__ unsigned long long global_ns() {
   return t;
 }
 
-// Shared memory of the token statistics: rinv[8], xscale[8], yscale[8], warp partials [8][8] x 2.
-constexpr int kStatsBytes = (3 * 8 + 2 * 64) * 4;
+// Shared memory of the token statistics: rinv[8], xscale[8], yscale[8], warp partials [16 warps][8] x 2.
+constexpr int kStatsBytes = (3 * 8 + 2 * 128) * 4;
 constexpr int kT5LutBytes = 256 * 8 * 16;  // 8 copies of 256 16-byte entries
 
 template <typename F, int... I>
@@ -99,7 +100,7 @@ __device__ __forceinline__ void token_stats(const GemvArgs& a, float* st, bool f
   float* xscale = st + 8;
   float* yscale = st + 16;
   float* wss = st + 24;
-  float* wam = st + 88;
+  float* wam = st + 24 + 128;
   const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31;
   const int64_t K = a.w.cols;
   const bool aligned = pairs_aligned(a);

@@ -3,10 +3,14 @@
 // every warp of a persistent grid (as many blocks as fit on the GPU at once) takes one contiguous share
 // of it, so that every multiprocessor reads the same number of bytes whatever the shape (stream-K).
 //
-//  * x is normalized and staged once per block for the whole row (fp16 hi / lo for the tensor cores,
-//    fp32 for the scalar kernel); the first two batches of weight loads are issued before that, ahead of
-//    pdl_wait(), so they overlap the previous kernel's tail.
-//  * loads are double-buffered in registers: batch i + 1 is in flight while batch i is computed.
+//  * one block of 16 warps per multiprocessor; x is normalized and staged once per block for the whole
+//    row (fp16 hi / lo for the tensor cores, fp32 for the scalar kernel), for one token in a single pass:
+//    every thread loads its float4s of x at once, one block reduction gives the RMSNorm factor and the
+//    fp16 scaling, and each thread converts what it loaded (stage_x_one_pass).
+//  * the first weight loads are issued before that, ahead of pdl_wait(), so they overlap the previous
+//    kernel's tail. Tensor-core formats: each warp streams its share through a ring of S stages in shared
+//    memory with cp.async (S - 1 stages in flight while one is computed; no registers held by loads);
+//    f32 / bf16 / fp16: loads double-buffered in registers (their compute is light).
 //  * a tile whose packets are split between warps is finished by the warp that completes it last: each
 //    piece stores its 16 row sums in a workspace, bumps the tile's counter, and the last one adds the
 //    pieces in a fixed order (deterministic) and runs the epilogue; it also resets the counter.
@@ -15,6 +19,8 @@
 // must be serialized (one stream), which is how the runner, the tests and the benchmark call gemv().
 #pragma once
 
+#include <map>
+
 #include "backend/cuda/gemv_kernels.cuh"
 
 namespace lowbit::cuda {
@@ -22,6 +28,9 @@ namespace lowbit::cuda {
 constexpr int kStreamWsFloats = 1 << 20;  // 4 MB of partial sums: (tiles + warps) x 16 rows x 4 tokens
 constexpr int kStreamCounters = 1 << 16;  // tiles (lm_head of a 128K vocabulary: 8016)
 constexpr int kStreamMaxTokens = 4;
+constexpr int kStreamThreads = 512;  // one block of 16 warps per multiprocessor
+constexpr int kStreamWarps = kStreamThreads / 32;
+constexpr int kStageChunks = 8;      // float4s of x per thread in the one-pass staging: K <= 16384
 
 static __device__ float g_stream_ws[kStreamWsFloats];
 static __device__ unsigned g_stream_cnt[kStreamCounters];
@@ -38,14 +47,143 @@ inline void stream_workspace(float** ws, unsigned** cnt) {
   *cnt = c;
 }
 
-// Packets per batch: two batches of codes and scales sit in registers (<= ~64 registers).
-template <GpuCodec C>
-constexpr int stream_unroll() {
-  constexpr CodecInfo ci = codec_info(C);
-  if (ci.pw == 3) return 2;     // fp6: 1.5 KB per packet
-  if (ci.pks >= 16) return 1;   // int1: 8 scale units per packet
-  if (ci.pks >= 8) return 2;    // int2, ternary
-  return 4;                     // 8-bit, int4, fp4
+// Packets per batch (stage): about 2 KB of codes per warp.
+LB_HD constexpr int stream_unroll(GpuCodec c) {
+  return codec_info(c).pw == 3 ? 1      // fp6: 1.5 KB per packet
+         : codec_info(c).pks >= 16 ? 1  // int1: 8 scale units per packet
+         : codec_info(c).pks >= 8 ? 2   // int2, ternary
+                                  : 4;  // 8-bit, int4, fp4
+}
+// Bytes of one 32-column scale unit of a tile in the scale stream (8 lanes' entries): group-affine bf16
+// (s, m) x rows g, g+8; MX one E8M0 x 2 rows; NVFP4 two E4M3 blocks x 2 rows.
+LB_HD constexpr int scale_unit_bytes(GpuCodec c) {
+  return codec_info(c).scale == ScaleKind::Affine ? 64
+         : codec_info(c).scale == ScaleKind::Mx   ? 16
+         : codec_info(c).scale == ScaleKind::Nv   ? 32
+                                                  : 0;
+}
+// Bytes of one ring stage of a warp: the codes of U packets, then their scale units.
+LB_HD constexpr int stage_bytes(GpuCodec c) {
+  return stream_unroll(c) * (codec_info(c).pw * 512 + codec_info(c).pks / 2 * scale_unit_bytes(c));
+}
+
+__device__ __forceinline__ void cp_async16(void* dst, const void* src) {
+  const unsigned d = static_cast<unsigned>(__cvta_generic_to_shared(dst));
+  asm volatile("cp.async.cg.shared.global [%0], [%1], 16;" ::"r"(d), "l"(src) : "memory");
+}
+__device__ __forceinline__ void cp_async_commit() { asm volatile("cp.async.commit_group;" ::: "memory"); }
+// Waits until at most n (0..2) of this thread's cp.async groups are pending.
+__device__ __forceinline__ void cp_async_wait(int n) {
+  if (n >= 2) asm volatile("cp.async.wait_group 2;" ::: "memory");
+  else if (n == 1) asm volatile("cp.async.wait_group 1;" ::: "memory");
+  else asm volatile("cp.async.wait_group 0;" ::: "memory");
+}
+
+// Whether stage_x_one_pass applies: one token, K a multiple of 4 within the per-thread budget, 16-byte
+// aligned x and norm weight (otherwise token_stats + stage_x_* do it in two passes).
+__device__ __forceinline__ bool one_pass_ok(const GemvArgs& a) {
+  return a.M == 1 && (a.w.cols & 3) == 0 && a.w.cols <= int64_t(4 * kStageChunks) * blockDim.x &&
+         (reinterpret_cast<uintptr_t>(a.x) & 15u) == 0 && (reinterpret_cast<uintptr_t>(a.norm_w) & 15u) == 0;
+}
+
+// Stages the one token's x for the whole row in one pass (see the top of this file) with the same
+// arithmetic as token_stats + stage_x_mma / stage_x_plain: the RMSNorm factor and 2^-e (tensor cores)
+// into st, then x * rinv * w * 2^-e as fp16 hi / lo in B-fragment order (+ 32-column sums for group-affine
+// formats), or as fp32 up to `cols` columns (zeros beyond K). after_loads() runs once x's loads are issued.
+// Ends with __syncthreads().
+template <bool kMma, bool kAffine, typename AfterLoads>
+__device__ __forceinline__ void stage_x_one_pass(const GemvArgs& a, float* st, uint32_t* xb, float* xs, float* gsum,
+                                                 int cols, AfterLoads&& after_loads) {
+  const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5, nthr = blockDim.x;
+  const int K = int(a.w.cols), nchunk = K / 4;
+  const float4* x4 = reinterpret_cast<const float4*>(a.x);
+  const float4* w4 = reinterpret_cast<const float4*>(a.norm_w);
+  float4 xv[kStageChunks], wv[kStageChunks];
+#pragma unroll
+  for (int i = 0; i < kStageChunks; ++i) {  // every load in flight at once
+    const int c = tid + i * nthr;
+    xv[i] = c < nchunk ? __ldg(x4 + c) : make_float4(0.0f, 0.0f, 0.0f, 0.0f);
+    wv[i] = a.norm_w && c < nchunk ? __ldg(w4 + c) : make_float4(1.0f, 1.0f, 1.0f, 1.0f);
+  }
+  after_loads();  // e.g. more weight loads: queued behind x's, not ahead of them
+  float ss = 0.0f, am = 0.0f;
+#pragma unroll
+  for (int i = 0; i < kStageChunks; ++i) {
+    ss = fmaf(xv[i].x, xv[i].x, fmaf(xv[i].y, xv[i].y, fmaf(xv[i].z, xv[i].z, fmaf(xv[i].w, xv[i].w, ss))));
+    am = fmaxf(am, fmaxf(fmaxf(fabsf(xv[i].x * wv[i].x), fabsf(xv[i].y * wv[i].y)),
+                         fmaxf(fabsf(xv[i].z * wv[i].z), fabsf(xv[i].w * wv[i].w))));
+  }
+  float* red = st + 24;  // token_stats' warp partials
+  ss = warp_sum(ss);
+  am = warp_max(am);
+  if (lane == 0) {
+    red[warp] = ss;
+    red[64 + warp] = am;
+  }
+  __syncthreads();
+  ss = 0.0f;
+  am = 0.0f;
+  for (int w = 0; w < (nthr >> 5); ++w) {
+    ss += red[w];
+    am = fmaxf(am, red[64 + w]);
+  }
+  const float r = a.norm_w ? 1.0f / sqrtf(ss / float(K) + a.eps) : 1.0f;
+  int e = 0;
+  const float amax = am * r;
+  if (kMma && amax > 0.0f && amax <= 3.0e38f) e = ilogbf(amax) - 13;
+  const float xscale = ldexpf(1.0f, -e);
+  if (tid == 0) {
+    st[0] = r;
+    st[8] = xscale;
+    st[16] = ldexpf(1.0f, e);
+  }
+#pragma unroll
+  for (int i = 0; i < kStageChunks; ++i) {
+    const int c = tid + i * nthr;
+    float v[4] = {xv[i].x * r, xv[i].y * r, xv[i].z * r, xv[i].w * r};
+    if (a.norm_w) {
+      v[0] *= wv[i].x;
+      v[1] *= wv[i].y;
+      v[2] *= wv[i].z;
+      v[3] *= wv[i].w;
+    }
+    if constexpr (kMma) {
+      float su = 0.0f;
+#pragma unroll
+      for (int p = 0; p < 2; ++p) {
+        const float v0 = v[2 * p] * xscale, v1 = v[2 * p + 1] * xscale;
+        su += v0 + v1;
+        const __half h0 = __float2half_rn(v0), h1 = __float2half_rn(v1);
+        const __half l0 = __float2half_rn(v0 - __half2float(h0)), l1 = __float2half_rn(v1 - __half2float(h1));
+        if (c < nchunk) {
+          const int widx = b_pair_word(4 * c + 2 * p);
+          xb[widx] = uint32_t(__half_as_ushort(h0)) | uint32_t(__half_as_ushort(h1)) << 16;
+          xb[a.xstride + widx] = uint32_t(__half_as_ushort(l0)) | uint32_t(__half_as_ushort(l1)) << 16;
+        }
+      }
+      if constexpr (kAffine) {  // 8 consecutive threads hold the 32 columns of a unit
+        su += __shfl_xor_sync(0xffffffffu, su, 4);
+        su += __shfl_xor_sync(0xffffffffu, su, 2);
+        su += __shfl_xor_sync(0xffffffffu, su, 1);
+        if ((tid & 7) == 0 && c < nchunk) gsum[c / 8] = su;
+      }
+    } else if (c < nchunk) {
+      *reinterpret_cast<float4*>(xs + 4 * c) = make_float4(v[0], v[1], v[2], v[3]);
+    }
+  }
+  // zeros beyond K: the padded columns (and whole padded units) contribute nothing
+  for (int k = K + 2 * tid; k < cols; k += 2 * nthr) {
+    if constexpr (kMma) {
+      xb[b_pair_word(k)] = 0u;
+      xb[a.xstride + b_pair_word(k)] = 0u;
+    } else {
+      xs[k] = 0.0f;
+      xs[k + 1] = 0.0f;
+    }
+  }
+  if constexpr (kAffine)
+    for (int u = (K + 31) / 32 + tid; u < cols / 32; u += nthr) gsum[u] = 0.0f;
+  __syncthreads();
 }
 
 // The epilogue of rows j and j + 8 of a tile for token m (v0, v1: their sums, before ys = factor * 2^e).
@@ -108,46 +246,77 @@ __device__ __forceinline__ bool stream_fixup(const GemvArgs& a, int tile, int wi
 // ---- tensor-core formats ------------------------------------------------------------------------------
 
 template <GpuCodec C>
-__global__ void __launch_bounds__(kGemvThreads, 2) gemv_stream_mma_kernel(const GemvArgs a) {
+__global__ void __launch_bounds__(kStreamThreads, 1) gemv_stream_mma_kernel(const GemvArgs a) {
   constexpr CodecInfo ci = codec_info(C);
-  constexpr int PKS = ci.pks, PW = ci.pw, U = stream_unroll<C>();
+  constexpr int PKS = ci.pks, PW = ci.pw, U = stream_unroll(C);
   constexpr ScaleKind SK = ci.scale;
   constexpr int NSC = PKS / 2 > 0 ? PKS / 2 : 1;
+  constexpr int SUB = scale_unit_bytes(C), CODE_BYTES = U * PW * 512, STAGE = stage_bytes(C);
   extern __shared__ __align__(16) uint8_t smem[];
   float* st = reinterpret_cast<float*>(smem + a.off_stats);
   float* gsum = reinterpret_cast<float*>(smem + a.off_gsum);
   uint32_t* xb = reinterpret_cast<uint32_t*>(smem + a.off_x);
   const uint4* lut = reinterpret_cast<const uint4*>(smem);  // T5 only: at offset 0
-  const int tid = threadIdx.x, lane = tid & 31, g = lane >> 2, t = lane & 3;
-  const int M = a.M, NP = a.np;
+  const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5, g = lane >> 2, t = lane & 3;
+  const int M = a.M, NP = a.np, S = a.stages;
+  uint8_t* ring = smem + a.off_red + warp * S * STAGE;  // this warp's S stages
   const int total = int(a.w.rows_pad / 16) * NP;
-  const int wid = int(blockIdx.x) * (blockDim.x >> 5) + (tid >> 5);
+  const int wid = int(blockIdx.x) * kStreamWarps + warp;
   const int pbeg = min(wid * a.per_warp, total), pend = min(pbeg + a.per_warp, total);
   const int64_t n_units = a.w.scale_units();
   const int gshift = SK == ScaleKind::Affine ? __ffs(a.w.group >> 5) - 1 : 0;  // group = 32 << gshift
+  const uint8_t* codes = a.w.codes;
 
   // batches never cross a tile: [q, q + len(q)) lies in one tile and in [pbeg, pend)
   auto len = [&](int q) -> int {
     if (q >= pend) return 0;
     return min(U, min((q / NP + 1) * NP, pend) - q);
   };
-  uint32_t wA[U][4 * PW], wB[U][4 * PW];
-  uint32_t sA[U][NSC][2], sB[U][NSC][2];
-  auto load = [&](uint32_t (*w)[4 * PW], uint32_t (*s)[NSC][2], int q, int n) {
-    const int tile = q / NP, kp = q - tile * NP;
+  // Issues the copies of batch (q, n) into stage `slot` and commits them as one group (empty groups too,
+  // so that the group count is the batch count). Each lane copies its own 16-byte words of every packet;
+  // the scale units of the batch are copied 16 bytes per lane.
+  auto issue = [&](int slot, int q, int n) {
+    uint8_t* dst = ring + slot * STAGE;
+    if (n > 0) {
 #pragma unroll
-    for (int u = 0; u < U; ++u)
-      if (u < n) load_packet<C>(a.w, int64_t(q) + u, tile, kp + u, lane, gshift, n_units, w[u], s[u]);
+      for (int u = 0; u < U; ++u)
+#pragma unroll
+        for (int j = 0; j < PW; ++j)
+          if (u < n) cp_async16(dst + (u * PW + j) * 512 + lane * 16, codes + ((int64_t(q) + u) * PW + j) * 512 + lane * 16);
+      if constexpr (SUB > 0) {
+        const int tile = q / NP, kp = q - tile * NP;
+        constexpr int kPieces = SUB / 16;                 // 16-byte pieces per unit
+        const int pieces = n * (PKS / 2) * kPieces;       // units of the batch x pieces
+        for (int i = lane; i < pieces; i += 32) {
+          const int unit = kp * (PKS / 2) + i / kPieces;  // 32-column unit along K
+          const int64_t entry = tile * n_units + (SK == ScaleKind::Affine ? unit >> gshift : unit);
+          cp_async16(dst + CODE_BYTES + i * 16, a.w.scales + entry * SUB + (i % kPieces) * 16);
+        }
+      }
+    }
+    cp_async_commit();
   };
+
+  // S - 1 batches in flight before the loop: the first before pdl_wait (it does not depend on the previous
+  // kernel), the others once x's loads are issued, so that x does not queue behind them
+  int qi = pbeg;  // first packet of the next batch to issue
+  int bi = 0;     // its index among this warp's batches
+  auto issue_next = [&]() {
+    const int n = len(qi);
+    issue(bi % S, qi, n);
+    qi += n;
+    ++bi;
+  };
+  auto issue_rest = [&]() {
+    while (bi < S - 1) issue_next();
+  };
+  issue_next();
+
   unsigned long long* stamps = a.timeline ? a.timeline + 4 * blockIdx.x : nullptr;
   if (stamps && tid == 0) stamps[0] = global_ns();
-  int qA = pbeg, nA = len(qA);
-  load(wA, sA, qA, nA);
-  int qB = qA + nA, nB = len(qB);
-  load(wB, sB, qB, nB);
-
   pdl_wait();  // launch.cuh: x, the outputs and the workspace only after this point
   pdl_trigger();
+  if (stamps && tid == 0) stamps[1] = global_ns();
   if constexpr (C == GpuCodec::T5) {
     uint4* l = reinterpret_cast<uint4*>(smem);
     for (int i = tid; i < 256 * 8; i += blockDim.x) {
@@ -155,21 +324,58 @@ __global__ void __launch_bounds__(kGemvThreads, 2) gemv_stream_mma_kernel(const 
       l[i] = make_uint4(e.p01, e.p23, e.p4, 0u);
     }
   }
-  if (stamps && tid == 0) stamps[1] = global_ns();
-  token_stats(a, st, true);
-  stage_x_mma<C>(a, st, st + 8, xb, gsum, 0, NP);
-  __syncthreads();
+  if (one_pass_ok(a)) {
+    stage_x_one_pass<true, SK == ScaleKind::Affine>(a, st, xb, nullptr, gsum, NP * PKS * 16, issue_rest);
+  } else {
+    issue_rest();
+    token_stats(a, st, true);
+    stage_x_mma<C>(a, st, st + 8, xb, gsum, 0, NP);
+    __syncthreads();
+  }
   if (stamps && tid == 0) stamps[2] = global_ns();
   const float* yscale = st + 16;
 
   float accC[1][4] = {{0.0f, 0.0f, 0.0f, 0.0f}};  // Row scale: the running MMA accumulators
   float accY[1][2] = {{0.0f, 0.0f}};              // scale units: rows g, g+8 of token t
   int seg = pbeg;                                 // where the current tile's piece began
-  auto compute = [&](const uint32_t (*w)[4 * PW], const uint32_t (*s)[NSC][2], int q, int n) {
+  int b = 0;                                      // batch being computed
+  for (int q = pbeg; q < pend; ++b) {
+    const int n = len(q);
+    cp_async_wait(S - 2);  // batch b has landed (S - 2 later ones may still fly) ...
+    __syncwarp();          // ... for every lane, and everyone is done with the stage refilled next
+    issue_next();
+    const uint8_t* src = ring + (b % S) * STAGE;
     const int tile = q / NP, kp = q - tile * NP;
 #pragma unroll
-    for (int u = 0; u < U; ++u)
-      if (u < n) mma_packet<C, 1>(w[u], s[u], (kp + u) * PKS, xb, a.xstride, gsum, a.gstride, M, lut, lane, accC, accY);
+    for (int u = 0; u < U; ++u) {
+      if (u >= n) break;
+      uint32_t words[4 * PW];
+#pragma unroll
+      for (int j = 0; j < PW; ++j) {
+        const uint4 v = *reinterpret_cast<const uint4*>(src + (u * PW + j) * 512 + lane * 16);
+        words[4 * j] = v.x;
+        words[4 * j + 1] = v.y;
+        words[4 * j + 2] = v.z;
+        words[4 * j + 3] = v.w;
+      }
+      uint32_t sc[NSC][2];
+      if constexpr (SUB > 0) {
+#pragma unroll
+        for (int k = 0; k < PKS / 2; ++k) {
+          const uint8_t* unit = src + CODE_BYTES + (u * (PKS / 2) + k) * SUB;
+          if constexpr (SK == ScaleKind::Affine) {
+            const uint2 v = *reinterpret_cast<const uint2*>(unit + g * 8);
+            sc[k][0] = v.x;
+            sc[k][1] = v.y;
+          } else if constexpr (SK == ScaleKind::Mx) {
+            sc[k][0] = *reinterpret_cast<const unsigned short*>(unit + g * 2);
+          } else {
+            sc[k][0] = *reinterpret_cast<const uint32_t*>(unit + g * 4);
+          }
+        }
+      }
+      mma_packet<C, 1>(words, sc, (kp + u) * PKS, xb, a.xstride, gsum, a.gstride, M, lut, lane, accC, accY);
+    }
     const int qe = q + n;
     if (qe == (tile + 1) * NP || qe == pend) {
       float v0[1] = {SK == ScaleKind::Row ? accC[0][0] + accC[0][1] : accY[0][0]};
@@ -182,19 +388,10 @@ __global__ void __launch_bounds__(kGemvThreads, 2) gemv_stream_mma_kernel(const 
       accY[0][0] = accY[0][1] = 0.0f;
       seg = qe;
     }
-  };
-  while (nA > 0) {
-    compute(wA, sA, qA, nA);
-    qA = qB + nB;
-    nA = nB > 0 ? len(qA) : 0;
-    load(wA, sA, qA, nA);
-    if (nB == 0) break;
-    compute(wB, sB, qB, nB);
-    qB = qA + nA;
-    nB = nA > 0 ? len(qB) : 0;
-    load(wB, sB, qB, nB);
+    q = qe;
   }
-  if (stamps) {  // block-uniform
+  cp_async_wait(0);  // nothing may be left in flight at exit
+  if (stamps) {      // block-uniform
     __syncthreads();
     if (tid == 0) stamps[3] = global_ns();
   }
@@ -205,7 +402,7 @@ __global__ void __launch_bounds__(kGemvThreads, 2) gemv_stream_mma_kernel(const 
 // .. h + 14 (each load instruction of the warp reads two 256-byte row pieces).
 
 template <GpuCodec C, int MT>
-__global__ void __launch_bounds__(kGemvThreads, 2) gemv_stream_plain_kernel(const GemvArgs a) {
+__global__ void __launch_bounds__(kStreamThreads, 1) gemv_stream_plain_kernel(const GemvArgs a) {
   constexpr int EPC = 16 / codec_info(C).esize;  // elements per 16-byte chunk
   extern __shared__ __align__(16) uint8_t smem[];
   float* st = reinterpret_cast<float*>(smem + a.off_stats);
@@ -229,16 +426,19 @@ __global__ void __launch_bounds__(kGemvThreads, 2) gemv_stream_plain_kernel(cons
   unsigned long long* stamps = a.timeline ? a.timeline + 4 * blockIdx.x : nullptr;
   if (stamps && tid == 0) stamps[0] = global_ns();
   uint4 bA[8], bB[8];
-  int qA = pbeg;
-  load(bA, qA);
-  load(bB, qA + 1);
+  load(bA, pbeg);  // the second batch after staging x: its registers are needed there
 
   pdl_wait();  // launch.cuh
   pdl_trigger();
   if (stamps && tid == 0) stamps[1] = global_ns();
-  token_stats(a, st, false);
-  stage_x_plain(a, st, xs, 0, a.xstride);
-  __syncthreads();
+  if (one_pass_ok(a)) {
+    stage_x_one_pass<false, false>(a, st, nullptr, xs, nullptr, a.xstride, [] {});
+  } else {
+    token_stats(a, st, false);
+    stage_x_plain(a, st, xs, 0, a.xstride);
+    __syncthreads();
+  }
+  load(bB, pbeg + 1);
   if (stamps && tid == 0) stamps[2] = global_ns();
 
   float acc[8][MT];
@@ -324,16 +524,23 @@ __global__ void __launch_bounds__(kGemvThreads, 2) gemv_stream_plain_kernel(cons
   }
 }
 
-// Blocks per multiprocessor of a kernel with this much dynamic shared memory (cached per kernel).
-template <typename Kernel>
-int blocks_per_sm(Kernel kernel, int smem_bytes) {
-  static int cached_bytes = -1, cached_n = 0;
-  if (cached_bytes != smem_bytes) {
-    set_max_smem_once(kernel, smem_bytes);
-    LB_CUDA_CHECK(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&cached_n, kernel, kGemvThreads, smem_bytes));
-    cached_bytes = smem_bytes;
+// Blocks per multiprocessor of a kernel with this much dynamic shared memory (cached per kernel and size;
+// a kernel's shared-memory limit is raised to the largest size asked for). Every kernel here has the same
+// type, so the caches are keyed by the kernel's address.
+inline int blocks_per_sm(void (*kernel)(GemvArgs), int smem_bytes) {
+  static std::map<std::pair<const void*, int>, int> cache;
+  static std::map<const void*, int> limit;
+  const void* k = reinterpret_cast<const void*>(kernel);
+  const auto it = cache.find({k, smem_bytes});
+  if (it != cache.end()) return it->second;
+  if (smem_bytes > limit[k]) {
+    LB_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, smem_bytes));
+    limit[k] = smem_bytes;
   }
-  return cached_n;
+  int n = 0;
+  LB_CUDA_CHECK(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&n, kernel, kStreamThreads, smem_bytes));
+  cache[{k, smem_bytes}] = n;
+  return n;
 }
 
 // Sizes the persistent grid (as many blocks as fit on `sms` multiprocessors, each warp an equal share of
@@ -342,22 +549,22 @@ int blocks_per_sm(Kernel kernel, int smem_bytes) {
 // than there is.
 template <GpuCodec C>
 bool launch_gemv_stream(GemvArgs a, int smem_bytes, int sms, cudaStream_t s) {
-  auto run = [&](auto kernel) {
+  auto run = [&](void (*kernel)(GemvArgs)) {
     const int bps = blocks_per_sm(kernel, smem_bytes);
     if (bps <= 0) return false;
     const int64_t tiles = a.w.rows_pad / 16, total = tiles * a.np;
-    const int64_t max_warps = int64_t(sms) * bps * kGemvWarps;
+    const int64_t max_warps = int64_t(sms) * bps * kStreamWarps;
     const int64_t per_warp = (total + max_warps - 1) / max_warps;
     const int64_t warps = (total + per_warp - 1) / per_warp;
     if (total >= (int64_t(1) << 30) || tiles > kStreamCounters || (tiles + warps) * 64 > kStreamWsFloats) return false;
     a.per_warp = int(per_warp);
     stream_workspace(&a.ws, &a.cnt);
-    launch(kernel, unsigned((warps + kGemvWarps - 1) / kGemvWarps), kGemvThreads, size_t(smem_bytes), s, a);
+    launch(kernel, unsigned((warps + kStreamWarps - 1) / kStreamWarps), kStreamThreads, size_t(smem_bytes), s, a);
     LB_CUDA_LAUNCH_CHECK();
     return true;
   };
   if constexpr (is_plain(C)) {
-    return a.M == 1 ? run(gemv_stream_plain_kernel<C, 1>) : run(gemv_stream_plain_kernel<C, kStreamMaxTokens>);
+    return a.M == 1 && run(gemv_stream_plain_kernel<C, 1>);  // more tokens: the register budget would spill
   } else {
     return run(gemv_stream_mma_kernel<C>);
   }

@@ -79,6 +79,9 @@ __global__ void rope_qkv_kernel(const float* qkv, const int* d_pos, const float2
 // reads. Each block leaves its (max, sum, unnormalised output) per head; the last block of a kv head to
 // finish (an atomic count) merges the chunks and resets the count for the next step.
 // Shared: q [group, hd] + scores [group, kAttnChunk].
+// G: the group size when known at compile time (1, 2, 4, 8, 16: loops without branches, so that the loads
+// of a batch are issued together), 0 for any other (up to kAttnMaxGroup).
+template <int G>
 __global__ void attn_decode_kernel(const float* qkv, const int* d_pos, const float2* rope, int n_heads, int n_kv,
                                    int hd, bool interleaved, float scale, int max_chunks, float* kc, float* vc,
                                    float* part_o, float* part_ml, unsigned* counters, float* out) {
@@ -92,7 +95,8 @@ __global__ void attn_decode_kernel(const float* qkv, const int* d_pos, const flo
   const int nchunks = (ctx + kAttnChunk - 1) / kAttnChunk;
   if (chunk >= nchunks) return;  // beyond the context: neither counted nor combined
   const int t1 = min(ctx, t0 + kAttnChunk), nt = t1 - t0;
-  const int group = n_heads / n_kv, kvd = n_kv * hd, qd = n_heads * hd, half = hd / 2;
+  const int group = G > 0 ? G : n_heads / n_kv, kvd = n_kv * hd, qd = n_heads * hd, half = hd / 2;
+  constexpr int NG = G > 0 ? G : kAttnMaxGroup;  // accumulators per thread
   const float2* cs = rope + size_t(pos) * half;
   float* qs = sm;                   // [group, hd] rotated q
   float* sc = sm + group * hd;      // [group, kAttnChunk]
@@ -120,13 +124,47 @@ __global__ void attn_decode_kernel(const float* qkv, const int* d_pos, const flo
   }
   __syncthreads();  // q in shared memory; the new k/v row visible to the whole block
   const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, nw = blockDim.x >> 5;
-  for (int t = warp; t < nt; t += nw) {
-    const float* k = kc + size_t(t0 + t) * kvd + size_t(kvh) * hd;
-    for (int g = 0; g < group; ++g) {
-      float s = 0.0f;
-      for (int d = lane; d < hd; d += 32) s += qs[g * hd + d] * k[d];
-      s = warp_sum(s);
-      if (lane == 0) sc[g * kAttnChunk + t] = s * scale;
+  // scores: two adjacent threads per position (each half of the k row), all heads of the group at once,
+  // the halves added with one shuffle; positions beyond the context get 0 (read by P.V below)
+  for (int i = threadIdx.x; i < 2 * kAttnChunk; i += blockDim.x) {
+    const int t = i >> 1, part = i & 1;
+    float acc[NG];
+#pragma unroll
+    for (int g = 0; g < NG; ++g) acc[g] = 0.0f;
+    if (t < nt) {
+      const float* k = kc + size_t(t0 + t) * kvd + size_t(kvh) * hd;
+      if (G > 0 && (hd & 63) == 0 && (kvd & 3) == 0) {
+        // batches of 8 float4 loads issued before their use (memory-level parallelism)
+        const float* kh = k + part * (hd / 2);
+        const float* qh = qs + part * (hd / 2);
+        for (int j0 = 0; j0 < hd / 8; j0 += 8) {
+          float4 kv[8];
+#pragma unroll
+          for (int j = 0; j < 8; ++j) kv[j] = *reinterpret_cast<const float4*>(kh + 4 * (j0 + j));
+#pragma unroll
+          for (int j = 0; j < 8; ++j)
+#pragma unroll
+            for (int g = 0; g < NG; ++g) {
+              const float4 q4 = *reinterpret_cast<const float4*>(qh + g * hd + 4 * (j0 + j));
+              acc[g] = fmaf(q4.x, kv[j].x, fmaf(q4.y, kv[j].y, fmaf(q4.z, kv[j].z, fmaf(q4.w, kv[j].w, acc[g]))));
+            }
+        }
+      } else if (part == 0) {
+        for (int d = 0; d < hd; ++d) {
+          const float kv = k[d];
+#pragma unroll
+          for (int g = 0; g < NG; ++g) {
+            if (g >= group) break;
+            acc[g] = fmaf(qs[g * hd + d], kv, acc[g]);
+          }
+        }
+      }
+    }
+#pragma unroll
+    for (int g = 0; g < NG; ++g) {
+      if (g >= group) break;
+      const float v = acc[g] + __shfl_xor_sync(0xffffffffu, acc[g], 1);
+      if (part == 0) sc[g * kAttnChunk + t] = t < nt ? v * scale : 0.0f;
     }
   }
   __syncthreads();
@@ -148,13 +186,30 @@ __global__ void attn_decode_kernel(const float* qkv, const int* d_pos, const flo
     }
   }
   __syncthreads();
-  for (int j = threadIdx.x; j < group * hd; j += blockDim.x) {
-    const int g = j / hd, d = j % hd;
+  // P.V: a thread per dimension, all heads of the group at once; v rows in batches of 16 loads issued
+  // before their use (weights beyond the context are 0, their rows not read)
+  for (int d = threadIdx.x; d < hd; d += blockDim.x) {
     const float* v = vc + size_t(t0) * kvd + size_t(kvh) * hd + d;
-    const float* p = sc + g * kAttnChunk;
-    float acc = 0.0f;
-    for (int t = 0; t < nt; ++t) acc += p[t] * v[size_t(t) * kvd];
-    part_o[(size_t(kvh * group + g) * max_chunks + chunk) * hd + d] = acc;
+    float acc[NG];
+#pragma unroll
+    for (int g = 0; g < NG; ++g) acc[g] = 0.0f;
+    for (int tb = 0; tb < nt; tb += 16) {
+      float vv[16];
+#pragma unroll
+      for (int j = 0; j < 16; ++j) vv[j] = tb + j < nt ? v[size_t(tb + j) * kvd] : 0.0f;
+#pragma unroll
+      for (int j = 0; j < 16; ++j)
+#pragma unroll
+        for (int g = 0; g < NG; ++g) {
+          if (G == 0 && g >= group) break;
+          acc[g] = fmaf(sc[g * kAttnChunk + tb + j], vv[j], acc[g]);
+        }
+    }
+#pragma unroll
+    for (int g = 0; g < NG; ++g) {
+      if (g >= group) break;
+      part_o[(size_t(kvh * group + g) * max_chunks + chunk) * hd + d] = acc[g];
+    }
   }
   // publish the partials, then count this chunk; the block that completes the count merges
   __threadfence();
@@ -445,8 +500,20 @@ void attention_decode(const float* qkv, const int* d_pos, const float2* rope, in
   const int group = n_heads / n_kv;
   const size_t smem = size_t(group) * (hd + kAttnChunk) * sizeof(float);
   const float scale = 1.0f / sqrtf(float(hd));
-  launch(attn_decode_kernel, dim3(n_kv, max_chunks), 128, smem, s, qkv, d_pos, rope, n_heads, n_kv, hd, interleaved,
-         scale, max_chunks, k_cache, v_cache, part_o, part_ml, counters, out);
+  LB_CHECK(group <= kAttnMaxGroup, "attention_decode: ", n_heads, " query heads per ", n_kv, " kv heads = ", group,
+           " per group, at most ", kAttnMaxGroup, " supported");
+  auto run = [&](auto kernel) {
+    launch(kernel, dim3(n_kv, max_chunks), 128, smem, s, qkv, d_pos, rope, n_heads, n_kv, hd, interleaved, scale,
+           max_chunks, k_cache, v_cache, part_o, part_ml, counters, out);
+  };
+  switch (group) {
+    case 1: run(attn_decode_kernel<1>); break;
+    case 2: run(attn_decode_kernel<2>); break;
+    case 4: run(attn_decode_kernel<4>); break;
+    case 8: run(attn_decode_kernel<8>); break;
+    case 16: run(attn_decode_kernel<16>); break;
+    default: run(attn_decode_kernel<0>); break;
+  }
 }
 
 void attention_prefill(const float* q, const float* k_cache, const float* v_cache, const int* d_pos, int n,

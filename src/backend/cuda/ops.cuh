@@ -11,9 +11,11 @@
 
 namespace lowbit::cuda {
 
-// Positions per block of decode attention. 256 keeps a block's scores in shared memory and gives
-// 16 blocks per kv head at 4096 positions (enough parallelism for batch-1 decode on 132 SMs).
-inline constexpr int kAttnChunk = 256;
+// Positions per block of decode attention (a thread per position for the scores): 64 gives 4 blocks per
+// kv head at 256 positions and 64 at 4096 (batch-1 decode on 132 SMs).
+inline constexpr int kAttnChunk = 64;
+// Query heads per kv head the decode attention takes (Llama 3: 4 for 8B, 8 for 70B, 16 for 405B).
+inline constexpr int kAttnMaxGroup = 16;
 
 // Table element type of the embedding gather.
 enum class EmbedType { F32, BF16, F16 };
