@@ -89,11 +89,10 @@ __device__ __forceinline__ bool one_pass_ok(const GemvArgs& a) {
 // Stages the one token's x for the whole row in one pass (see the top of this file) with the same
 // arithmetic as token_stats + stage_x_mma / stage_x_plain: the RMSNorm factor and 2^-e (tensor cores)
 // into st, then x * rinv * w * 2^-e as fp16 hi / lo in B-fragment order (+ 32-column sums for group-affine
-// formats), or as fp32 up to `cols` columns (zeros beyond K). after_loads() runs once x's loads are issued.
-// Ends with __syncthreads().
-template <bool kMma, bool kAffine, typename AfterLoads>
+// formats), or as fp32 up to `cols` columns (zeros beyond K). Ends with __syncthreads().
+template <bool kMma, bool kAffine>
 __device__ __forceinline__ void stage_x_one_pass(const GemvArgs& a, float* st, uint32_t* xb, float* xs, float* gsum,
-                                                 int cols, AfterLoads&& after_loads) {
+                                                 int cols) {
   const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5, nthr = blockDim.x;
   const int K = int(a.w.cols), nchunk = K / 4;
   const float4* x4 = reinterpret_cast<const float4*>(a.x);
@@ -105,7 +104,6 @@ __device__ __forceinline__ void stage_x_one_pass(const GemvArgs& a, float* st, u
     xv[i] = c < nchunk ? __ldg(x4 + c) : make_float4(0.0f, 0.0f, 0.0f, 0.0f);
     wv[i] = a.norm_w && c < nchunk ? __ldg(w4 + c) : make_float4(1.0f, 1.0f, 1.0f, 1.0f);
   }
-  after_loads();  // e.g. more weight loads: queued behind x's, not ahead of them
   float ss = 0.0f, am = 0.0f;
 #pragma unroll
   for (int i = 0; i < kStageChunks; ++i) {
@@ -297,20 +295,14 @@ __global__ void __launch_bounds__(kStreamThreads, 1) gemv_stream_mma_kernel(cons
     cp_async_commit();
   };
 
-  // S - 1 batches in flight before the loop: the first before pdl_wait (it does not depend on the previous
-  // kernel), the others once x's loads are issued, so that x does not queue behind them
+  // S - 1 batches in flight before anything else: they do not depend on the previous kernel
   int qi = pbeg;  // first packet of the next batch to issue
   int bi = 0;     // its index among this warp's batches
-  auto issue_next = [&]() {
+  for (int k = 0; k < S - 1; ++k, ++bi) {
     const int n = len(qi);
     issue(bi % S, qi, n);
     qi += n;
-    ++bi;
-  };
-  auto issue_rest = [&]() {
-    while (bi < S - 1) issue_next();
-  };
-  issue_next();
+  }
 
   unsigned long long* stamps = a.timeline ? a.timeline + 4 * blockIdx.x : nullptr;
   if (stamps && tid == 0) stamps[0] = global_ns();
@@ -325,9 +317,8 @@ __global__ void __launch_bounds__(kStreamThreads, 1) gemv_stream_mma_kernel(cons
     }
   }
   if (one_pass_ok(a)) {
-    stage_x_one_pass<true, SK == ScaleKind::Affine>(a, st, xb, nullptr, gsum, NP * PKS * 16, issue_rest);
+    stage_x_one_pass<true, SK == ScaleKind::Affine>(a, st, xb, nullptr, gsum, NP * PKS * 16);
   } else {
-    issue_rest();
     token_stats(a, st, true);
     stage_x_mma<C>(a, st, st + 8, xb, gsum, 0, NP);
     __syncthreads();
@@ -343,7 +334,10 @@ __global__ void __launch_bounds__(kStreamThreads, 1) gemv_stream_mma_kernel(cons
     const int n = len(q);
     cp_async_wait(S - 2);  // batch b has landed (S - 2 later ones may still fly) ...
     __syncwarp();          // ... for every lane, and everyone is done with the stage refilled next
-    issue_next();
+    const int nn = len(qi);
+    issue(bi % S, qi, nn);
+    qi += nn;
+    ++bi;
     const uint8_t* src = ring + (b % S) * STAGE;
     const int tile = q / NP, kp = q - tile * NP;
 #pragma unroll
@@ -432,7 +426,7 @@ __global__ void __launch_bounds__(kStreamThreads, 1) gemv_stream_plain_kernel(co
   pdl_trigger();
   if (stamps && tid == 0) stamps[1] = global_ns();
   if (one_pass_ok(a)) {
-    stage_x_one_pass<false, false>(a, st, nullptr, xs, nullptr, a.xstride, [] {});
+    stage_x_one_pass<false, false>(a, st, nullptr, xs, nullptr, a.xstride);
   } else {
     token_stats(a, st, false);
     stage_x_plain(a, st, xs, 0, a.xstride);
