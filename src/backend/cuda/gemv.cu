@@ -11,26 +11,7 @@ namespace lowbit::cuda {
 #define LB_DECLARE_CODEC(c)                                                                           \
   extern template void launch_gemv_codec<GpuCodec::c>(const GemvArgs&, unsigned, int, cudaStream_t); \
   extern template bool launch_gemv_stream<GpuCodec::c>(GemvArgs, int, int, cudaStream_t);
-LB_DECLARE_CODEC(PlainF32)
-LB_DECLARE_CODEC(PlainBF16)
-LB_DECLARE_CODEC(PlainF16)
-LB_DECLARE_CODEC(I8)
-LB_DECLARE_CODEC(E4M3)
-LB_DECLARE_CODEC(E5M2)
-LB_DECLARE_CODEC(E3M2)
-LB_DECLARE_CODEC(E2M3)
-LB_DECLARE_CODEC(U4)
-LB_DECLARE_CODEC(U2)
-LB_DECLARE_CODEC(U1)
-LB_DECLARE_CODEC(T2)
-LB_DECLARE_CODEC(T5)
-LB_DECLARE_CODEC(MxE4M3)
-LB_DECLARE_CODEC(MxE5M2)
-LB_DECLARE_CODEC(MxE3M2)
-LB_DECLARE_CODEC(MxE2M3)
-LB_DECLARE_CODEC(MxE2M1)
-LB_DECLARE_CODEC(MxI8)
-LB_DECLARE_CODEC(NvE2M1)
+LB_FOR_EACH_GPU_CODEC(LB_DECLARE_CODEC)
 #undef LB_DECLARE_CODEC
 
 const char* gemv_variant_name(GemvVariant v) {
@@ -173,26 +154,7 @@ bool launch_stream(const GemvArgs& a, int smem, cudaStream_t s) {
   switch (a.w.codec) {
 #define LB_CASE(c) \
   case GpuCodec::c: return launch_gemv_stream<GpuCodec::c>(a, smem, sm_count(), s);
-    LB_CASE(PlainF32)
-    LB_CASE(PlainBF16)
-    LB_CASE(PlainF16)
-    LB_CASE(I8)
-    LB_CASE(E4M3)
-    LB_CASE(E5M2)
-    LB_CASE(E3M2)
-    LB_CASE(E2M3)
-    LB_CASE(U4)
-    LB_CASE(U2)
-    LB_CASE(U1)
-    LB_CASE(T2)
-    LB_CASE(T5)
-    LB_CASE(MxE4M3)
-    LB_CASE(MxE5M2)
-    LB_CASE(MxE3M2)
-    LB_CASE(MxE2M3)
-    LB_CASE(MxE2M1)
-    LB_CASE(MxI8)
-    LB_CASE(NvE2M1)
+    LB_FOR_EACH_GPU_CODEC(LB_CASE)
 #undef LB_CASE
   }
   fail("gemv: unknown codec ", int(a.w.codec));
@@ -202,26 +164,7 @@ void launch_codec(const GemvArgs& a, unsigned grid, int smem, cudaStream_t s) {
   switch (a.w.codec) {
 #define LB_CASE(c) \
   case GpuCodec::c: launch_gemv_codec<GpuCodec::c>(a, grid, smem, s); return;
-    LB_CASE(PlainF32)
-    LB_CASE(PlainBF16)
-    LB_CASE(PlainF16)
-    LB_CASE(I8)
-    LB_CASE(E4M3)
-    LB_CASE(E5M2)
-    LB_CASE(E3M2)
-    LB_CASE(E2M3)
-    LB_CASE(U4)
-    LB_CASE(U2)
-    LB_CASE(U1)
-    LB_CASE(T2)
-    LB_CASE(T5)
-    LB_CASE(MxE4M3)
-    LB_CASE(MxE5M2)
-    LB_CASE(MxE3M2)
-    LB_CASE(MxE2M3)
-    LB_CASE(MxE2M1)
-    LB_CASE(MxI8)
-    LB_CASE(NvE2M1)
+    LB_FOR_EACH_GPU_CODEC(LB_CASE)
 #undef LB_CASE
   }
   fail("gemv: unknown codec ", int(a.w.codec));

@@ -42,6 +42,10 @@ enum class GpuCodec : uint8_t {
   NvE2M1,                           // NVFP4: E4M3 scale per 16 columns, row value S_enc divides
 };
 constexpr int kNumGpuCodecs = int(GpuCodec::NvE2M1) + 1;
+// X(codec) for every codec above (dispatch tables).
+#define LB_FOR_EACH_GPU_CODEC(X)                                                                          \
+  X(PlainF32) X(PlainBF16) X(PlainF16) X(I8) X(E4M3) X(E5M2) X(E3M2) X(E2M3) X(U4) X(U2) X(U1) X(T2) X(T5) \
+  X(MxE4M3) X(MxE5M2) X(MxE3M2) X(MxE2M3) X(MxE2M1) X(MxI8) X(NvE2M1)
 
 enum class ScaleKind : uint8_t { None, Row, Affine, Mx, Nv };
 
