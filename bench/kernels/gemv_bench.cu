@@ -2,6 +2,7 @@
 // variant, against the device read bandwidth measured in the same run.
 //
 //   lowbit_gemv_bench [--json PATH] [--formats a,b,...] [--shapes qkv,o,gate_up,down,lm_head] [--reps N]
+//                     [--variants a,b,...] [--timeline]
 //
 // Timing: CUDA events around a CUDA graph of launches that rotate over enough copies of the weight
 // (>= 2 GiB in all) that L2 (60 MB on an H200) cannot serve them; median of --reps replays. Random
@@ -17,6 +18,7 @@
 #include <vector>
 
 #include "backend/cuda/check.cuh"
+#include "backend/cuda_api.h"
 #include "backend/cuda/gemv.cuh"
 #include "formats/random_codes.h"
 #include "util/error.h"
@@ -40,21 +42,6 @@ const Shape kShapes[] = {{"qkv", 6144, 4096, false},
                          {"lm_head", 128256, 4096, false}};
 
 constexpr size_t kRotateBytes = size_t(2) << 30;  // >= 2 GiB of weight copies per measurement
-
-__global__ void read_bandwidth_kernel(const uint4* __restrict__ p, size_t n, uint32_t* out) {
-  uint32_t acc = 0;
-  const size_t stride = size_t(gridDim.x) * blockDim.x;
-  size_t i = size_t(blockIdx.x) * blockDim.x + threadIdx.x;
-  for (; i + 3 * stride < n; i += 4 * stride) {
-    const uint4 a = __ldg(p + i), b = __ldg(p + i + stride), c = __ldg(p + i + 2 * stride), d = __ldg(p + i + 3 * stride);
-    acc ^= a.x ^ a.y ^ a.z ^ a.w ^ b.x ^ b.y ^ b.z ^ b.w ^ c.x ^ c.y ^ c.z ^ c.w ^ d.x ^ d.y ^ d.z ^ d.w;
-  }
-  for (; i < n; i += stride) {
-    const uint4 a = __ldg(p + i);
-    acc ^= a.x ^ a.y ^ a.z ^ a.w;
-  }
-  if (acc == 0x9e3779b9u) out[0] = acc;  // keeps the loads alive; practically never taken
-}
 
 // Another device copy of an uploaded weight (device-to-device: the rotation copies cost ~1 ms per 2 GiB).
 GpuWeight clone(const GpuWeight& w, cudaStream_t s) {
@@ -99,26 +86,6 @@ float time_graph(cudaGraphExec_t graph, cudaStream_t s, int reps) {
   cudaEventDestroy(a);
   cudaEventDestroy(b);
   return median(ms);
-}
-
-double measure_read_bandwidth(cudaStream_t s, int reps) {
-  const size_t bytes = size_t(4) << 30;
-  DeviceBuffer buf(bytes), out(4);
-  LB_CUDA_CHECK(cudaMemsetAsync(buf.get(), 0x5a, bytes, s));  // never time on zeros
-  int dev = 0, sms = 0;
-  LB_CUDA_CHECK(cudaGetDevice(&dev));
-  LB_CUDA_CHECK(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, dev));
-  cudaGraph_t g;
-  LB_CUDA_CHECK(cudaStreamBeginCapture(s, cudaStreamCaptureModeThreadLocal));
-  read_bandwidth_kernel<<<sms * 8, 256, 0, s>>>(buf.get<uint4>(), bytes / 16, out.get<uint32_t>());
-  LB_CUDA_CHECK(cudaGetLastError());
-  LB_CUDA_CHECK(cudaStreamEndCapture(s, &g));
-  cudaGraphExec_t ge;
-  LB_CUDA_CHECK(cudaGraphInstantiate(&ge, g, 0));
-  const float ms = time_graph(ge, s, reps);
-  cudaGraphExecDestroy(ge);
-  cudaGraphDestroy(g);
-  return double(bytes) / (ms * 1e-3) / 1e9;
 }
 
 // Two back-to-back launches of the stream variant (M = 1) with %globaltimer stamps per block
@@ -223,7 +190,7 @@ int run(int argc, char** argv) {
   LB_CUDA_CHECK(cudaGetDeviceProperties(&prop, dev));
   cudaStream_t s;
   LB_CUDA_CHECK(cudaStreamCreateWithFlags(&s, cudaStreamNonBlocking));
-  const double bw = measure_read_bandwidth(s, reps);
+  const double bw = cuda_measure_read_bandwidth();  // the probe `lowbit bench` uses
   std::printf("device: %s, %d SMs, L2 %.0f MB; measured read bandwidth %.0f GB/s (4 GiB read-only kernel)\n",
               prop.name, prop.multiProcessorCount, prop.l2CacheSize / 1e6, bw);
   std::fflush(stdout);

@@ -4,6 +4,7 @@
 #include <cuda_fp16.h>
 #include <cuda_runtime.h>
 
+#include <map>
 #include <utility>
 
 #include "backend/cuda/check.cuh"
@@ -622,46 +623,25 @@ __global__ void __launch_bounds__(kGemvThreads) gemv_reference_kernel(const Gemv
 template <GpuCodec C>
 void launch_gemv_codec(const GemvArgs& a, unsigned grid, int smem_bytes, cudaStream_t s);
 
-template <typename Kernel>
-void set_max_smem_once(Kernel k, int bytes) {
-  // one attribute call per kernel and size: cheap, and legal during stream capture
-  LB_CUDA_CHECK(cudaFuncSetAttribute(k, cudaFuncAttributeMaxDynamicSharedMemorySize, bytes));
+// Raises a kernel's dynamic shared-memory limit to `bytes` when it is lower (one attribute call per kernel
+// and new maximum; legal during stream capture). Every GEMV kernel has the same type, so the record is
+// keyed by the kernel's address.
+inline void raise_smem_limit(void (*kernel)(GemvArgs), int bytes) {
+  static std::map<const void*, int> limit;
+  int& l = limit[reinterpret_cast<const void*>(kernel)];
+  if (bytes > l) {
+    LB_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, bytes));
+    l = bytes;
+  }
 }
 
 template <GpuCodec C>
 void launch_gemv_codec(const GemvArgs& a, unsigned grid, int smem_bytes, cudaStream_t s) {
-  const unsigned threads = unsigned(32 * a.rt * a.ks);
-  if constexpr (is_plain(C)) {
-    if (a.M <= 4) {
-      static int set_bytes = 0;
-      if (smem_bytes > set_bytes) {
-        set_max_smem_once(gemv_plain_kernel<C, 4>, smem_bytes);
-        set_bytes = smem_bytes;
-      }
-      launch(gemv_plain_kernel<C, 4>, grid, threads, size_t(smem_bytes), s, a);
-    } else {
-      static int set_bytes = 0;
-      if (smem_bytes > set_bytes) {
-        set_max_smem_once(gemv_plain_kernel<C, 8>, smem_bytes);
-        set_bytes = smem_bytes;
-      }
-      launch(gemv_plain_kernel<C, 8>, grid, threads, size_t(smem_bytes), s, a);
-    }
-  } else if (a.M <= 4) {
-    static int set_bytes = 0;
-    if (smem_bytes > set_bytes) {
-      set_max_smem_once(gemv_mma_kernel<C, 1>, smem_bytes);
-      set_bytes = smem_bytes;
-    }
-    launch(gemv_mma_kernel<C, 1>, grid, threads, size_t(smem_bytes), s, a);
-  } else {
-    static int set_bytes = 0;
-    if (smem_bytes > set_bytes) {
-      set_max_smem_once(gemv_mma_kernel<C, 2>, smem_bytes);
-      set_bytes = smem_bytes;
-    }
-    launch(gemv_mma_kernel<C, 2>, grid, threads, size_t(smem_bytes), s, a);
-  }
+  void (*kernel)(GemvArgs);
+  if constexpr (is_plain(C)) kernel = a.M <= 4 ? gemv_plain_kernel<C, 4> : gemv_plain_kernel<C, 8>;
+  else kernel = a.M <= 4 ? gemv_mma_kernel<C, 1> : gemv_mma_kernel<C, 2>;
+  raise_smem_limit(kernel, smem_bytes);
+  launch(kernel, grid, unsigned(32 * a.rt * a.ks), size_t(smem_bytes), s, a);
   LB_CUDA_LAUNCH_CHECK();
 }
 

@@ -518,22 +518,16 @@ __global__ void __launch_bounds__(kStreamThreads, 1) gemv_stream_plain_kernel(co
   }
 }
 
-// Blocks per multiprocessor of a kernel with this much dynamic shared memory (cached per kernel and size;
-// a kernel's shared-memory limit is raised to the largest size asked for). Every kernel here has the same
-// type, so the caches are keyed by the kernel's address.
+// Blocks per multiprocessor of a kernel with this much dynamic shared memory (cached per kernel and size).
 inline int blocks_per_sm(void (*kernel)(GemvArgs), int smem_bytes) {
   static std::map<std::pair<const void*, int>, int> cache;
-  static std::map<const void*, int> limit;
-  const void* k = reinterpret_cast<const void*>(kernel);
-  const auto it = cache.find({k, smem_bytes});
+  const auto key = std::make_pair(reinterpret_cast<const void*>(kernel), smem_bytes);
+  const auto it = cache.find(key);
   if (it != cache.end()) return it->second;
-  if (smem_bytes > limit[k]) {
-    LB_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, smem_bytes));
-    limit[k] = smem_bytes;
-  }
+  raise_smem_limit(kernel, smem_bytes);
   int n = 0;
   LB_CUDA_CHECK(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&n, kernel, kStreamThreads, smem_bytes));
-  cache[{k, smem_bytes}] = n;
+  cache[key] = n;
   return n;
 }
 
