@@ -9,6 +9,9 @@
 #   DATA=.carry             folder with models/ (stories260K) and anchors/ (the peer scripts)
 #   OUT=...                 where logs and tables go (the device tool sets it; default ./out)
 #   FORMATS=...             survey formats (default: all weight formats); REPS=3; NEW=200
+#   NCU_RUNS="name|kernel-regex|command ...[|skip]"   stage ncu: one Nsight Compute profile per ';'-separated
+#                           run (one launch after `skip` (default 3) matching ones; details in ncu_<name>.txt,
+#                           raw metrics as CSV in ncu_<name>.csv); NCU_SECTIONS="--section ..." replaces the sections
 set -uo pipefail
 cd "$(dirname "$0")/.."
 BUILD=${BUILD:-.carry/bin}
@@ -85,6 +88,28 @@ if has kernels; then
     timeout "${KERNEL_TIMEOUT:-180}" stdbuf -oL "$BUILD/lowbit_gemv_bench" --json "$OUT/gemv.json" ${KERNEL_ARGS:-} >"$OUT/gemv.txt" 2>&1
     note "gemv bench: rc=$? (table in gemv.txt)"
     cat "$OUT/gemv.txt" | tail -60
+  fi
+fi
+
+if has ncu; then
+  if command -v ncu >/dev/null; then
+    IFS=';' read -ra runs <<<"${NCU_RUNS:-}"
+    for r in "${runs[@]}"; do
+      IFS='|' read -r name kre cmd skip <<<"$r"
+      name=$(echo $name)
+      skip=${skip:-3}
+      timeout "${NCU_TIMEOUT:-120}" ncu -k "regex:$kre" --launch-skip "$skip" --launch-count 1 \
+        ${NCU_SECTIONS:---section SpeedOfLight --section MemoryWorkloadAnalysis --section WarpStateStats --section SchedulerStats --section Occupancy --section LaunchStats} \
+        --print-details all $cmd >"$OUT/ncu_$name.txt" 2>&1
+      rc=$?
+      timeout "${NCU_TIMEOUT:-120}" ncu -k "regex:$kre" --launch-skip "$skip" --launch-count 1 \
+        --section WarpStateStats --section SchedulerStats --section SpeedOfLight --page raw --csv $cmd \
+        >"$OUT/ncu_$name.csv" 2>/dev/null
+      note "ncu $name: rc=$rc"
+      grep -E "Duration|DRAM Throughput|Memory Throughput|Issue Slots Busy|Warp Cycles Per Issued|No Eligible|Active Warps Per|Registers Per|Stall|stall" "$OUT/ncu_$name.txt" | head -40
+    done
+  else
+    note "ncu absent: profiles skipped"
   fi
 fi
 

@@ -1,6 +1,7 @@
-// Decode attention (RoPE of q and k, KV-cache write, chunked attention with the last-block merge) against
-// a CPU reference in double precision, for head layouts from stories260K to Llama-3 405B's group of 16,
-// at positions on both sides of the chunk boundaries. Skips without a GPU.
+// Decode attention (RoPE of q and k, KV-cache write, tiles in runs across blocks, the last-block merge)
+// against a CPU reference in double precision, for head layouts from stories260K to Llama-3 405B's group of
+// 16, at positions on both sides of the tile boundaries, and at long contexts where a block takes a run of
+// several tiles (online softmax across them, two shared-memory buffers). Skips without a GPU.
 //
 // Bound per output element: the GPU computes scores and weights in fp32 (__expf: relative error about
 // 2^-21) and sums up to max_seq terms; 1e-5 * sum_t p_t |v_t| + 1e-6 * |out| covers both with margin.
@@ -33,14 +34,29 @@ struct Layout {
   bool interleaved;
 };
 
-TEST(CudaAttention, DecodeMatchesReferenceAcrossChunks) {
+struct Case {
+  Layout L;
+  int max_seq;
+  std::vector<int> positions;
+};
+
+TEST(CudaAttention, DecodeMatchesReferenceAcrossTiles) {
   if (!gpu_present()) GTEST_SKIP() << "no GPU";
-  const int max_seq = 300;
-  for (const Layout L : {Layout{8, 4, 8, true}, Layout{32, 8, 128, false}, Layout{4, 4, 64, false},
-                         Layout{16, 1, 64, false}, Layout{6, 2, 12, false}}) {
-    SCOPED_TRACE("heads " + std::to_string(L.n_heads) + "/" + std::to_string(L.n_kv) + " hd " + std::to_string(L.hd));
+  constexpr int T = kAttnTile;
+  const std::vector<int> short_ctx = {0, 1, T - 1, T, T + 1, 2 * T + 3, 299};
+  // 1100 and 1499 positions: more tiles than kAttnMaxRuns, so that blocks take runs of 2 tiles
+  static_assert(kAttnMaxRuns * kAttnTile < 1100, "the long cases must exceed one tile per block");
+  const std::vector<int> long_ctx = {kAttnMaxRuns * T - 1, kAttnMaxRuns * T, 1100, 1499};
+  for (const Case& cs : {Case{{8, 4, 8, true}, 300, short_ctx}, Case{{32, 8, 128, false}, 300, short_ctx},
+                         Case{{4, 4, 64, false}, 300, short_ctx}, Case{{16, 1, 64, false}, 300, short_ctx},
+                         Case{{6, 2, 12, false}, 300, short_ctx}, Case{{32, 8, 128, false}, 1500, long_ctx},
+                         Case{{6, 2, 12, false}, 1500, long_ctx}, Case{{8, 1, 256, true}, 1500, long_ctx}}) {
+    const Layout L = cs.L;
+    const int max_seq = cs.max_seq;
+    SCOPED_TRACE("heads " + std::to_string(L.n_heads) + "/" + std::to_string(L.n_kv) + " hd " + std::to_string(L.hd) +
+                 " max_seq " + std::to_string(max_seq));
     const int kvd = L.n_kv * L.hd, qd = L.n_heads * L.hd, half = L.hd / 2, group = L.n_heads / L.n_kv;
-    const int max_chunks = (max_seq + kAttnChunk - 1) / kAttnChunk;
+    const int max_chunks = attention_parts(max_seq);
     Rng rng(uint64_t(L.n_heads * 1000 + L.hd));
     std::vector<float> kc(size_t(max_seq) * kvd), vc(size_t(max_seq) * kvd), rope(size_t(max_seq) * L.hd);
     for (float& v : kc) v = rng.normal();
@@ -58,7 +74,7 @@ TEST(CudaAttention, DecodeMatchesReferenceAcrossChunks) {
     LB_CUDA_CHECK(cudaMemcpy(d_vc.get(), vc.data(), vc.size() * 4, cudaMemcpyHostToDevice));
     LB_CUDA_CHECK(cudaMemcpy(d_rope.get(), rope.data(), rope.size() * 4, cudaMemcpyHostToDevice));
     LB_CUDA_CHECK(cudaMemset(d_cnt.get(), 0, d_cnt.size()));
-    for (int pos : {0, 1, kAttnChunk - 1, kAttnChunk, kAttnChunk + 1, 2 * kAttnChunk + 3, max_seq - 1}) {
+    for (int pos : cs.positions) {
       SCOPED_TRACE("position " + std::to_string(pos));
       std::vector<float> qkv(static_cast<size_t>(qd + 2 * kvd));
       for (float& v : qkv) v = rng.normal();

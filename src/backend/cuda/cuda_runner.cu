@@ -321,7 +321,7 @@ class CudaRunner final : public Runner {
     proj_.alloc(P * dim * 4);
     logits_.alloc(P * size_t(c_.vocab_size) * 4);
     act_bf16_.alloc(P * std::max({dim, qd, hid}) * 2);
-    const int max_chunks = (max_seq_ + kAttnChunk - 1) / kAttnChunk;
+    const int max_chunks = attention_parts(max_seq_);
     part_o_.alloc(size_t(c_.n_heads) * max_chunks * hd * 4);
     part_ml_.alloc(size_t(c_.n_heads) * max_chunks * 2 * 4);
     attn_counters_.alloc(size_t(c_.n_kv_heads) * sizeof(unsigned));

@@ -248,14 +248,41 @@ __device__ __forceinline__ void load_packet(const GpuWeightView& w, int64_t q, i
   }
 }
 
+// Group-affine weights in the stream kernel: the MMA products of a whole group (group / 32 scale units) are
+// accumulated before its scale and offset are applied, once per group instead of once per 32 columns.
+// D: the open group's products (rows g, g+8 x columns 2t, 2t+1) of even and odd k-steps (two chains of
+// MMAs, half the latency); gs: the sum of x over its units so far; sc: the group's (s, m) words of rows
+// g, g+8; gmask = units per group - 1.
+struct AffineRun {
+  float D[2][4];
+  float gs;
+  uint32_t sc[2];
+  int gmask;
+};
+
+// Applies the open group's scale and offset to accY and empties the run (a run with no products adds zeros).
+__device__ __forceinline__ void affine_fold(AffineRun& r, float (*accY)[2]) {
+  float f0, f1, m0, m1;
+  affine_entry(r.sc[0], &f0, &m0);
+  affine_entry(r.sc[1], &f1, &m1);
+  accY[0][0] = fmaf(f0, (r.D[0][0] + r.D[0][1]) + (r.D[1][0] + r.D[1][1]), fmaf(m0, r.gs, accY[0][0]));
+  accY[0][1] = fmaf(f1, (r.D[0][2] + r.D[0][3]) + (r.D[1][2] + r.D[1][3]), fmaf(m1, r.gs, accY[0][1]));
+#pragma unroll
+  for (int i = 0; i < 4; ++i) r.D[0][i] = r.D[1][i] = 0.0f;
+  r.gs = 0.0f;
+}
+
 // One packet through the tensor cores: decode its k-steps (from `words`, scales `sc`) into A fragments,
 // multiply with the staged x (k-step lbase + S of the staged K-tile) and fold the scales. NB B-operands
 // of 8 columns: 4 tokens (hi, lo) each. Row scale: accC runs over the whole row; scale units (groups, MX
-// blocks, NVFP4 blocks): each unit's product is folded into accY with its scales.
+// blocks, NVFP4 blocks): each unit's product is folded into accY with its scales, or, with an AffineRun
+// (group-affine formats, NB = 1), each group's.
+// Lanes whose B columns belong to no token (token >= M) read the last token's x instead of zeros: their
+// columns of the product are never read, and the loads need no predicate.
 template <GpuCodec C, int NB>
 __device__ __forceinline__ void mma_packet(const uint32_t* words, const uint32_t (*sc)[2], int lbase, const uint32_t* xb,
                                            int xstride, const float* gsum, int gstride, int M, const uint4* lut,
-                                           int lane, float (*accC)[4], float (*accY)[2]) {
+                                           int lane, float (*accC)[4], float (*accY)[2], AffineRun* run = nullptr) {
   constexpr CodecInfo ci = codec_info(C);
   constexpr int PKS = ci.pks;
   constexpr ScaleKind SK = ci.scale;
@@ -276,18 +303,23 @@ __device__ __forceinline__ void mma_packet(const uint32_t* words, const uint32_t
     uint32_t b[NB][2];
 #pragma unroll
     for (int nb = 0; nb < NB; ++nb) {
-      const int arr = 8 * nb + g;  // token arr / 2, hi (even) or lo (odd) part
-      if ((arr >> 1) < M) {
-        const uint2 v = *reinterpret_cast<const uint2*>(xb + arr * xstride + b_frag_word(lbase + S, t));
-        b[nb][0] = v.x;
-        b[nb][1] = v.y;
-      } else {
-        b[nb][0] = b[nb][1] = 0u;
-      }
+      const int arr = min(8 * nb + g, 2 * M - 1);  // token arr / 2, hi (even) or lo (odd) part
+      const uint2 v = *reinterpret_cast<const uint2*>(xb + arr * xstride + b_frag_word(lbase + S, t));
+      b[nb][0] = v.x;
+      b[nb][1] = v.y;
     }
     if constexpr (SK == ScaleKind::Row) {
 #pragma unroll
       for (int nb = 0; nb < NB; ++nb) mma_16816(accC[nb], A[S], b[nb], accC[nb]);
+    } else if (SK == ScaleKind::Affine && run != nullptr) {
+      mma_16816(run->D[S % 2], A[S], b[0], run->D[S % 2]);
+      if (S % 2 == 1) {
+        const int unit = (lbase >> 1) + S / 2;  // lbase is even
+        run->gs += gsum[min(t, M - 1) * gstride + unit];
+        run->sc[0] = sc[S / 2][0];
+        run->sc[1] = sc[S / 2][1];
+        if ((unit & run->gmask) == run->gmask) affine_fold(*run, accY);
+      }
     } else {
       constexpr float kZero[4] = {0.0f, 0.0f, 0.0f, 0.0f};
 #pragma unroll
@@ -306,10 +338,7 @@ __device__ __forceinline__ void mma_packet(const uint32_t* words, const uint32_t
 #pragma unroll
         for (int nb = 0; nb < NB; ++nb) {
           float gs = 0.0f;
-          if constexpr (SK == ScaleKind::Affine) {
-            const int tok = 4 * nb + t;
-            if (tok < M) gs = gsum[tok * gstride + (lbase >> 1) + S / 2];  // lbase is even
-          }
+          if constexpr (SK == ScaleKind::Affine) gs = gsum[min(4 * nb + t, M - 1) * gstride + (lbase >> 1) + S / 2];
           accY[nb][0] = fmaf(f0, D[nb][0] + D[nb][1], fmaf(m0, gs, accY[nb][0]));
           accY[nb][1] = fmaf(f1, D[nb][2] + D[nb][3], fmaf(m1, gs, accY[nb][1]));
         }

@@ -21,6 +21,7 @@
 
 #include <map>
 
+#include "backend/cuda/async_copy.cuh"
 #include "backend/cuda/gemv_kernels.cuh"
 
 namespace lowbit::cuda {
@@ -65,18 +66,6 @@ LB_HD constexpr int scale_unit_bytes(GpuCodec c) {
 // Bytes of one ring stage of a warp: the codes of U packets, then their scale units.
 LB_HD constexpr int stage_bytes(GpuCodec c) {
   return stream_unroll(c) * (codec_info(c).pw * 512 + codec_info(c).pks / 2 * scale_unit_bytes(c));
-}
-
-__device__ __forceinline__ void cp_async16(void* dst, const void* src) {
-  const unsigned d = static_cast<unsigned>(__cvta_generic_to_shared(dst));
-  asm volatile("cp.async.cg.shared.global [%0], [%1], 16;" ::"r"(d), "l"(src) : "memory");
-}
-__device__ __forceinline__ void cp_async_commit() { asm volatile("cp.async.commit_group;" ::: "memory"); }
-// Waits until at most n (0..2) of this thread's cp.async groups are pending.
-__device__ __forceinline__ void cp_async_wait(int n) {
-  if (n >= 2) asm volatile("cp.async.wait_group 2;" ::: "memory");
-  else if (n == 1) asm volatile("cp.async.wait_group 1;" ::: "memory");
-  else asm volatile("cp.async.wait_group 0;" ::: "memory");
 }
 
 // Whether stage_x_one_pass applies: one token, K a multiple of 4 within the per-thread budget, 16-byte
@@ -265,44 +254,51 @@ __global__ void __launch_bounds__(kStreamThreads, 1) gemv_stream_mma_kernel(cons
   const int gshift = SK == ScaleKind::Affine ? __ffs(a.w.group >> 5) - 1 : 0;  // group = 32 << gshift
   const uint8_t* codes = a.w.codes;
 
-  // batches never cross a tile: [q, q + len(q)) lies in one tile and in [pbeg, pend)
-  auto len = [&](int q) -> int {
-    if (q >= pend) return 0;
-    return min(U, min((q / NP + 1) * NP, pend) - q);
-  };
-  // Issues the copies of batch (q, n) into stage `slot` and commits them as one group (empty groups too,
-  // so that the group count is the batch count). Each lane copies its own 16-byte words of every packet;
-  // the scale units of the batch are copied 16 bytes per lane.
-  auto issue = [&](int slot, int q, int n) {
-    uint8_t* dst = ring + slot * STAGE;
+  // Batches never cross a tile: a batch is min(U, packets left in the tile, packets left in the share).
+  // Both cursors below (the batch being issued, the batch being computed) advance by additions only: the
+  // loop runs every few hundred instructions per SM, and a runtime division costs ~20 of them.
+  const int tile0 = pbeg / NP, kp0 = pbeg - tile0 * NP;
+  constexpr int kPieces = SUB / 16;      // 16-byte pieces per scale unit
+  constexpr int kUnits = PKS / 2;        // 32-column scale units per packet
+  static_assert(U * kUnits * kPieces <= 32, "one 16-byte scale piece per lane and batch");
+  const int64_t unit_row = n_units * SUB;  // bytes of one tile's scale units
+  // issue cursor: next packet, its offset in its tile, this lane's word of its codes, its tile's scale row
+  int qi = pbeg, ki = kp0, si = 0;
+  const uint8_t* gi = codes + int64_t(pbeg) * PW * 512 + lane * 16;
+  const uint8_t* srow = a.w.scales + int64_t(tile0) * unit_row;
+  // Issues the copies of the next batch into ring slot si and commits them as one group (empty groups
+  // too, so that the group count is the batch count). Each lane copies its own 16-byte word of every
+  // packet and at most one 16-byte piece of the batch's scale units.
+  auto issue_next = [&]() {
+    const int n = qi < pend ? min(U, min(NP - ki, pend - qi)) : 0;
+    uint8_t* dst = ring + si * STAGE;
     if (n > 0) {
 #pragma unroll
       for (int u = 0; u < U; ++u)
 #pragma unroll
         for (int j = 0; j < PW; ++j)
-          if (u < n) cp_async16(dst + (u * PW + j) * 512 + lane * 16, codes + ((int64_t(q) + u) * PW + j) * 512 + lane * 16);
+          if (u < n) cp_async16(dst + (u * PW + j) * 512 + lane * 16, gi + (u * PW + j) * 512);
       if constexpr (SUB > 0) {
-        const int tile = q / NP, kp = q - tile * NP;
-        constexpr int kPieces = SUB / 16;                 // 16-byte pieces per unit
-        const int pieces = n * (PKS / 2) * kPieces;       // units of the batch x pieces
-        for (int i = lane; i < pieces; i += 32) {
-          const int unit = kp * (PKS / 2) + i / kPieces;  // 32-column unit along K
-          const int64_t entry = tile * n_units + (SK == ScaleKind::Affine ? unit >> gshift : unit);
-          cp_async16(dst + CODE_BYTES + i * 16, a.w.scales + entry * SUB + (i % kPieces) * 16);
+        if (lane < n * kUnits * kPieces) {
+          const int unit = ki * kUnits + lane / kPieces;  // 32-column unit along K
+          const int entry = SK == ScaleKind::Affine ? unit >> gshift : unit;
+          cp_async16(dst + CODE_BYTES + lane * 16, srow + int64_t(entry) * SUB + (lane % kPieces) * 16);
         }
+      }
+      qi += n;
+      gi += n * PW * 512;
+      ki += n;
+      if (ki == NP) {
+        ki = 0;
+        srow += unit_row;
       }
     }
     cp_async_commit();
+    si = si + 1 == S ? 0 : si + 1;
   };
 
   // S - 1 batches in flight before anything else: they do not depend on the previous kernel
-  int qi = pbeg;  // first packet of the next batch to issue
-  int bi = 0;     // its index among this warp's batches
-  for (int k = 0; k < S - 1; ++k, ++bi) {
-    const int n = len(qi);
-    issue(bi % S, qi, n);
-    qi += n;
-  }
+  for (int k = 0; k < S - 1; ++k) issue_next();
 
   unsigned long long* stamps = a.timeline ? a.timeline + 4 * blockIdx.x : nullptr;
   if (stamps && tid == 0) stamps[0] = global_ns();
@@ -328,18 +324,16 @@ __global__ void __launch_bounds__(kStreamThreads, 1) gemv_stream_mma_kernel(cons
 
   float accC[1][4] = {{0.0f, 0.0f, 0.0f, 0.0f}};  // Row scale: the running MMA accumulators
   float accY[1][2] = {{0.0f, 0.0f}};              // scale units: rows g, g+8 of token t
-  int seg = pbeg;                                 // where the current tile's piece began
-  int b = 0;                                      // batch being computed
-  for (int q = pbeg; q < pend; ++b) {
-    const int n = len(q);
-    cp_async_wait(S - 2);  // batch b has landed (S - 2 later ones may still fly) ...
-    __syncwarp();          // ... for every lane, and everyone is done with the stage refilled next
-    const int nn = len(qi);
-    issue(bi % S, qi, nn);
-    qi += nn;
-    ++bi;
-    const uint8_t* src = ring + (b % S) * STAGE;
-    const int tile = q / NP, kp = q - tile * NP;
+  AffineRun run{{{0.0f, 0.0f, 0.0f, 0.0f}, {0.0f, 0.0f, 0.0f, 0.0f}}, 0.0f, {0u, 0u}, (1 << gshift) - 1};
+  // (run: the open group of group-affine weights)
+  int tile = tile0, kp = kp0, slot = 0;  // compute cursor: tile, offset in it, ring slot
+  bool from_start = kp0 == 0;             // this warp's piece of the tile began at its first packet
+  for (int q = pbeg; q < pend;) {
+    const int n = min(U, min(NP - kp, pend - q));
+    cp_async_wait(S - 2);  // this batch has landed (S - 2 later ones may still fly) ...
+    __syncwarp();          // ... for every lane, and everyone is done with the slot refilled next
+    issue_next();
+    const uint8_t* src = ring + slot * STAGE;
 #pragma unroll
     for (int u = 0; u < U; ++u) {
       if (u >= n) break;
@@ -368,21 +362,28 @@ __global__ void __launch_bounds__(kStreamThreads, 1) gemv_stream_mma_kernel(cons
           }
         }
       }
-      mma_packet<C, 1>(words, sc, (kp + u) * PKS, xb, a.xstride, gsum, a.gstride, M, lut, lane, accC, accY);
+      mma_packet<C, 1>(words, sc, (kp + u) * PKS, xb, a.xstride, gsum, a.gstride, M, lut, lane, accC, accY,
+                       SK == ScaleKind::Affine ? &run : nullptr);
     }
-    const int qe = q + n;
-    if (qe == (tile + 1) * NP || qe == pend) {
+    q += n;
+    kp += n;
+    if (kp == NP || q == pend) {
+      if constexpr (SK == ScaleKind::Affine) affine_fold(run, accY);  // a group cut by the piece's end
       float v0[1] = {SK == ScaleKind::Row ? accC[0][0] + accC[0][1] : accY[0][0]};
       float v1[1] = {SK == ScaleKind::Row ? accC[0][2] + accC[0][3] : accY[0][1]};
       const int jj[1] = {g}, mm[1] = {t};
       const bool ok[1] = {t < M};
-      if (stream_fixup<1>(a, tile, wid, seg == tile * NP && qe == (tile + 1) * NP, jj, mm, ok, v0, v1) && t < M)
+      if (stream_fixup<1>(a, tile, wid, from_start && kp == NP, jj, mm, ok, v0, v1) && t < M)
         emit_rows(a, tile, g, t, v0[0], v1[0], ci.factor * yscale[t], SK == ScaleKind::Nv);
       accC[0][0] = accC[0][1] = accC[0][2] = accC[0][3] = 0.0f;
       accY[0][0] = accY[0][1] = 0.0f;
-      seg = qe;
+      from_start = true;
+      if (kp == NP) {
+        kp = 0;
+        ++tile;
+      }
     }
-    q = qe;
+    slot = slot + 1 == S ? 0 : slot + 1;
   }
   cp_async_wait(0);  // nothing may be left in flight at exit
   if (stamps) {      // block-uniform
@@ -408,19 +409,27 @@ __global__ void __launch_bounds__(kStreamThreads, 1) gemv_stream_plain_kernel(co
   const int pbeg = min(wid * a.per_warp, total), pend = min(pbeg + a.per_warp, total);
   const int64_t chunks_row = a.w.row_stride / 16;
 
-  auto load = [&](uint4* buf, int q) {
-    if (q >= pend) return;
-    const int tile = q / NP, kp = q - tile * NP;
-    const int64_t chunk = int64_t(kp) * 16 + c;
-    const uint4* base = reinterpret_cast<const uint4*>(a.w.codes + (int64_t(tile) * 16 + h) * a.w.row_stride) + chunk;
+  // Loads and computes each walk the share in order; their cursors (packet, tile, offset in the tile)
+  // advance by additions only (no runtime division per packet).
+  const int tile0 = pbeg / NP, kp0 = pbeg - tile0 * NP;
+  int lq = pbeg, lt = tile0, lk = kp0;  // the next packet to load
+  auto load = [&](uint4* buf) {
+    if (lq >= pend) return;
+    const int64_t chunk = int64_t(lk) * 16 + c;
+    const uint4* base = reinterpret_cast<const uint4*>(a.w.codes + (int64_t(lt) * 16 + h) * a.w.row_stride) + chunk;
     const int64_t step = 2 * chunks_row;  // two rows, in 16-byte chunks
 #pragma unroll
     for (int i = 0; i < 8; ++i) buf[i] = chunk < chunks_row ? ldg_stream(base + i * step) : make_uint4(0u, 0u, 0u, 0u);
+    ++lq;
+    if (++lk == NP) {
+      lk = 0;
+      ++lt;
+    }
   };
   unsigned long long* stamps = a.timeline ? a.timeline + 4 * blockIdx.x : nullptr;
   if (stamps && tid == 0) stamps[0] = global_ns();
   uint4 bA[8], bB[8];
-  load(bA, pbeg);  // the second batch after staging x: its registers are needed there
+  load(bA);  // the second packet after staging x: its registers are needed there
 
   pdl_wait();  // launch.cuh
   pdl_trigger();
@@ -432,7 +441,7 @@ __global__ void __launch_bounds__(kStreamThreads, 1) gemv_stream_plain_kernel(co
     stage_x_plain(a, st, xs, 0, a.xstride);
     __syncthreads();
   }
-  load(bB, pbeg + 1);
+  load(bB);
   if (stamps && tid == 0) stamps[2] = global_ns();
 
   float acc[8][MT];
@@ -440,9 +449,9 @@ __global__ void __launch_bounds__(kStreamThreads, 1) gemv_stream_plain_kernel(co
   for (int i = 0; i < 8; ++i)
 #pragma unroll
     for (int m = 0; m < MT; ++m) acc[i][m] = 0.0f;
-  int seg = pbeg;
+  int tile = tile0, kp = kp0;  // the packet being computed
+  bool from_start = kp0 == 0;  // this warp's piece of the tile began at its first packet
   auto compute = [&](const uint4* buf, int q) {
-    const int tile = q / NP, kp = q - tile * NP;
     const int col = (kp * 16 + c) * EPC;
 #pragma unroll
     for (int m = 0; m < MT; ++m) {
@@ -465,7 +474,7 @@ __global__ void __launch_bounds__(kStreamThreads, 1) gemv_stream_plain_kernel(co
       }
     }
     const int qe = q + 1;
-    if (qe == (tile + 1) * NP || qe == pend) {
+    if (kp + 1 == NP || qe == pend) {
       // sum each row over the 16 lanes of its half-warp: lane c == 0 holds rows h + 2i
 #pragma unroll
       for (int i = 0; i < 8; ++i)
@@ -493,7 +502,7 @@ __global__ void __launch_bounds__(kStreamThreads, 1) gemv_stream_plain_kernel(co
           v0[p] = acc[r][m];
           v1[p] = acc[r + 4][m];
         }
-      if (stream_fixup<4 * MT>(a, tile, wid, seg == tile * NP && qe == (tile + 1) * NP, jj, mm, ok, v0, v1)) {
+      if (stream_fixup<4 * MT>(a, tile, wid, from_start && kp + 1 == NP, jj, mm, ok, v0, v1)) {
 #pragma unroll
         for (int p = 0; p < 4 * MT; ++p)
           if (ok[p]) emit_rows(a, tile, jj[p], mm[p], v0[p], v1[p], 1.0f, false);
@@ -502,15 +511,19 @@ __global__ void __launch_bounds__(kStreamThreads, 1) gemv_stream_plain_kernel(co
       for (int i = 0; i < 8; ++i)
 #pragma unroll
         for (int m = 0; m < MT; ++m) acc[i][m] = 0.0f;
-      seg = qe;
+      from_start = true;
+    }
+    if (++kp == NP) {
+      kp = 0;
+      ++tile;
     }
   };
   for (int q = pbeg; q < pend; q += 2) {
     compute(bA, q);
-    load(bA, q + 2);
+    load(bA);
     if (q + 1 >= pend) break;
     compute(bB, q + 1);
-    load(bB, q + 3);
+    load(bB);
   }
   if (stamps) {  // block-uniform
     __syncthreads();

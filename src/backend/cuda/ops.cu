@@ -1,8 +1,11 @@
 #include <cuda_fp16.h>
 
+#include <algorithm>
 #include <cfloat>
 #include <cstdlib>
+#include <map>
 
+#include "backend/cuda/async_copy.cuh"
 #include "backend/cuda/cuda_util.cuh"
 #include "backend/cuda/launch.cuh"
 #include "backend/cuda/ops.cuh"
@@ -72,35 +75,64 @@ __global__ void rope_qkv_kernel(const float* qkv, const int* d_pos, const float2
   for (int j = threadIdx.x; j < kvd; j += blockDim.x) v_cache[size_t(p) * kvd + j] = src[qd + kvd + j];
 }
 
-// Decode attention for the token at position p = *d_pos, fused with its RoPE and KV-cache write.
-// grid (n_kv, max_chunks), block 128: block (kvh, c) handles the query heads of kv head kvh over positions
-// [c * kAttnChunk, min(p + 1, (c + 1) * kAttnChunk)). Every block rotates the group's q itself (a few
-// hundred values); the block whose chunk holds p rotates k and writes k and v at p, which no other block
-// reads. Each block leaves its (max, sum, unnormalised output) per head; the last block of a kv head to
-// finish (an atomic count) merges the chunks and resets the count for the next step.
-// Shared: q [group, hd] + scores [group, kAttnChunk].
-// G: the group size when known at compile time (1, 2, 4, 8, 16: loops without branches, so that the loads
-// of a batch are issued together), 0 for any other (up to kAttnMaxGroup).
+// Decode attention for the token at position p = *d_pos (context p + 1), fused with its RoPE and KV-cache
+// write. grid (n_kv, splits), block 128 (4 warps). The context is cut into tiles of kAttnTile positions and
+// the tiles into at most `splits` contiguous runs, one per block (attention_parts). Block (kvh, s):
+//  * before pdl_wait(): copies its first tile's K and V rows (positions < p: written by earlier steps,
+//    whose kernels have completed by then, see launch.cuh) into shared memory with cp.async;
+//  * rotates the group's q into shared memory; the block whose run holds p rotates k, writes k and v at p
+//    to the caches and into its tile;
+//  * per tile: a lane per position, a warp per query head (heads warp, warp + 4, ...): scores, an online
+//    softmax (running max and sum per head), and P.V with a lane per 4 dimensions; the next tile's copies
+//    fly while this one is computed (two buffers);
+//  * leaves (max, sum, unnormalised output) per head; the last block of a kv head to finish (an atomic
+//    count) merges the runs and resets the count. A context of one run writes the output directly.
+// Shared: q [group, hd], K tiles [2][kAttnTile][hd + 4] (rows 16 bytes apart modulo 128: 8 lanes reading
+// float4s of 8 rows hit 32 distinct banks), V tiles [2][kAttnTile][hd].
+// G: the group size when known at compile time (1, 2, 4, 8, 16), 0 for any other up to kAttnMaxGroup.
 template <int G>
-__global__ void attn_decode_kernel(const float* qkv, const int* d_pos, const float2* rope, int n_heads, int n_kv,
-                                   int hd, bool interleaved, float scale, int max_chunks, float* kc, float* vc,
-                                   float* part_o, float* part_ml, unsigned* counters, float* out) {
+__global__ void __launch_bounds__(128) attn_decode_kernel(const float* qkv, const int* d_pos, const float2* rope,
+                                                          int n_heads, int n_kv, int hd, bool interleaved, float scale,
+                                                          int max_parts, float* kc, float* vc, float* part_o,
+                                                          float* part_ml, unsigned* counters, float* out) {
+  constexpr int NG = G > 0 ? G : kAttnMaxGroup;
+  constexpr int HPW = (NG + 3) / 4;               // query heads per warp
+  constexpr int DPL = kAttnMaxHeadDim / 128;      // float4s of the output per lane and head
+  extern __shared__ __align__(16) float sm[];
+  __shared__ bool is_last;
+  const int kvh = blockIdx.x, split = blockIdx.y;
+  const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
+  const int group = G > 0 ? G : n_heads / n_kv, kvd = n_kv * hd, qd = n_heads * hd, half = hd / 2, hd4 = hd / 4;
+  const int ks = hd + 4;
+  float* qs = sm;                                 // [group, hd] rotated q
+  float* kt = qs + group * hd;                    // [2][kAttnTile][ks]
+  float* vt = kt + 2 * kAttnTile * ks;            // [2][kAttnTile][hd]
+  // *d_pos and rows < pos were written by kernels that have completed (launch.cuh): read before waiting
+  const int pos = *d_pos, ctx = pos + 1;
+  const int tiles = (ctx + kAttnTile - 1) / kAttnTile;
+  const int runs = min(max_parts, tiles), per_run = (tiles + runs - 1) / runs;
+  const int nruns = (tiles + per_run - 1) / per_run;  // runs that hold at least one tile
+  if (split >= nruns) return;                         // beyond the context: neither counted nor merged
+  const int tb = split * per_run, te = min(tiles, tb + per_run);
+  const bool holds_pos = te == tiles;                 // the run whose last tile holds position pos
+
+  // copies rows [t0, min(t0 + kAttnTile, limit)) of K and V into buffer `buf`, then commits the group
+  auto copy_tile = [&](int tile, int buf, int limit) {
+    const int t0 = tile * kAttnTile, rows = min(kAttnTile, limit - t0);
+    for (int i = tid; i < rows * hd4; i += blockDim.x) {
+      const int r = i / hd4, d = (i - r * hd4) * 4;
+      const size_t src = size_t(t0 + r) * kvd + size_t(kvh) * hd + d;
+      cp_async16(kt + (buf * kAttnTile + r) * ks + d, kc + src);
+      cp_async16(vt + (buf * kAttnTile + r) * hd + d, vc + src);
+    }
+    cp_async_commit();
+  };
+  copy_tile(tb, 0, pos);
+
   pdl_wait();
   pdl_trigger();
-  extern __shared__ float sm[];
-  __shared__ bool is_last;
-  const int kvh = blockIdx.x, chunk = blockIdx.y;
-  const int pos = *d_pos, ctx = pos + 1;
-  const int t0 = chunk * kAttnChunk;
-  const int nchunks = (ctx + kAttnChunk - 1) / kAttnChunk;
-  if (chunk >= nchunks) return;  // beyond the context: neither counted nor combined
-  const int t1 = min(ctx, t0 + kAttnChunk), nt = t1 - t0;
-  const int group = G > 0 ? G : n_heads / n_kv, kvd = n_kv * hd, qd = n_heads * hd, half = hd / 2;
-  constexpr int NG = G > 0 ? G : kAttnMaxGroup;  // accumulators per thread
   const float2* cs = rope + size_t(pos) * half;
-  float* qs = sm;                   // [group, hd] rotated q
-  float* sc = sm + group * hd;      // [group, kAttnChunk]
-  for (int j = threadIdx.x; j < group * half; j += blockDim.x) {
+  for (int j = tid; j < group * half; j += blockDim.x) {
     const int g = j / half, r = j % half;
     const int a = interleaved ? 2 * r : r, b = interleaved ? 2 * r + 1 : r + half;
     const float* src = qkv + size_t(kvh * group + g) * hd;
@@ -109,128 +141,155 @@ __global__ void attn_decode_kernel(const float* qkv, const int* d_pos, const flo
     qs[g * hd + a] = x0 * c.x - x1 * c.y;
     qs[g * hd + b] = x0 * c.y + x1 * c.x;
   }
-  if (chunk == nchunks - 1) {  // this chunk holds position pos: write its k (rotated) and v
-    const float* ks = qkv + qd + size_t(kvh) * hd;
+  if (holds_pos) {  // k (rotated) and v of position pos: to the caches, and to the tile that holds pos
+    const int row = pos - (tiles - 1) * kAttnTile, buf = (tiles - 1 - tb) & 1;
+    const float* ksrc = qkv + qd + size_t(kvh) * hd;
     float* kd = kc + size_t(pos) * kvd + size_t(kvh) * hd;
-    for (int r = threadIdx.x; r < half; r += blockDim.x) {
+    for (int r = tid; r < half; r += blockDim.x) {
       const int a = interleaved ? 2 * r : r, b = interleaved ? 2 * r + 1 : r + half;
-      const float x0 = ks[a], x1 = ks[b];
+      const float x0 = ksrc[a], x1 = ksrc[b];
       const float2 c = cs[r];
-      kd[a] = x0 * c.x - x1 * c.y;
-      kd[b] = x0 * c.y + x1 * c.x;
+      const float y0 = x0 * c.x - x1 * c.y, y1 = x0 * c.y + x1 * c.x;
+      kd[a] = y0;
+      kd[b] = y1;
+      if (tiles - 1 == tb) {  // that tile is the first one, copied before the row existed
+        kt[(buf * kAttnTile + row) * ks + a] = y0;
+        kt[(buf * kAttnTile + row) * ks + b] = y1;
+      }
     }
-    for (int j = threadIdx.x; j < hd; j += blockDim.x)
-      vc[size_t(pos) * kvd + size_t(kvh) * hd + j] = qkv[qd + kvd + size_t(kvh) * hd + j];
+    for (int j = tid; j < hd; j += blockDim.x) {
+      const float v = qkv[qd + kvd + size_t(kvh) * hd + j];
+      vc[size_t(pos) * kvd + size_t(kvh) * hd + j] = v;
+      if (tiles - 1 == tb) vt[(buf * kAttnTile + row) * hd + j] = v;
+    }
+    __threadfence();  // later tiles of this run copy row pos back through L2 (after the barrier below)
   }
-  __syncthreads();  // q in shared memory; the new k/v row visible to the whole block
-  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, nw = blockDim.x >> 5;
-  // scores: two adjacent threads per position (each half of the k row), all heads of the group at once,
-  // the halves added with one shuffle; positions beyond the context get 0 (read by P.V below)
-  for (int i = threadIdx.x; i < 2 * kAttnChunk; i += blockDim.x) {
-    const int t = i >> 1, part = i & 1;
-    float acc[NG];
+  __syncthreads();  // q, the row at pos
+
+  float m[HPW], l[HPW];
+  float4 acc[HPW][DPL];
 #pragma unroll
-    for (int g = 0; g < NG; ++g) acc[g] = 0.0f;
-    if (t < nt) {
-      const float* k = kc + size_t(t0 + t) * kvd + size_t(kvh) * hd;
-      if (G > 0 && (hd & 63) == 0 && (kvd & 3) == 0) {
-        // batches of 8 float4 loads issued before their use (memory-level parallelism)
-        const float* kh = k + part * (hd / 2);
-        const float* qh = qs + part * (hd / 2);
-        for (int j0 = 0; j0 < hd / 8; j0 += 8) {
-          float4 kv[8];
+  for (int i = 0; i < HPW; ++i) {
+    m[i] = -FLT_MAX;
+    l[i] = 0.0f;
 #pragma unroll
-          for (int j = 0; j < 8; ++j) kv[j] = *reinterpret_cast<const float4*>(kh + 4 * (j0 + j));
+    for (int r = 0; r < DPL; ++r) acc[i][r] = make_float4(0.0f, 0.0f, 0.0f, 0.0f);
+  }
+  for (int tile = tb; tile < te; ++tile) {
+    const int buf = (tile - tb) & 1;
+    if (tile + 1 < te) {
+      copy_tile(tile + 1, buf ^ 1, ctx);
+      cp_async_wait(1);
+    } else {
+      cp_async_wait(0);
+    }
+    __syncthreads();  // this tile's rows are visible to every thread
+    const int t0 = tile * kAttnTile, nt = min(kAttnTile, ctx - t0);
+    const float* K = kt + buf * kAttnTile * ks;
+    const float* V = vt + buf * kAttnTile * hd;
+    // scores: lane = position, the warp's heads at once (each K float4 read once for all of them)
+    float s[HPW];
 #pragma unroll
-          for (int j = 0; j < 8; ++j)
+    for (int i = 0; i < HPW; ++i) s[i] = 0.0f;
+    if (lane < nt) {
+      const float* kr = K + lane * ks;
+      for (int d = 0; d < hd; d += 4) {
+        const float4 kv = *reinterpret_cast<const float4*>(kr + d);
 #pragma unroll
-            for (int g = 0; g < NG; ++g) {
-              const float4 q4 = *reinterpret_cast<const float4*>(qh + g * hd + 4 * (j0 + j));
-              acc[g] = fmaf(q4.x, kv[j].x, fmaf(q4.y, kv[j].y, fmaf(q4.z, kv[j].z, fmaf(q4.w, kv[j].w, acc[g]))));
-            }
-        }
-      } else if (part == 0) {
-        for (int d = 0; d < hd; ++d) {
-          const float kv = k[d];
-#pragma unroll
-          for (int g = 0; g < NG; ++g) {
-            if (g >= group) break;
-            acc[g] = fmaf(qs[g * hd + d], kv, acc[g]);
+        for (int i = 0; i < HPW; ++i) {
+          const int h = warp + 4 * i;
+          if (G == 0 || h < group) {
+            const float4 q4 = *reinterpret_cast<const float4*>(qs + min(h, group - 1) * hd + d);
+            s[i] = fmaf(q4.x, kv.x, fmaf(q4.y, kv.y, fmaf(q4.z, kv.z, fmaf(q4.w, kv.w, s[i]))));
           }
         }
       }
     }
+    // online softmax per head, then P.V: lane owns dimensions 4 (lane + 32 r) .. + 3
 #pragma unroll
-    for (int g = 0; g < NG; ++g) {
-      if (g >= group) break;
-      const float v = acc[g] + __shfl_xor_sync(0xffffffffu, acc[g], 1);
-      if (part == 0) sc[g * kAttnChunk + t] = t < nt ? v * scale : 0.0f;
-    }
-  }
-  __syncthreads();
-  for (int g = warp; g < group; g += nw) {
-    float m = -FLT_MAX;
-    for (int t = lane; t < nt; t += 32) m = fmaxf(m, sc[g * kAttnChunk + t]);
-    m = warp_max(m);
-    float l = 0.0f;
-    for (int t = lane; t < nt; t += 32) {
-      const float e = __expf(sc[g * kAttnChunk + t] - m);
-      sc[g * kAttnChunk + t] = e;
-      l += e;
-    }
-    l = warp_sum(l);
-    if (lane == 0) {
-      float* ml = part_ml + (size_t(kvh * group + g) * max_chunks + chunk) * 2;
-      ml[0] = m;
-      ml[1] = l;
-    }
-  }
-  __syncthreads();
-  // P.V: a thread per dimension, all heads of the group at once; v rows in batches of 16 loads issued
-  // before their use (weights beyond the context are 0, their rows not read)
-  for (int d = threadIdx.x; d < hd; d += blockDim.x) {
-    const float* v = vc + size_t(t0) * kvd + size_t(kvh) * hd + d;
-    float acc[NG];
+    for (int i = 0; i < HPW; ++i) {
+      const int h = warp + 4 * i;
+      if (h >= group) break;  // warp-uniform
+      const float sv = lane < nt ? s[i] * scale : -FLT_MAX;
+      const float mnew = fmaxf(m[i], warp_max(sv));
+      const float alpha = __expf(m[i] - mnew);
+      const float p = lane < nt ? __expf(sv - mnew) : 0.0f;
+      l[i] = l[i] * alpha + warp_sum(p);
+      m[i] = mnew;
 #pragma unroll
-    for (int g = 0; g < NG; ++g) acc[g] = 0.0f;
-    for (int tb = 0; tb < nt; tb += 16) {
-      float vv[16];
+      for (int r = 0; r < DPL; ++r) {
+        float4 o = acc[i][r];
+        o.x *= alpha;
+        o.y *= alpha;
+        o.z *= alpha;
+        o.w *= alpha;
+        acc[i][r] = o;
+      }
+      for (int j = 0; j < nt; ++j) {
+        const float pj = __shfl_sync(0xffffffffu, p, j);
 #pragma unroll
-      for (int j = 0; j < 16; ++j) vv[j] = tb + j < nt ? v[size_t(tb + j) * kvd] : 0.0f;
-#pragma unroll
-      for (int j = 0; j < 16; ++j)
-#pragma unroll
-        for (int g = 0; g < NG; ++g) {
-          if (G == 0 && g >= group) break;
-          acc[g] = fmaf(sc[g * kAttnChunk + tb + j], vv[j], acc[g]);
+        for (int r = 0; r < DPL; ++r) {
+          const int d = 4 * (lane + 32 * r);
+          if (d < hd) {
+            const float4 v = *reinterpret_cast<const float4*>(V + j * hd + d);
+            acc[i][r].x = fmaf(pj, v.x, acc[i][r].x);
+            acc[i][r].y = fmaf(pj, v.y, acc[i][r].y);
+            acc[i][r].z = fmaf(pj, v.z, acc[i][r].z);
+            acc[i][r].w = fmaf(pj, v.w, acc[i][r].w);
+          }
         }
+      }
     }
+    __syncthreads();  // everyone is done with this buffer before the next copy into it
+  }
+
+  // one run: the output; several: this run's partials, counted, and the last block merges
 #pragma unroll
-    for (int g = 0; g < NG; ++g) {
-      if (g >= group) break;
-      part_o[(size_t(kvh * group + g) * max_chunks + chunk) * hd + d] = acc[g];
+  for (int i = 0; i < HPW; ++i) {
+    const int h = warp + 4 * i;
+    if (h >= group) break;
+    const int head = kvh * group + h;
+#pragma unroll
+    for (int r = 0; r < DPL; ++r) {
+      const int d = 4 * (lane + 32 * r);
+      if (d >= hd) break;
+      float4 o = acc[i][r];
+      if (nruns == 1) {
+        const float inv = 1.0f / l[i];
+        o.x *= inv;
+        o.y *= inv;
+        o.z *= inv;
+        o.w *= inv;
+        *reinterpret_cast<float4*>(out + size_t(head) * hd + d) = o;
+      } else {
+        *reinterpret_cast<float4*>(part_o + (size_t(head) * max_parts + split) * hd + d) = o;
+      }
+    }
+    if (nruns > 1 && lane == 0) {
+      part_ml[(size_t(head) * max_parts + split) * 2] = m[i];
+      part_ml[(size_t(head) * max_parts + split) * 2 + 1] = l[i];
     }
   }
-  // publish the partials, then count this chunk; the block that completes the count merges
+  if (nruns == 1) return;
   __threadfence();
   __syncthreads();
-  if (threadIdx.x == 0) is_last = atomicAdd(&counters[kvh], 1u) == unsigned(nchunks - 1);
+  if (tid == 0) is_last = atomicAdd(&counters[kvh], 1u) == unsigned(nruns - 1);
   __syncthreads();
   if (!is_last) return;
   __threadfence();
-  if (threadIdx.x == 0) counters[kvh] = 0;  // the next decode step (a graph replay) counts from zero
-  for (int j = threadIdx.x; j < group * hd; j += blockDim.x) {
+  if (tid == 0) counters[kvh] = 0;  // the next decode step (a graph replay) counts from zero
+  for (int j = tid; j < group * hd; j += blockDim.x) {
     const int h = kvh * group + j / hd, d = j % hd;
-    const float* ml = part_ml + size_t(h) * max_chunks * 2;
+    const float* ml = part_ml + size_t(h) * max_parts * 2;
     float M = -FLT_MAX;
-    for (int c = 0; c < nchunks; ++c) M = fmaxf(M, __ldcg(ml + 2 * c));
-    float L = 0.0f, acc = 0.0f;
-    for (int c = 0; c < nchunks; ++c) {
+    for (int c = 0; c < nruns; ++c) M = fmaxf(M, __ldcg(ml + 2 * c));
+    float L = 0.0f, o = 0.0f;
+    for (int c = 0; c < nruns; ++c) {
       const float w = __expf(__ldcg(ml + 2 * c) - M);  // L2 loads: the partials come from other blocks
       L += __ldcg(ml + 2 * c + 1) * w;
-      acc += __ldcg(part_o + (size_t(h) * max_chunks + c) * hd + d) * w;
+      o += __ldcg(part_o + (size_t(h) * max_parts + c) * hd + d) * w;
     }
-    out[size_t(h) * hd + d] = acc / L;
+    out[size_t(h) * hd + d] = o / L;
   }
 }
 
@@ -493,18 +552,34 @@ void rope_qkv_write(const float* qkv, int n, const int* d_pos, const float2* rop
   launch(rope_qkv_kernel, n, 256, 0, s, qkv, d_pos, rope, n_heads, n_kv, hd, interleaved, q_out, k_cache, v_cache);
 }
 
+int attention_parts(int max_seq) {
+  const int tiles = (max_seq + kAttnTile - 1) / kAttnTile;
+  return tiles < kAttnMaxRuns ? (tiles > 0 ? tiles : 1) : kAttnMaxRuns;
+}
+
 void attention_decode(const float* qkv, const int* d_pos, const float2* rope, int max_seq, int n_heads, int n_kv,
                       int hd, bool interleaved, float* k_cache, float* v_cache, float* part_o, float* part_ml,
                       unsigned* counters, float* out, cudaStream_t s) {
-  const int max_chunks = (max_seq + kAttnChunk - 1) / kAttnChunk;
+  LB_CHECK(n_kv > 0 && n_heads % n_kv == 0, "attention_decode: ", n_heads, " query heads are not a multiple of ", n_kv,
+           " kv heads");
   const int group = n_heads / n_kv;
-  const size_t smem = size_t(group) * (hd + kAttnChunk) * sizeof(float);
-  const float scale = 1.0f / sqrtf(float(hd));
   LB_CHECK(group <= kAttnMaxGroup, "attention_decode: ", n_heads, " query heads per ", n_kv, " kv heads = ", group,
            " per group, at most ", kAttnMaxGroup, " supported");
+  LB_CHECK(hd % 4 == 0 && hd > 0 && hd <= kAttnMaxHeadDim, "attention_decode: head dimension ", hd,
+           " unsupported (a multiple of 4, at most ", kAttnMaxHeadDim, ")");
+  const int parts = attention_parts(max_seq);
+  const size_t smem = (size_t(group) * hd + 2 * size_t(kAttnTile) * (hd + 4) + 2 * size_t(kAttnTile) * hd) * sizeof(float);
+  const float scale = 1.0f / sqrtf(float(hd));
   auto run = [&](auto kernel) {
-    launch(kernel, dim3(n_kv, max_chunks), 128, smem, s, qkv, d_pos, rope, n_heads, n_kv, hd, interleaved, scale,
-           max_chunks, k_cache, v_cache, part_o, part_ml, counters, out);
+    // the opt-in above 48 KB of dynamic shared memory, per kernel (the group sizes share one pointer type)
+    static std::map<const void*, size_t> raised;
+    size_t& r = raised[reinterpret_cast<const void*>(kernel)];
+    if (smem > std::max<size_t>(r, 48 * 1024)) {
+      LB_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, int(smem)));
+      r = smem;
+    }
+    launch(kernel, dim3(n_kv, parts), 128, smem, s, qkv, d_pos, rope, n_heads, n_kv, hd, interleaved, scale, parts,
+           k_cache, v_cache, part_o, part_ml, counters, out);
   };
   switch (group) {
     case 1: run(attn_decode_kernel<1>); break;

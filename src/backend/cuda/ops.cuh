@@ -11,9 +11,12 @@
 
 namespace lowbit::cuda {
 
-// Positions per block of decode attention (a thread per position for the scores): 64 gives 4 blocks per
-// kv head at 256 positions and 64 at 4096 (batch-1 decode on 132 SMs).
-inline constexpr int kAttnChunk = 64;
+// Decode attention: positions per tile (a lane per position), and at most this many blocks (runs of
+// tiles) per kv head: short contexts get a block per tile, long ones runs of several tiles.
+inline constexpr int kAttnTile = 32;
+inline constexpr int kAttnMaxRuns = 32;
+// Largest head dimension the decode attention takes (a multiple of 4 up to this).
+inline constexpr int kAttnMaxHeadDim = 256;
 // Query heads per kv head the decode attention takes (Llama 3: 4 for 8B, 8 for 70B, 16 for 405B).
 inline constexpr int kAttnMaxGroup = 16;
 
@@ -29,11 +32,15 @@ void embed(const void* table, EmbedType type, int dim, const int* d_tokens, int 
 void rope_qkv_write(const float* qkv, int n, const int* d_pos, const float2* rope, int n_heads, int n_kv, int hd,
                     bool interleaved, float* q_out, float* k_cache, float* v_cache, cudaStream_t s);
 
+// Partial results per query head that attention_decode may leave (the size of part_o / part_ml).
+int attention_parts(int max_seq);
+
 // Decode attention for the token at position *d_pos (context *d_pos + 1), GQA, fused with its RoPE and
 // KV-cache write: qkv is the QKV projection of that token before RoPE ([(n_heads + 2 n_kv) * hd]). The
-// context is split into kAttnChunk chunks across blocks; the last block of each kv head merges them.
-// part_o: [n_heads, max_chunks, hd], part_ml: [n_heads, max_chunks, 2] scratch; counters: [n_kv], zero
-// before the first call (each call leaves them zero); out: [n_heads * hd].
+// context is split into tiles of kAttnTile positions, in runs across up to kAttnMaxRuns blocks per kv head;
+// the last block of each kv head merges them. part_o: [n_heads, attention_parts(max_seq), hd], part_ml:
+// [n_heads, attention_parts(max_seq), 2] scratch; counters: [n_kv], zero before the first call (each call
+// leaves them zero); out: [n_heads * hd]. hd: a multiple of 4 up to kAttnMaxHeadDim.
 void attention_decode(const float* qkv, const int* d_pos, const float2* rope, int max_seq, int n_heads, int n_kv,
                       int hd, bool interleaved, float* k_cache, float* v_cache, float* part_o, float* part_ml,
                       unsigned* counters, float* out, cudaStream_t s);
