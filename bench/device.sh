@@ -70,11 +70,11 @@ if has sanitizer; then
   m="$DATA/models/stories260K/stories260K.bin"
   if command -v compute-sanitizer >/dev/null && [ -f "$m" ]; then
     for mode in eager graph; do
-      compute-sanitizer --tool memcheck --error-exitcode 9 "$LB" generate --model "$m" --prompt "Once" -n 24 \
+      timeout "${SANITIZER_TIMEOUT:-180}" compute-sanitizer --tool memcheck --error-exitcode 9 "$LB" generate --model "$m" --prompt "Once" -n 24 \
         --temperature 0 --device cuda --mode $mode -q >"$OUT/sanitizer_$mode.log" 2>&1
       note "compute-sanitizer memcheck ($mode): rc=$? $(grep -E 'ERROR SUMMARY' "$OUT/sanitizer_$mode.log" | head -1)"
     done
-    compute-sanitizer --tool memcheck --error-exitcode 9 "$LB" generate --model synthetic:llama-3.2-1b --weights int4 \
+    timeout "${SANITIZER_TIMEOUT:-180}" compute-sanitizer --tool memcheck --error-exitcode 9 "$LB" generate --model synthetic:llama-3.2-1b --weights int4 \
       --prompt "x" --tokenizer "$DATA/models/llama3-tokenizer/tokenizer.model" -n 4 --temperature 0 --device cuda -q \
       >"$OUT/sanitizer_1b.log" 2>&1 || true
     note "compute-sanitizer memcheck (synthetic 1b int4): $(grep -E 'ERROR SUMMARY' "$OUT/sanitizer_1b.log" | head -1)"

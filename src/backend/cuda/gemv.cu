@@ -209,6 +209,22 @@ __global__ void __launch_bounds__(kGemvThreads) gemv_reference_kernel(const Gemv
 
 void gemv_set_timeline(unsigned long long* stamps) { g_timeline = stamps; }
 
+// Weight batches the stream kernel issues before pdl_wait(), the others right after x's loads (plain
+// formats: whether the first packet is loaded before pdl_wait()). Default 1: on the H200 the blocks of a
+// launch mostly start after the previous kernel has ended, so that more early batches only delay x's loads
+// (int4 survey 358 -> 370 tok/s against all of them, -1); LOWBIT_GEMV_EARLY=<n> for A/B measurements.
+static int stream_early_batches() {
+  static const int n = [] {
+    const char* e = std::getenv("LOWBIT_GEMV_EARLY");
+    if (!e || !*e) return 1;
+    char* end = nullptr;
+    const long v = std::strtol(e, &end, 10);
+    LB_CHECK(end && *end == '\0' && v >= -1 && v <= 8, "LOWBIT_GEMV_EARLY='", e, "': expected -1 (all) or 0..8");
+    return int(v);
+  }();
+  return n;
+}
+
 GemvVariant gemv_auto_variant(const GpuWeight&, int) {
   // LOWBIT_GEMV_VARIANT=<name> replaces the default (A/B measurements, bisecting a kernel problem)
   static const GemvVariant v = [] {
@@ -251,11 +267,27 @@ void gemv(const GpuWeight& w, const float* x, int M, const GemvEpilogue& ep, cud
     return;
   }
   if (v == GemvVariant::Stream) {
-    if (M <= kStreamMaxTokens) {
+    // up to 4 tokens in one pass; 5..8 tokens of the tensor-core formats in two (tokens 0..3, then 4..M-1:
+    // twice the weight bytes at the stream kernel's speed, still well ahead of the tiled variants)
+    const bool two_passes = M > kStreamMaxTokens && !is_plain(w.view.codec);
+    if (M <= kStreamMaxTokens || two_passes) {
       GemvArgs sa = a;
       sa.timeline = g_timeline;
+      sa.early = stream_early_batches();
+      sa.M = std::min(M, kStreamMaxTokens);
       const int smem = plan_stream_smem(sa);
-      if (smem > 0 && launch_stream(sa, smem, s)) return;
+      if (smem > 0 && launch_stream(sa, smem, s)) {
+        if (two_passes) {
+          const size_t out_bytes = ep.kind == GemvOut::StoreBF16 || ep.kind == GemvOut::SwiGluBF16 ? 2 : 4;
+          sa.x = x + int64_t(kStreamMaxTokens) * w.view.cols;
+          sa.out = static_cast<char*>(ep.out) + size_t(kStreamMaxTokens) * size_t(a.ld) * out_bytes;
+          sa.M = M - kStreamMaxTokens;
+          const int smem2 = plan_stream_smem(sa);
+          LB_CHECK(smem2 > 0 && launch_stream(sa, smem2, s), "gemv('", w.name,
+                   "'): the second pass of the stream kernel could not be launched");
+        }
+        return;
+      }
     }
     v = GemvVariant::Persist2x4;  // x does not fit whole, or more tokens than the stream kernel takes
   }

@@ -37,6 +37,7 @@ struct GemvArgs {
   int np = 0;                    // packets per tile row (plain formats: 256-byte row pieces)
   int per_warp = 0;              // packets of the stream per warp
   int stages = 0;                // ring stages per warp (tensor-core formats; ring at off_red)
+  int early = -1;                // weight batches issued before pdl_wait(), the rest after x's loads (-1: all)
   float* ws = nullptr;           // partial sums of split tiles [piece][16 rows][4 tokens]
   unsigned* cnt = nullptr;       // pieces arrived per tile (zero between launches)
   unsigned long long* timeline = nullptr;  // gemv_set_timeline(): 4 %globaltimer stamps per block, or null

@@ -75,24 +75,34 @@ __device__ __forceinline__ bool one_pass_ok(const GemvArgs& a) {
          (reinterpret_cast<uintptr_t>(a.x) & 15u) == 0 && (reinterpret_cast<uintptr_t>(a.norm_w) & 15u) == 0;
 }
 
-// Stages the one token's x for the whole row in one pass (see the top of this file) with the same
-// arithmetic as token_stats + stage_x_mma / stage_x_plain: the RMSNorm factor and 2^-e (tensor cores)
-// into st, then x * rinv * w * 2^-e as fp16 hi / lo in B-fragment order (+ 32-column sums for group-affine
-// formats), or as fp32 up to `cols` columns (zeros beyond K). Ends with __syncthreads().
-template <bool kMma, bool kAffine>
-__device__ __forceinline__ void stage_x_one_pass(const GemvArgs& a, float* st, uint32_t* xb, float* xs, float* gsum,
-                                                 int cols) {
-  const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5, nthr = blockDim.x;
-  const int K = int(a.w.cols), nchunk = K / 4;
+// The loads of the one-pass staging: this thread's float4s of x and of the norm weight, issued together
+// (the caller may issue other loads before it uses them).
+struct XLoads {
+  float4 x[kStageChunks], w[kStageChunks];
+};
+__device__ __forceinline__ void stage_x_issue(const GemvArgs& a, XLoads& v) {
+  const int tid = threadIdx.x, nthr = blockDim.x, nchunk = int(a.w.cols) / 4;
   const float4* x4 = reinterpret_cast<const float4*>(a.x);
   const float4* w4 = reinterpret_cast<const float4*>(a.norm_w);
-  float4 xv[kStageChunks], wv[kStageChunks];
 #pragma unroll
-  for (int i = 0; i < kStageChunks; ++i) {  // every load in flight at once
+  for (int i = 0; i < kStageChunks; ++i) {
     const int c = tid + i * nthr;
-    xv[i] = c < nchunk ? __ldg(x4 + c) : make_float4(0.0f, 0.0f, 0.0f, 0.0f);
-    wv[i] = a.norm_w && c < nchunk ? __ldg(w4 + c) : make_float4(1.0f, 1.0f, 1.0f, 1.0f);
+    v.x[i] = c < nchunk ? __ldg(x4 + c) : make_float4(0.0f, 0.0f, 0.0f, 0.0f);
+    v.w[i] = a.norm_w && c < nchunk ? __ldg(w4 + c) : make_float4(1.0f, 1.0f, 1.0f, 1.0f);
   }
+}
+
+// Stages the one token's x for the whole row in one pass (see the top of this file; loads from
+// stage_x_issue) with the same arithmetic as token_stats + stage_x_mma / stage_x_plain: the RMSNorm factor
+// and 2^-e (tensor cores) into st, then x * rinv * w * 2^-e as fp16 hi / lo in B-fragment order (+ 32-column
+// sums for group-affine formats), or as fp32 up to `cols` columns (zeros beyond K). Ends with __syncthreads().
+template <bool kMma, bool kAffine>
+__device__ __forceinline__ void stage_x_one_pass(const GemvArgs& a, const XLoads& ld, float* st, uint32_t* xb,
+                                                 float* xs, float* gsum, int cols) {
+  const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5, nthr = blockDim.x;
+  const int K = int(a.w.cols), nchunk = K / 4;
+  const float4* xv = ld.x;
+  const float4* wv = ld.w;
   float ss = 0.0f, am = 0.0f;
 #pragma unroll
   for (int i = 0; i < kStageChunks; ++i) {
@@ -297,8 +307,10 @@ __global__ void __launch_bounds__(kStreamThreads, 1) gemv_stream_mma_kernel(cons
     si = si + 1 == S ? 0 : si + 1;
   };
 
-  // S - 1 batches in flight before anything else: they do not depend on the previous kernel
-  for (int k = 0; k < S - 1; ++k) issue_next();
+  // `early` of the S - 1 batches in flight before anything else (they do not depend on the previous
+  // kernel); the others right after x's loads, so that x's loads do not queue behind them
+  const int early = a.early < 0 ? S - 1 : min(a.early, S - 1);
+  for (int k = 0; k < early; ++k) issue_next();
 
   unsigned long long* stamps = a.timeline ? a.timeline + 4 * blockIdx.x : nullptr;
   if (stamps && tid == 0) stamps[0] = global_ns();
@@ -313,8 +325,12 @@ __global__ void __launch_bounds__(kStreamThreads, 1) gemv_stream_mma_kernel(cons
     }
   }
   if (one_pass_ok(a)) {
-    stage_x_one_pass<true, SK == ScaleKind::Affine>(a, st, xb, nullptr, gsum, NP * PKS * 16);
+    XLoads xl;
+    stage_x_issue(a, xl);
+    for (int k = early; k < S - 1; ++k) issue_next();
+    stage_x_one_pass<true, SK == ScaleKind::Affine>(a, xl, st, xb, nullptr, gsum, NP * PKS * 16);
   } else {
+    for (int k = early; k < S - 1; ++k) issue_next();
     token_stats(a, st, true);
     stage_x_mma<C>(a, st, st + 8, xb, gsum, 0, NP);
     __syncthreads();
@@ -429,14 +445,20 @@ __global__ void __launch_bounds__(kStreamThreads, 1) gemv_stream_plain_kernel(co
   unsigned long long* stamps = a.timeline ? a.timeline + 4 * blockIdx.x : nullptr;
   if (stamps && tid == 0) stamps[0] = global_ns();
   uint4 bA[8], bB[8];
-  load(bA);  // the second packet after staging x: its registers are needed there
+  // the first packet before pdl_wait() (a.early != 0) or right after x's loads; the second after staging
+  // x: its registers are needed there
+  if (a.early != 0) load(bA);
 
   pdl_wait();  // launch.cuh
   pdl_trigger();
   if (stamps && tid == 0) stamps[1] = global_ns();
   if (one_pass_ok(a)) {
-    stage_x_one_pass<false, false>(a, st, nullptr, xs, nullptr, a.xstride);
+    XLoads xl;
+    stage_x_issue(a, xl);
+    if (a.early == 0) load(bA);
+    stage_x_one_pass<false, false>(a, xl, st, nullptr, xs, nullptr, a.xstride);
   } else {
+    if (a.early == 0) load(bA);
     token_stats(a, st, false);
     stage_x_plain(a, st, xs, 0, a.xstride);
     __syncthreads();

@@ -278,18 +278,40 @@ __global__ void __launch_bounds__(128) attn_decode_kernel(const float* qkv, cons
   if (!is_last) return;
   __threadfence();
   if (tid == 0) counters[kvh] = 0;  // the next decode step (a graph replay) counts from zero
-  for (int j = tid; j < group * hd; j += blockDim.x) {
-    const int h = kvh * group + j / hd, d = j % hd;
-    const float* ml = part_ml + size_t(h) * max_parts * 2;
-    float M = -FLT_MAX;
-    for (int c = 0; c < nruns; ++c) M = fmaxf(M, __ldcg(ml + 2 * c));
-    float L = 0.0f, o = 0.0f;
-    for (int c = 0; c < nruns; ++c) {
-      const float w = __expf(__ldcg(ml + 2 * c) - M);  // L2 loads: the partials come from other blocks
-      L += __ldcg(ml + 2 * c + 1) * w;
-      o += __ldcg(part_o + (size_t(h) * max_parts + c) * hd + d) * w;
+  // the runs' weights per head, exp(m_c - M) / L, into shared memory (the K tiles are free now): a warp per
+  // head, a lane per run (nruns <= kAttnMaxRuns = 32)
+  float* wt = kt;  // [group][kAttnMaxRuns]
+  for (int h = warp; h < group; h += 4) {
+    const float* ml = part_ml + size_t(kvh * group + h) * max_parts * 2;
+    const float mc = lane < nruns ? __ldcg(ml + 2 * lane) : -FLT_MAX;  // L2 loads: written by other blocks
+    const float lc = lane < nruns ? __ldcg(ml + 2 * lane + 1) : 0.0f;
+    const float M = warp_max(mc);
+    const float w = lane < nruns ? __expf(mc - M) : 0.0f;
+    const float L = warp_sum(lc * w);
+    wt[h * kAttnMaxRuns + lane] = w / L;
+  }
+  __syncthreads();
+  // a thread per 4 outputs; the runs' partials loaded 8 at a time before their use (in-order issue would
+  // otherwise wait out one L2 round trip per run)
+  for (int j = tid; j < group * hd4; j += blockDim.x) {
+    const int h = j / hd4, d = (j - h * hd4) * 4;
+    const float* po = part_o + size_t(kvh * group + h) * max_parts * hd + d;
+    float4 o = make_float4(0.0f, 0.0f, 0.0f, 0.0f);
+    for (int c0 = 0; c0 < nruns; c0 += 8) {
+      float4 p[8];
+#pragma unroll
+      for (int c = 0; c < 8; ++c)
+        p[c] = c0 + c < nruns ? __ldcg(reinterpret_cast<const float4*>(po + size_t(c0 + c) * hd)) : make_float4(0.f, 0.f, 0.f, 0.f);
+#pragma unroll
+      for (int c = 0; c < 8; ++c) {
+        const float w = c0 + c < nruns ? wt[h * kAttnMaxRuns + c0 + c] : 0.0f;
+        o.x = fmaf(w, p[c].x, o.x);
+        o.y = fmaf(w, p[c].y, o.y);
+        o.z = fmaf(w, p[c].z, o.z);
+        o.w = fmaf(w, p[c].w, o.w);
+      }
     }
-    out[size_t(h) * hd + d] = o / L;
+    *reinterpret_cast<float4*>(out + size_t(kvh * group + h) * hd + d) = o;
   }
 }
 
