@@ -126,7 +126,7 @@ fi
 if has anchors; then
   a="$DATA/anchors/gptfast_style_anchor.py"
   if [ -f "$a" ]; then
-    PYTHONUNBUFFERED=1 timeout 420 python3 "$a" ${ANCHOR_SPECS:-bf16:reduce-overhead int8:reduce-overhead int4:reduce-overhead} \
+    PYTHONUNBUFFERED=1 timeout "${ANCHOR_TIMEOUT:-420}" python3 "$a" ${ANCHOR_SPECS:-bf16:reduce-overhead int8:reduce-overhead int4:reduce-overhead} \
       >"$OUT/anchors.txt" 2>&1
     note "anchors: rc=$? $(grep RESULT "$OUT/anchors.txt" | cut -c1-600)"
   else

@@ -615,7 +615,9 @@ void attention_decode(const float* qkv, const int* d_pos, const float2* rope, in
 
 void attention_prefill(const float* q, const float* k_cache, const float* v_cache, const int* d_pos, int n,
                        int max_ctx, int n_heads, int n_kv, int hd, float* out, cudaStream_t s) {
-  const size_t smem = size_t(max_ctx) * sizeof(float);
+  // whole 16-byte vectors: the compiler reads the tail of the P.V loop's weights with one 16-byte load
+  // (compute-sanitizer flagged the read past a max_ctx-float allocation)
+  const size_t smem = size_t((max_ctx + 3) / 4 * 4) * sizeof(float);
   static bool raised = false;  // the opt-in above 48 KB is per kernel, once per process
   if (!raised) {
     int dev = 0, optin = 0;
