@@ -145,6 +145,12 @@ int run_bench(BenchArgs& a) {
   }
 
   std::vector<SurveyRow> rows;
+  auto write_tables = [&] {  // every finished row, so that a run cut short (a time limit) keeps its table
+    write_text_file(a.md, survey_markdown(meta, rows));
+    write_text_file(a.json, survey_json(meta, rows));
+    write_text_file(a.csv, survey_csv(meta, rows));
+  };
+  write_tables();  // an unwritable path fails now, not after the run
   const size_t total = weights.size() * modes.size() * acts.size();
   size_t idx = 0;
   for (const auto& mode : modes) {
@@ -179,7 +185,15 @@ int run_bench(BenchArgs& a) {
           }
           row.weight_bytes_per_token = double(runner->weight_bytes_per_token());
           row.kv_bytes_per_position = double(runner->kv_bytes_per_position());
-          std::fprintf(stderr, "tok/s\n");
+          std::vector<double> ttft, tpot;
+          for (const GenerationStats& g : row.reps) {
+            ttft.push_back(g.ttft_s() * 1e3);
+            tpot.push_back(g.tpot_s() * 1e3);
+          }
+          std::fprintf(stderr, "tok/s | TTFT %.2f ms | TPOT %.3f ms", stat_of(ttft).median, stat_of(tpot).median);
+          if (meta.read_bw_gbps > 0)
+            std::fprintf(stderr, " | %.1f%% of BW", 100.0 * achieved_gbps(row) / meta.read_bw_gbps);
+          std::fprintf(stderr, "\n");
           if (a.profile && gpu) {
             // at the middle of the timed run's context (the KV cache holds it from the last repetition)
             const int pos = int(ids.size()) + a.new_tokens / 2;
@@ -191,14 +205,12 @@ int run_bench(BenchArgs& a) {
           std::fprintf(stderr, "error: %s\n", e.what());
         }
         rows.push_back(std::move(row));
+        write_tables();
       }
     }
   }
   const std::string md = survey_markdown(meta, rows);
   std::printf("\n%s", md.c_str());
-  write_text_file(a.md, md);
-  write_text_file(a.json, survey_json(meta, rows));
-  write_text_file(a.csv, survey_csv(meta, rows));
   bool any_ok = std::any_of(rows.begin(), rows.end(), [](const SurveyRow& r) { return r.error.empty(); });
   return any_ok ? 0 : 1;
 }

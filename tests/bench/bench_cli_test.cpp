@@ -48,6 +48,16 @@ TEST(BenchCli, UnknownFormatOrModeIsAnError) {
   EXPECT_NE(r.err.find("turbo"), std::string::npos) << r.err;
 }
 
+TEST(BenchCli, UnwritableTablePathFailsBeforeTheRun) {
+  // the tables are written after every row; a path that cannot be written fails before the first one
+  LOWBIT_REQUIRE_FILE(stories260k());
+  const CmdResult r = run_cli("bench --model " + stories260k() +
+                              " --formats bf16 --reps 1 --new-tokens 4 --device cpu --json /nonexistent-dir/t.json");
+  EXPECT_NE(r.status, 0);
+  EXPECT_NE(r.err.find("/nonexistent-dir/t.json"), std::string::npos) << r.err;
+  EXPECT_EQ(r.err.find("bench [1/1]"), std::string::npos) << "a row ran before the check: " << r.err;
+}
+
 TEST(Survey, StatisticsAndBandwidth) {
   const Stat s = stat_of({3.0, 1.0, 2.0, 10.0});
   EXPECT_DOUBLE_EQ(s.median, 2.5);
