@@ -1,15 +1,17 @@
-// The stream GEMV kernels (variant `stream`, the default for 1..4 tokens): the weight is one stream of
-// packets in tile order (tile = 16 rows; packet = one warp's 16-byte loads, see weights_layout.h), and
-// every warp of a persistent grid (as many blocks as fit on the GPU at once) takes one contiguous share
-// of it, so that every multiprocessor reads the same number of bytes whatever the shape (stream-K).
+// The stream GEMV kernels (variant `stream`, the default; gemv() runs 5..8 tokens in two launches): the
+// weight is one stream of packets in tile order (tile = 16 rows; packet = one warp's 16-byte loads, see
+// weights_layout.h), and every warp of a persistent grid (as many blocks as fit on the GPU at once) takes
+// one contiguous share of it, so that every multiprocessor reads the same number of bytes whatever the
+// shape (stream-K).
 //
 //  * one block of 16 warps per multiprocessor; x is normalized and staged once per block for the whole
 //    row (fp16 hi / lo for the tensor cores, fp32 for the scalar kernel), for one token in a single pass:
 //    every thread loads its float4s of x at once, one block reduction gives the RMSNorm factor and the
 //    fp16 scaling, and each thread converts what it loaded (stage_x_one_pass).
-//  * the first weight loads are issued before that, ahead of pdl_wait(), so they overlap the previous
-//    kernel's tail. Tensor-core formats: each warp streams its share through a ring of S stages in shared
-//    memory with cp.async (S - 1 stages in flight while one is computed; no registers held by loads);
+//  * the first weight loads are issued ahead of pdl_wait() (a.early batches: they overlap the previous
+//    kernel's tail where its blocks leave early), the rest of the first stages right after x's loads.
+//    Tensor-core formats: each warp streams its share through a ring of S stages in shared memory with
+//    cp.async (S - 1 stages in flight while one is computed; no registers held by loads);
 //    f32 / bf16 / fp16: loads double-buffered in registers (their compute is light).
 //  * a tile whose packets are split between warps is finished by the warp that completes it last: each
 //    piece stores its 16 row sums in a workspace, bumps the tile's counter, and the last one adds the
