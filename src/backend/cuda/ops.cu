@@ -76,8 +76,9 @@ __global__ void rope_qkv_kernel(const float* qkv, const int* d_pos, const float2
 }
 
 // Decode attention for the token at position p = *d_pos (context p + 1), fused with its RoPE and KV-cache
-// write. grid (n_kv, splits), block 128 (4 warps). The context is cut into tiles of kAttnTile positions and
-// the tiles into at most `splits` contiguous runs, one per block (attention_parts). Block (kvh, s):
+// write. grid (n_kv, max_parts), block 128 (4 warps). The context is cut into tiles of kAttnTile positions
+// and the tiles into at most max_parts (= attention_parts(max_seq)) contiguous runs, one per block.
+// Block (kvh, s):
 //  * before pdl_wait(): copies its first tile's K and V rows (positions < p: written by earlier steps,
 //    whose kernels have completed by then, see launch.cuh) into shared memory with cp.async;
 //  * rotates the group's q into shared memory; the block whose run holds p rotates k, writes k and v at p
