@@ -7,6 +7,9 @@
 // since the kernel computes s * dot(q, x) and m * sum(x) separately):
 //  * x enters the tensor cores as 2^e (hi + lo) with fp16 hi, lo: |x - 2^e (hi + lo)| <= 2^-22 |x| + 2^(e-25),
 //    and 2^e <= max|x| 2^-13, so this adds 2^-22 S + 2^-38 max|x| sum_k |w_k|.
+//  * int8 / int4 weights with one token (the stream kernel's integer path) take x as 4 limbs instead:
+//    |x - 2^e (l0 + l1 2^-7 + l2 2^-14 + l3 2^-21)| <= 2^(e-22) with 2^e <= max|x| 2^-5, and the codes
+//    (w - m) / s multiply them exactly in s32: this adds 2^-27 max|x| sum_k |w_k - m_g| (m_g = 0 for int8).
 //  * products of fp16 values are exact in fp32; K-1 additions (tensor cores may truncate: unit 2^-23) and
 //    at most 64 more roundings in the scale folds and the epilogue: (K + 64) 2^-23 S. The scalar f32 /
 //    bf16 / fp16 kernel (round to nearest) is inside the same bound.
@@ -28,6 +31,7 @@
 #include <gtest/gtest.h>
 
 #include "backend/cuda/gemv.cuh"
+#include "backend/cuda/gemv_decode.h"
 #include "backend/cuda/linear.cuh"
 #include "backend/cuda/weights.cuh"
 #include "formats/codec.h"
@@ -133,8 +137,9 @@ Reference reference(const std::vector<const QTensor*>& parts, const std::vector<
     std::vector<float> w(static_cast<size_t>(K));
     dequantize_row(t, r, w.data());
     const bool affine = t.info().scheme == ScaleScheme::GroupAffine;
+    const bool limbs = M == 1 && has_imma(codec_for(t.fmt));
     for (int m = 0; m < M; ++m) {
-      double y = 0, S = 0, W = 0;
+      double y = 0, S = 0, W = 0, Wq = 0;
       for (int64_t k = 0; k < K; ++k) {
         const double wk = w[size_t(k)], xk = xn[size_t(m * K + k)];
         y += wk * xk;
@@ -142,11 +147,14 @@ Reference reference(const std::vector<const QTensor*>& parts, const std::vector<
         if (affine) {
           const double mg = bf16_to_f32(t.offsets.as<uint16_t>()[r * t.nscales_per_row() + k / t.group]);
           S += (std::fabs(wk - mg) + std::fabs(mg)) * std::fabs(xk);
+          Wq += std::fabs(wk - mg);
         } else {
           S += std::fabs(wk * xk);
+          Wq += std::fabs(wk);
         }
       }
       double b = (double(K) + 64.0) * u23 * S + std::ldexp(S, -22) + std::ldexp(amax[size_t(m)], -38) * W;
+      if (limbs) b += std::ldexp(amax[size_t(m)], -27) * Wq;
       if (norm_w) b += (double(K) / 2 + 8) * u24 * S;
       b += 1e-30;
       ref.y[size_t(m * ref.rows + n)] = y;
@@ -441,6 +449,43 @@ TEST(CudaGemv, SameResultEveryRun) {
     if (rep == 0) first = y;
     else EXPECT_EQ(std::memcmp(y.data(), first.data(), 4 * y.size()), 0) << "run " << rep << " differs";
   }
+}
+
+TEST(CudaGemv, L2WarmUpChangesNoBit) {
+  // the warm-up only issues L2 prefetches: the same outputs, bit for bit, with it off and with large
+  // warm-ups of the launch's own shares and of a next weight of another format and shape
+  REQUIRE_GPU();
+  Gpu gpu;
+  uint64_t seed = 900;
+  const QTensor tn = quantized(Format::INT4, 4096, 1024, seed++);
+  const GpuWeight next = upload(repack_for_gpu(tn), gpu.s);
+  const QTensor tp = quantized(Format::BF16, 2050, 1500, seed++);
+  const GpuWeight next_plain = upload(repack_for_gpu(tp), gpu.s);
+  for (Format f : {Format::BF16, Format::INT8, Format::INT4, Format::NVFP4, Format::FP6_E3M2, Format::INT1}) {
+    const QTensor t = quantized(f, 301, 1536, seed++);
+    const GpuWeight w = upload(repack_for_gpu(t), gpu.s);
+    const std::vector<float> x = gaussian(3 * 1536, seed++);
+    for (int M : {1, 3}) {
+      for (const GpuWeight* nw : {&next, &next_plain}) {
+        Dev<float> dx(x), dy(size_t(M * 301));
+        GemvEpilogue ep;
+        ep.out = dy.p;
+        ep.l2_next = nw;
+        std::vector<float> base;
+        for (const int kb : {0, 4, 64}) {
+          gemv_set_l2_warm(kb, kb);
+          gemv(w, dx.p, M, ep, gpu.s, GemvVariant::Stream);
+          LB_CUDA_CHECK(cudaStreamSynchronize(gpu.s));
+          const std::vector<float> y = dy.download();
+          if (kb == 0) base = y;
+          else
+            EXPECT_EQ(std::memcmp(y.data(), base.data(), 4 * y.size()), 0)
+                << format_name(f) << " M=" << M << " warm " << kb << " KB differs";
+        }
+      }
+    }
+  }
+  gemv_set_l2_warm(-1, -1);
 }
 
 TEST(CudaGemv, BadArgumentsAreErrors) {

@@ -437,6 +437,123 @@ TEST(GpuLayout, TensorCoreGemvEmulationMatchesReference) {
   }
 }
 
+// The integer tensor-core path (gemv_decode.h, imma_*): every 32-column block of every packet, multiplied
+// the way mma.m16n8k32 does with A from imma_a and B from x limbs staged at imma_x_offset, gives each
+// row's exact sum of code x limb (int4: rows g + 8 times 16).
+TEST(GpuLayout, IntegerMmaFragmentsPairCodesWithTheirColumns) {
+  uint64_t seed = 800;
+  for (Format f : {Format::INT8, Format::INT4, Format::INT4_HQQ}) {
+    SCOPED_TRACE(format_name(f));
+    const QTensor t = make_tensor(f, 37, 256, seed++, true);
+    const GpuWeightHost wh = repack_for_gpu(t);
+    const GpuWeightView v = wh.view();
+    const GpuCodec c = v.codec;
+    ASSERT_TRUE(has_imma(c));
+    const int64_t cols = v.n_packets * packet_cols(c);
+    // random limbs per (column, limb), staged
+    Rng rng(seed++);
+    std::vector<int> limb(size_t(cols * 4));
+    std::vector<uint8_t> staged(size_t(cols * 4), 0xee);
+    for (int64_t k = 0; k < cols; ++k)
+      for (int l = 0; l < 4; ++l) {
+        const int val = int(rng.next_u64() % 129) - 64;
+        limb[size_t(k * 4 + l)] = val;
+        const int64_t off = imma_x_offset(c, k, l);
+        ASSERT_LT(off, cols * 4);
+        ASSERT_EQ(staged[size_t(off)], 0xee) << "two limbs staged at byte " << off;
+        staged[size_t(off)] = uint8_t(int8_t(val));
+      }
+    for (int64_t tile = 0; tile < v.n_tiles(); ++tile)
+      for (int64_t p = 0; p < v.n_packets; ++p)
+        for (int q = 0; q < packet_cols(c) / 32; ++q) {
+          int64_t A[16][32] = {}, B[32][8] = {};
+          const int64_t block = (p * packet_cols(c)) / 32 + q;
+          for (int lane = 0; lane < 32; ++lane) {
+            const int g = lane / 4, tq = lane % 4;
+            uint32_t w[4], a[4];
+            for (int i = 0; i < 4; ++i) w[i] = read_word(wh.codes.data(), packet_word_index(v, tile, p, i, lane));
+            if (c == GpuCodec::U4) imma_a<GpuCodec::U4>(w, q, a);
+            else imma_a<GpuCodec::I8>(w, q, a);
+            for (int i = 0; i < 4; ++i)
+              for (int r = 0; r < 4; ++r) {
+                const uint32_t byte = (a[r] >> (8 * i)) & 0xffu;
+                const int64_t val = c == GpuCodec::U4 ? int64_t(byte) : int64_t(int8_t(uint8_t(byte)));
+                A[g + 8 * (r & 1)][4 * tq + i + 16 * (r >> 1)] = val;
+              }
+            uint32_t b[2];
+            std::memcpy(b, staged.data() + block * 128 + (tq * 4 + (g & 3)) * 8, 8);
+            for (int i = 0; i < 4; ++i)
+              for (int h = 0; h < 2; ++h) B[4 * tq + i + 16 * h][g] = int8_t(uint8_t(b[h] >> (8 * i)));
+          }
+          for (int r = 0; r < 16; ++r)
+            for (int n = 0; n < 8; ++n) {
+              int64_t got = 0, want = 0;
+              for (int k = 0; k < 32; ++k) got += A[r][k] * B[k][n];
+              for (int kk = 0; kk < 32; ++kk) {
+                const int64_t col = block * 32 + kk;
+                uint32_t code = gpu_get_code(v, tile * 16 + r, col);
+                const int64_t cv = c == GpuCodec::U4 ? int64_t(code) * (r >= 8 ? 16 : 1) : int64_t(int8_t(uint8_t(code)));
+                want += cv * limb[size_t(col * 4 + (n & 3))];
+              }
+              ASSERT_EQ(got, want) << "tile " << tile << " packet " << p << " block " << q << " row " << r << " col " << n;
+            }
+        }
+  }
+}
+
+TEST(GpuLayout, XLimbsAreTheDigitsOfTwoToThe24TimesX) {
+  Rng rng(801);
+  int n_checked = 0;
+  for (int i = 0; i < 200000; ++i) {
+    const float v = float(rng.normal()) * std::ldexp(1.0f, int(rng.next_u64() % 24) - 18);
+    if (!(std::fabs(v) < 64.0f)) continue;
+    const uint32_t L = x_limbs(v);
+    int64_t n = 0;
+    for (int j = 0; j < 4; ++j) n += int64_t(int8_t(uint8_t(L >> (8 * j)))) * (int64_t(1) << (8 * j));
+    ASSERT_LE(std::fabs(std::ldexp(double(n), -24) - double(v)), std::ldexp(1.0, -25)) << v;
+    ++n_checked;
+  }
+  EXPECT_GT(n_checked, 100000);
+}
+
+// The one-pass staging (gemv_stream.cuh): thread pairs holding chunks c, c ^ 2 (4 columns each) swap two
+// limb words and each writes 4 words of limb_words; every limb must land where imma_x_offset says.
+TEST(GpuLayout, LimbWordsOfChunkPairsLandAtTheirOffsets) {
+  for (GpuCodec c : {GpuCodec::U4, GpuCodec::I8}) {
+    const int cols = 256, chunks = cols / 4;
+    std::vector<uint32_t> L(static_cast<size_t>(cols));  // limbs of column k: 4 distinct bytes per column
+    for (int k = 0; k < cols; ++k) L[size_t(k)] = uint32_t(k) * 0x01010101u ^ 0x00402080u;
+    std::vector<uint8_t> staged(size_t(cols * 4), 0);
+    std::vector<int> writes(size_t(cols * 4), 0);
+    for (int ch = 0; ch < chunks; ++ch) {
+      const bool second = (ch >> 1) & 1;
+      const int pa = second ? ch ^ 2 : ch, pb = pa ^ 2;  // the pair's first and second chunk
+      // this thread's t covers columns p0, p0 + 1 of both chunks: p0 = 0 (first), 2 (second)
+      const int p0 = second ? 2 : 0;
+      const uint32_t X0 = L[size_t(4 * pa + p0)], X1 = L[size_t(4 * pa + p0 + 1)];
+      const uint32_t Y0 = L[size_t(4 * pb + p0)], Y1 = L[size_t(4 * pb + p0 + 1)];
+      uint32_t w[4];
+      if (c == GpuCodec::U4) limb_words<GpuCodec::U4>(X0, X1, Y0, Y1, w);
+      else limb_words<GpuCodec::I8>(X0, X1, Y0, Y1, w);
+      const int t = 2 * (ch & 1) + (second ? 1 : 0), h = (ch >> 2) & 1;
+      for (int j = 0; j < 4; ++j) {
+        const int off = (ch >> 3) * 128 + (t * 4 + j) * 8 + h * 4;
+        for (int b = 0; b < 4; ++b) {
+          staged[size_t(off + b)] = uint8_t(w[j] >> (8 * b));
+          ++writes[size_t(off + b)];
+        }
+      }
+    }
+    for (int k = 0; k < cols; ++k)
+      for (int j = 0; j < 4; ++j) {
+        const int64_t off = imma_x_offset(c, k, j);
+        ASSERT_EQ(writes[size_t(off)], 1) << "codec " << int(c) << " column " << k << " limb " << j;
+        ASSERT_EQ(staged[size_t(off)], uint8_t(L[size_t(k)] >> (8 * j))) << "codec " << int(c) << " column " << k
+                                                                         << " limb " << j;
+      }
+  }
+}
+
 TEST(GpuLayout, Errors) {
   // a group that is not a power of two has no GPU layout
   Rng rng(9);

@@ -13,6 +13,7 @@
 //  * ternary-1.6: a 256-entry table (shared memory, 8 copies to avoid bank conflicts) maps a byte to
 //    its 5 trits as fp16 pairs; two bytes give 5 pairs with 3 byte_perms.
 #pragma once
+#include <cmath>
 #include <cstdint>
 
 #include "backend/cuda/weights_layout.h"
@@ -174,6 +175,72 @@ LB_UNROLL
       a[r] = (rotl32(nib, (t0 - 4 * r + 32) % 32) & nmask) | (rotl32(crumb, (t4 - slot + 32) % 32) & cmask);
     }
   }
+}
+
+// ---- the integer tensor-core path (int8 and int4 weights, one token) --------------------------------
+// mma.m16n8k32 with 8-bit integers (s32 += u8/s8 x s8, exact): lane (g, t) holds A bytes a0 = row g,
+// k 4t..4t+3; a1 = row g+8, the same k; a2 / a3 the same rows at k 16+4t..; B bytes b0 = column g, k
+// 4t..4t+3, b1 = k 16+4t.. (PTX ISA, "Matrix Fragments for mma.m16n8k32"). The packets of the fp16 path
+// need no new layout: a 32-column block of a packet (two k-steps) already gives each lane 4 codes of row g
+// and 4 of row g+8 per k-step, at columns 2t, 2t+1, 2t+8, 2t+9, which the MMA then takes as its k 4t..4t+3
+// in the order below; x is staged in that same k order (imma_x_offset), so the products pair up.
+// x itself enters as 4 signed bytes (limbs) of one fixed-point number per element: with one power-of-two
+// scale per token, n = rint(x 2^-e 2^24) (|x 2^-e| < 64) = l0 + l1 2^8 + l2 2^16 + l3 2^24, l_i in
+// [-128, 127]. B column n holds limb n % 4 (columns 4..7 repeat 0..3; their products are not used).
+LB_HD constexpr bool has_imma(GpuCodec c) { return c == GpuCodec::U4 || c == GpuCodec::I8; }
+
+// The A registers of 32-column block q of a packet (words of this lane). U4: the low nibbles of a word
+// are row g's codes, the high nibbles row g+8's times 16 (not shifted: the 16 is divided out of that row's
+// sums, exactly). I8: two bytes of each of two words per row; stored offset-binary, XOR makes them s8.
+template <GpuCodec C>
+LB_HD void imma_a(const uint32_t* w, int q, uint32_t* a) {
+  static_assert(has_imma(C), "integer codecs only");
+  if constexpr (C == GpuCodec::U4) {
+    a[0] = w[2 * q] & 0x0f0f0f0fu;
+    a[1] = w[2 * q] & 0xf0f0f0f0u;
+    a[2] = w[2 * q + 1] & 0x0f0f0f0fu;
+    a[3] = w[2 * q + 1] & 0xf0f0f0f0u;
+  } else {
+    a[0] = byte_perm(w[0], w[1], 0x5410u) ^ 0x80808080u;  // row g: columns 2t, 2t+1, 2t+8, 2t+9
+    a[1] = byte_perm(w[0], w[1], 0x7632u) ^ 0x80808080u;  // row g+8
+    a[2] = byte_perm(w[2], w[3], 0x5410u) ^ 0x80808080u;  // the same of k-step 1
+    a[3] = byte_perm(w[2], w[3], 0x7632u) ^ 0x80808080u;
+  }
+}
+
+// Byte offset of limb `limb` of column k in the staged x: 128 bytes per 32-column block; in it lane t's
+// 8-byte B pair (b0, b1) of column n = limb, at the MMA k position the A side gives column k.
+LB_HD int64_t imma_x_offset(GpuCodec c, int64_t k, int limb) {
+  const int i = int(k & 15), h = int(k >> 4) & 1, t = (i & 7) >> 1;
+  const int b = c == GpuCodec::U4 ? ((i & 1) << 1) | (i >> 3) : (i & 1) | ((i >> 3) << 1);
+  return (k >> 5) * 128 + (t * 4 + limb) * 8 + h * 4 + b;
+}
+
+// The 4 limbs of v (|v| < 64), as the bytes of one word: n = rint(v 2^24) (|n| < 2^30, |n 2^-24 - v| <=
+// 2^-25), then the balanced base-256 digits of n: adding 0x808080 moves the three low digits from [-128, 127]
+// to [0, 255] (where they are n's plain bytes), XOR 0x80 per byte moves them back, two's complement bytes.
+LB_HD uint32_t x_limbs(float v) {
+#if defined(__CUDA_ARCH__)
+  const int n = __float2int_rn(v * 16777216.0f);
+#else
+  const int n = int(std::lrintf(v * 16777216.0f));
+#endif
+  return (uint32_t(n) + 0x808080u) ^ 0x808080u;
+}
+
+// The staged words of x for one lane pair: the limbs (x_limbs) of columns k0 + {0, 1} (X0, X1) and
+// k0 + {8, 9} (Y0, Y1), k0 = 16 h + 2 t: word j (= B column j) holds limb j of the four, in the byte order
+// the codec's A registers (imma_a) give those columns.
+template <GpuCodec C>
+LB_HD void limb_words(uint32_t X0, uint32_t X1, uint32_t Y0, uint32_t Y1, uint32_t* w) {
+  // U4 orders the columns 2t, 2t+8, 2t+1, 2t+9; I8 2t, 2t+1, 2t+8, 2t+9
+  const uint32_t a0 = X0, a1 = C == GpuCodec::U4 ? Y0 : X1, b0 = C == GpuCodec::U4 ? X1 : Y0, b1 = Y1;
+  const uint32_t P = byte_perm(a0, a1, 0x5140u), Q = byte_perm(a0, a1, 0x7362u);  // limbs 0, 1 / 2, 3
+  const uint32_t R = byte_perm(b0, b1, 0x5140u), S = byte_perm(b0, b1, 0x7362u);
+  w[0] = byte_perm(P, R, 0x5410u);
+  w[1] = byte_perm(P, R, 0x7632u);
+  w[2] = byte_perm(Q, S, 0x5410u);
+  w[3] = byte_perm(Q, S, 0x7632u);
 }
 
 // Ternary-1.6 table entry for byte value v: trits d_i - 1 as fp16 pairs {d0,d1}, {d2,d3}, {d4, 0}.

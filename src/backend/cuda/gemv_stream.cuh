@@ -50,6 +50,38 @@ inline void stream_workspace(float** ws, unsigned** cnt) {
   *cnt = c;
 }
 
+// L2 warm-up: the stream kernels keep DRAM busy only while their loops run. Before that a block waits for
+// the previous kernel (it cannot share the multiprocessor with it), stages x (~3-4 us), and between two
+// GEMVs of a layer lies the attention. Bulk L2 prefetches cost none of the resources the kernels lack, so
+// each launch warms L2 with the first bytes of its warps' own shares before pdl_wait() (self_warm), and
+// every warp, once it has issued its last load, with the first bytes of the next GEMV's shares (next_warm,
+// set by the runner for the layer's next weight): those loads then hit L2.
+// Warms the first f.bytes of the share of warp w of f's launch (and the scale units of the tiles they span).
+__device__ __forceinline__ void warm_share(const L2Warm& f, int w, int lane) {
+  const int64_t total = f.tiles * f.np, p0 = int64_t(w) * f.per_warp;
+  if (p0 >= total) return;
+  const int64_t tile = p0 / f.np, kp = p0 - tile * f.np;
+  if (f.row_stride > 0) {  // plain rows: lane i < 16 takes row i of the tile, from the share's first column
+    const int64_t beg = kp * 256, len = min(f.row_stride - beg, int64_t(f.bytes / 16 + 15) / 16 * 16);
+    if (lane < 16 && len > 0) l2_prefetch(f.codes + (tile * 16 + lane) * f.row_stride + beg, uint32_t(len));
+    return;
+  }
+  // packet stream: the share is contiguous; one piece of it per lane
+  const int64_t len = min(int64_t(f.bytes), min(int64_t(f.per_warp), total - p0) * f.pbytes);
+  const int64_t piece = (len + 32 * 16 - 1) / (32 * 16) * 16, off = lane * piece;
+  if (off < len) l2_prefetch(f.codes + p0 * f.pbytes + off, uint32_t(min(piece, len - off)));
+  if (f.scales && lane == 31) {  // the scale rows of the tiles the warmed bytes span
+    const int64_t t1 = min(f.tiles, (p0 + (len + f.pbytes - 1) / f.pbytes - 1) / f.np + 1);
+    l2_prefetch(f.scales + tile * f.unit_row, uint32_t((t1 - tile) * f.unit_row));
+  }
+}
+// Warp `wid` of this launch warms the next GEMV's shares wid, wid + (this launch's warps), ...
+__device__ __forceinline__ void warm_next(const L2Warm& f, int wid, int lane) {
+  if (!f.codes) return;
+  const int64_t warps = (f.tiles * f.np + f.per_warp - 1) / f.per_warp;
+  for (int64_t w = wid; w < warps; w += int64_t(gridDim.x) * (blockDim.x >> 5)) warm_share(f, int(w), lane);
+}
+
 // Packets per batch (stage): about 2 KB of codes per warp.
 LB_HD constexpr int stream_unroll(GpuCodec c) {
   return codec_info(c).pw == 3 ? 1      // fp6: 1.5 KB per packet
@@ -98,9 +130,13 @@ __device__ __forceinline__ void stage_x_issue(const GemvArgs& a, XLoads& v) {
 // stage_x_issue) with the same arithmetic as token_stats + stage_x_mma / stage_x_plain: the RMSNorm factor
 // and 2^-e (tensor cores) into st, then x * rinv * w * 2^-e as fp16 hi / lo in B-fragment order (+ 32-column
 // sums for group-affine formats), or as fp32 up to `cols` columns (zeros beyond K). Ends with __syncthreads().
-template <bool kMma, bool kAffine>
+// kLimbCodec (an integer codec, has_imma): x as 4 int8 limbs at imma_x_offset instead of fp16 hi / lo (xb
+// then points to the bytes), scaled by 2^-e with |x| 2^-e < 64.
+template <bool kMma, bool kAffine, GpuCodec kLimbCodec = GpuCodec::PlainF32>
 __device__ __forceinline__ void stage_x_one_pass(const GemvArgs& a, const XLoads& ld, float* st, uint32_t* xb,
                                                  float* xs, float* gsum, int cols) {
+  constexpr bool kLimbs = has_imma(kLimbCodec);
+  uint8_t* xl = reinterpret_cast<uint8_t*>(xb);
   const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5, nthr = blockDim.x;
   const int K = int(a.w.cols), nchunk = K / 4;
   const float4* xv = ld.x;
@@ -129,7 +165,7 @@ __device__ __forceinline__ void stage_x_one_pass(const GemvArgs& a, const XLoads
   const float r = a.norm_w ? 1.0f / sqrtf(ss / float(K) + a.eps) : 1.0f;
   int e = 0;
   const float amax = am * r;
-  if (kMma && amax > 0.0f && amax <= 3.0e38f) e = ilogbf(amax) - 13;
+  if (kMma && amax > 0.0f && amax <= 3.0e38f) e = ilogbf(amax) - (kLimbs ? 5 : 13);
   const float xscale = ldexpf(1.0f, -e);
   if (tid == 0) {
     st[0] = r;
@@ -146,7 +182,35 @@ __device__ __forceinline__ void stage_x_one_pass(const GemvArgs& a, const XLoads
       v[2] *= wv[i].z;
       v[3] *= wv[i].w;
     }
-    if constexpr (kMma) {
+    if constexpr (kLimbs) {
+      // the limbs of this chunk's 4 columns; chunk c ^ 2 (lane tid ^ 2) holds columns 8 apart, and the pair
+      // swaps two words so that each writes the 4 words (one per limb) of one MMA k-quad (limb_words)
+      float su = 0.0f;
+      uint32_t L[4];
+#pragma unroll
+      for (int p = 0; p < 4; ++p) {
+        const float vv = v[p] * xscale;
+        su += vv;
+        L[p] = x_limbs(vv);  // zeros for columns beyond K (v = 0)
+      }
+      const bool second = (c >> 1) & 1;
+      const uint32_t r0 = __shfl_xor_sync(0xffffffffu, second ? L[0] : L[2], 2);
+      const uint32_t r1 = __shfl_xor_sync(0xffffffffu, second ? L[1] : L[3], 2);
+      uint32_t w[4];
+      limb_words<kLimbCodec>(second ? r0 : L[0], second ? r1 : L[1], second ? L[2] : r0, second ? L[3] : r1, w);
+      if (4 * c < cols) {  // the padded columns too: their limbs are zeros
+        const int t = 2 * (c & 1) + second, h = (c >> 2) & 1;  // imma_x_offset of this k-quad's limb 0
+        uint32_t* dst = reinterpret_cast<uint32_t*>(xl + (c >> 3) * 128 + t * 32 + h * 4);
+#pragma unroll
+        for (int j = 0; j < 4; ++j) dst[2 * j] = w[j];
+      }
+      if constexpr (kAffine) {  // 8 consecutive threads hold the 32 columns of a unit
+        su += __shfl_xor_sync(0xffffffffu, su, 4);
+        su += __shfl_xor_sync(0xffffffffu, su, 2);
+        su += __shfl_xor_sync(0xffffffffu, su, 1);
+        if ((tid & 7) == 0 && c < nchunk) gsum[c / 8] = su;
+      }
+    } else if constexpr (kMma) {
       float su = 0.0f;
 #pragma unroll
       for (int p = 0; p < 2; ++p) {
@@ -170,8 +234,8 @@ __device__ __forceinline__ void stage_x_one_pass(const GemvArgs& a, const XLoads
       *reinterpret_cast<float4*>(xs + 4 * c) = make_float4(v[0], v[1], v[2], v[3]);
     }
   }
-  // zeros beyond K: the padded columns (and whole padded units) contribute nothing
-  for (int k = K + 2 * tid; k < cols; k += 2 * nthr) {
+  // zeros beyond K: the padded columns (and whole padded units) contribute nothing (limbs: written above)
+  for (int k = K + 2 * tid; k < cols && !kLimbs; k += 2 * nthr) {
     if constexpr (kMma) {
       xb[b_pair_word(k)] = 0u;
       xb[a.xstride + b_pair_word(k)] = 0u;
@@ -183,6 +247,105 @@ __device__ __forceinline__ void stage_x_one_pass(const GemvArgs& a, const XLoads
   if constexpr (kAffine)
     for (int u = (K + 31) / 32 + tid; u < cols / 32; u += nthr) gsum[u] = 0.0f;
   __syncthreads();
+}
+
+// The limbs of x (one token) when stage_x_one_pass cannot run: token_stats' factors (its fp16 scale is
+// 2^8 times too large for limbs) and an element-wise pass. The caller synchronizes before and after.
+template <GpuCodec C>
+__device__ __forceinline__ void stage_x_limbs(const GemvArgs& a, float* st, uint8_t* xl, float* gsum, int cols) {
+  token_stats(a, st, true);
+  const float xscale = st[8] * (1.0f / 256.0f);
+  if (threadIdx.x == 0) st[16] *= 256.0f;
+  const bool aligned = pairs_aligned(a);
+  for (int k = 2 * int(threadIdx.x); k < cols; k += 2 * int(blockDim.x)) {
+    const float2 xv = x_normed_pair(a, st, aligned, 0, k);  // zeros beyond K
+    const uint32_t l0 = x_limbs(xv.x * xscale), l1 = x_limbs(xv.y * xscale);
+#pragma unroll
+    for (int j = 0; j < 4; ++j) {
+      xl[imma_x_offset(C, k, j)] = uint8_t(l0 >> (8 * j));
+      xl[imma_x_offset(C, k + 1, j)] = uint8_t(l1 >> (8 * j));
+    }
+  }
+  if constexpr (codec_info(C).scale == ScaleKind::Affine)
+    for (int u = int(threadIdx.x); u < cols / 32; u += int(blockDim.x)) {
+      float su = 0.0f;
+      for (int k = 32 * u; k < 32 * u + 32; k += 2) {
+        const float2 xv = x_normed_pair(a, st, aligned, 0, k);
+        su += xv.x * xscale + xv.y * xscale;
+      }
+      gsum[u] = su;
+    }
+}
+
+// d (s32, 16x8) += a (16x32, u8 when kUnsignedA, else s8) b (32x8, s8): mma.m16n8k32, exact.
+template <bool kUnsignedA>
+__device__ __forceinline__ void imma_16832(int* d, const uint32_t* a, const uint32_t* b) {
+  if constexpr (kUnsignedA)
+    asm("mma.sync.aligned.m16n8k32.row.col.s32.u8.s8.s32 {%0, %1, %2, %3}, {%4, %5, %6, %7}, {%8, %9}, "
+        "{%0, %1, %2, %3};"
+        : "+r"(d[0]), "+r"(d[1]), "+r"(d[2]), "+r"(d[3])
+        : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b[0]), "r"(b[1]));
+  else
+    asm("mma.sync.aligned.m16n8k32.row.col.s32.s8.s8.s32 {%0, %1, %2, %3}, {%4, %5, %6, %7}, {%8, %9}, "
+        "{%0, %1, %2, %3};"
+        : "+r"(d[0]), "+r"(d[1]), "+r"(d[2]), "+r"(d[3])
+        : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b[0]), "r"(b[1]));
+}
+
+// The integer path's sums (gemv_decode.h, imma_*): lane (g, t) holds columns 2t, 2t+1 of the MMA output,
+// i.e. limbs 0, 1 (t = 0) or 2, 3 (t = 1) of rows g and g+8; t = 2, 3 hold repeats (weight 0). A group
+// (int4) or the whole piece (int8) accumulates in s32, exactly; then this folds it into fp32.
+struct IntRun {
+  int D[4];
+  float gs;        // sum of the group's x (int4: the offset term, added by the t = 0 lanes)
+  uint32_t sc[2];  // the group's scale entries (int4)
+  int gmask;
+};
+// Weights of this lane's two columns: limb j counts 2^(8 j - 24); 0 for the repeats.
+__device__ __forceinline__ float2 limb_weights(int t) {
+  return t == 0 ? make_float2(0x1p-24f, 0x1p-16f) : t == 1 ? make_float2(0x1p-8f, 1.0f) : make_float2(0.0f, 0.0f);
+}
+// int4: row g+8's codes entered the MMA times 16.
+template <GpuCodec C>
+__device__ __forceinline__ void int_fold(IntRun& r, float (*accY)[2], int t) {
+  const float2 w = limb_weights(t);
+  const float p0 = fmaf(w.x, float(r.D[0]), w.y * float(r.D[1]));
+  const float p1 = fmaf(w.x, float(r.D[2]), w.y * float(r.D[3]));
+  if constexpr (C == GpuCodec::U4) {
+    float f0, f1, m0, m1;
+    affine_entry(r.sc[0], &f0, &m0);
+    affine_entry(r.sc[1], &f1, &m1);
+    const float gs = t == 0 ? r.gs : 0.0f;
+    accY[0][0] = fmaf(f0, p0, fmaf(m0, gs, accY[0][0]));
+    accY[0][1] = fmaf(f1 * 0.0625f, p1, fmaf(m1, gs, accY[0][1]));
+    r.gs = 0.0f;
+  } else {
+    accY[0][0] += p0;
+    accY[0][1] += p1;
+  }
+  r.D[0] = r.D[1] = r.D[2] = r.D[3] = 0;
+}
+// One packet: each 32-column block through one integer MMA (the B pair of this lane: limb g % 4).
+template <GpuCodec C>
+__device__ __forceinline__ void imma_packet(const uint32_t* words, const uint32_t (*sc)[2], int p, const uint8_t* xl,
+                                            const float* gsum, int lane, IntRun& run, float (*accY)[2]) {
+  constexpr int NQ = packet_cols(C) / 32;
+  const int g = lane >> 2, t = lane & 3;
+#pragma unroll
+  for (int q = 0; q < NQ; ++q) {
+    uint32_t A[4];
+    imma_a<C>(words, q, A);
+    const int block = p * NQ + q;
+    const uint2 b = *reinterpret_cast<const uint2*>(xl + block * 128 + (t * 4 + (g & 3)) * 8);
+    const uint32_t B[2] = {b.x, b.y};
+    imma_16832<C == GpuCodec::U4>(run.D, A, B);
+    if constexpr (C == GpuCodec::U4) {  // a block is one 32-column unit; fold at the group's last one
+      run.gs += gsum[block];
+      run.sc[0] = sc[q][0];
+      run.sc[1] = sc[q][1];
+      if ((block & run.gmask) == run.gmask) int_fold<C>(run, accY, t);
+    }
+  }
 }
 
 // The epilogue of rows j and j + 8 of a tile for token m (v0, v1: their sums, before ys = factor * 2^e).
@@ -244,8 +407,10 @@ __device__ __forceinline__ bool stream_fixup(const GemvArgs& a, int tile, int wi
 
 // ---- tensor-core formats ------------------------------------------------------------------------------
 
-template <GpuCodec C>
+// IM: the integer path (has_imma(C), one token): x as limbs, mma.m16n8k32 on the codes as they are.
+template <GpuCodec C, bool IM>
 __global__ void __launch_bounds__(kStreamThreads, 1) gemv_stream_mma_kernel(const GemvArgs a) {
+  static_assert(!IM || has_imma(C), "the integer path takes int8 / int4 codes");
   constexpr CodecInfo ci = codec_info(C);
   constexpr int PKS = ci.pks, PW = ci.pw, U = stream_unroll(C);
   constexpr ScaleKind SK = ci.scale;
@@ -278,6 +443,7 @@ __global__ void __launch_bounds__(kStreamThreads, 1) gemv_stream_mma_kernel(cons
   int qi = pbeg, ki = kp0, si = 0;
   const uint8_t* gi = codes + int64_t(pbeg) * PW * 512 + lane * 16;
   const uint8_t* srow = a.w.scales + int64_t(tile0) * unit_row;
+  bool warmed = false;  // next_warm issued
   // Issues the copies of the next batch into ring slot si and commits them as one group (empty groups
   // too, so that the group count is the batch count). Each lane copies its own 16-byte word of every
   // packet and at most one 16-byte piece of the batch's scale units.
@@ -304,6 +470,9 @@ __global__ void __launch_bounds__(kStreamThreads, 1) gemv_stream_mma_kernel(cons
         ki = 0;
         srow += unit_row;
       }
+    } else if (!warmed) {  // this warp's last load is issued: the next GEMV's weight may come in now
+      warm_next(a.next_warm, wid, lane);
+      warmed = true;
     }
     cp_async_commit();
     si = si + 1 == S ? 0 : si + 1;
@@ -313,6 +482,7 @@ __global__ void __launch_bounds__(kStreamThreads, 1) gemv_stream_mma_kernel(cons
   // kernel); the others right after x's loads, so that x's loads do not queue behind them
   const int early = a.early < 0 ? S - 1 : min(a.early, S - 1);
   for (int k = 0; k < early; ++k) issue_next();
+  if (a.self_warm.codes) warm_share(a.self_warm, wid, lane);
 
   unsigned long long* stamps = a.timeline ? a.timeline + 4 * blockIdx.x : nullptr;
   if (stamps && tid == 0) stamps[0] = global_ns();
@@ -326,11 +496,16 @@ __global__ void __launch_bounds__(kStreamThreads, 1) gemv_stream_mma_kernel(cons
       l[i] = make_uint4(e.p01, e.p23, e.p4, 0u);
     }
   }
-  if (one_pass_ok(a)) {
+  if (IM && !one_pass_ok(a)) {
+    for (int k = early; k < S - 1; ++k) issue_next();
+    stage_x_limbs<C>(a, st, reinterpret_cast<uint8_t*>(xb), gsum, NP * PKS * 16);
+    __syncthreads();
+  } else if (one_pass_ok(a)) {
     XLoads xl;
     stage_x_issue(a, xl);
     for (int k = early; k < S - 1; ++k) issue_next();
-    stage_x_one_pass<true, SK == ScaleKind::Affine>(a, xl, st, xb, nullptr, gsum, NP * PKS * 16);
+    stage_x_one_pass<true, SK == ScaleKind::Affine, IM ? C : GpuCodec::PlainF32>(a, xl, st, xb, nullptr, gsum,
+                                                                                  NP * PKS * 16);
   } else {
     for (int k = early; k < S - 1; ++k) issue_next();
     token_stats(a, st, true);
@@ -344,6 +519,7 @@ __global__ void __launch_bounds__(kStreamThreads, 1) gemv_stream_mma_kernel(cons
   float accY[1][2] = {{0.0f, 0.0f}};              // scale units: rows g, g+8 of token t
   AffineRun run{{{0.0f, 0.0f, 0.0f, 0.0f}, {0.0f, 0.0f, 0.0f, 0.0f}}, 0.0f, {0u, 0u}, (1 << gshift) - 1};
   // (run: the open group of group-affine weights)
+  IntRun irun{{0, 0, 0, 0}, 0.0f, {0u, 0u}, (1 << gshift) - 1};  // the integer path's open group / piece
   int tile = tile0, kp = kp0, slot = 0;  // compute cursor: tile, offset in it, ring slot
   bool from_start = kp0 == 0;             // this warp's piece of the tile began at its first packet
   for (int q = pbeg; q < pend;) {
@@ -380,15 +556,27 @@ __global__ void __launch_bounds__(kStreamThreads, 1) gemv_stream_mma_kernel(cons
           }
         }
       }
-      mma_packet<C, 1>(words, sc, (kp + u) * PKS, xb, a.xstride, gsum, a.gstride, M, lut, lane, accC, accY,
-                       SK == ScaleKind::Affine ? &run : nullptr);
+      if constexpr (IM)
+        imma_packet<C>(words, sc, kp + u, reinterpret_cast<const uint8_t*>(xb), gsum, lane, irun, accY);
+      else
+        mma_packet<C, 1>(words, sc, (kp + u) * PKS, xb, a.xstride, gsum, a.gstride, M, lut, lane, accC, accY,
+                         SK == ScaleKind::Affine ? &run : nullptr);
     }
     q += n;
     kp += n;
     if (kp == NP || q == pend) {
-      if constexpr (SK == ScaleKind::Affine) affine_fold(run, accY);  // a group cut by the piece's end
-      float v0[1] = {SK == ScaleKind::Row ? accC[0][0] + accC[0][1] : accY[0][0]};
-      float v1[1] = {SK == ScaleKind::Row ? accC[0][2] + accC[0][3] : accY[0][1]};
+      if constexpr (IM) {  // the open group (or the piece's s32 sums); then the limbs of lanes t, t^1 added
+        int_fold<C>(irun, accY, t);
+#pragma unroll
+        for (int h = 0; h < 2; ++h) {
+          accY[0][h] += __shfl_xor_sync(0xffffffffu, accY[0][h], 1);
+          accY[0][h] += __shfl_xor_sync(0xffffffffu, accY[0][h], 2);
+        }
+      } else if constexpr (SK == ScaleKind::Affine) {
+        affine_fold(run, accY);  // a group cut by the piece's end
+      }
+      float v0[1] = {SK == ScaleKind::Row && !IM ? accC[0][0] + accC[0][1] : accY[0][0]};
+      float v1[1] = {SK == ScaleKind::Row && !IM ? accC[0][2] + accC[0][3] : accY[0][1]};
       const int jj[1] = {g}, mm[1] = {t};
       const bool ok[1] = {t < M};
       if (stream_fixup<1>(a, tile, wid, from_start && kp == NP, jj, mm, ok, v0, v1) && t < M)
@@ -431,8 +619,13 @@ __global__ void __launch_bounds__(kStreamThreads, 1) gemv_stream_plain_kernel(co
   // advance by additions only (no runtime division per packet).
   const int tile0 = pbeg / NP, kp0 = pbeg - tile0 * NP;
   int lq = pbeg, lt = tile0, lk = kp0;  // the next packet to load
+  bool warmed = false;                   // next_warm issued
   auto load = [&](uint4* buf) {
-    if (lq >= pend) return;
+    if (lq >= pend) {  // this warp's last load is issued: the next GEMV's weight may come in now
+      if (!warmed) warm_next(a.next_warm, wid, lane);
+      warmed = true;
+      return;
+    }
     const int64_t chunk = int64_t(lk) * 16 + c;
     const uint4* base = reinterpret_cast<const uint4*>(a.w.codes + (int64_t(lt) * 16 + h) * a.w.row_stride) + chunk;
     const int64_t step = 2 * chunks_row;  // two rows, in 16-byte chunks
@@ -450,6 +643,7 @@ __global__ void __launch_bounds__(kStreamThreads, 1) gemv_stream_plain_kernel(co
   // the first packet before pdl_wait() (a.early != 0) or right after x's loads; the second after staging
   // x: its registers are needed there
   if (a.early != 0) load(bA);
+  if (a.self_warm.codes) warm_share(a.self_warm, wid, lane);
 
   pdl_wait();  // launch.cuh
   pdl_trigger();
@@ -555,6 +749,10 @@ __global__ void __launch_bounds__(kStreamThreads, 1) gemv_stream_plain_kernel(co
   }
 }
 
+// Whether int8 / int4 weights take the integer tensor-core path for one token (default; LOWBIT_GEMV_IMMA=0
+// selects the fp16 path for A/B measurements). gemv.cu.
+bool imma_enabled();
+
 // Blocks per multiprocessor of a kernel with this much dynamic shared memory (cached per kernel and size).
 inline int blocks_per_sm(void (*kernel)(GemvArgs), int smem_bytes) {
   static std::map<std::pair<const void*, int>, int> cache;
@@ -568,36 +766,55 @@ inline int blocks_per_sm(void (*kernel)(GemvArgs), int smem_bytes) {
   return n;
 }
 
+// The stream kernel of codec C for M tokens, or null (plain formats take one token: more would spill).
+template <GpuCodec C>
+void (*stream_kernel(int M))(GemvArgs) {
+  if constexpr (is_plain(C)) {
+    return M == 1 ? gemv_stream_plain_kernel<C, 1> : nullptr;
+  } else if constexpr (has_imma(C)) {
+    return M == 1 && imma_enabled() ? gemv_stream_mma_kernel<C, true> : gemv_stream_mma_kernel<C, false>;
+  } else {
+    return gemv_stream_mma_kernel<C, false>;
+  }
+}
+
 // Sizes the persistent grid (as many blocks as fit on `sms` multiprocessors, each warp an equal share of
-// the packet stream) and launches the stream kernel of codec C. `a` has the shared-memory plan, np,
-// xstride and gstride (gemv.cu). Returns false, launching nothing, when the shape needs more workspace
-// than there is.
+// the packet stream): packets per warp, or 0 when the kernel cannot run this shape (no kernel, or more
+// workspace than there is). `a` has the shared-memory plan, np, xstride and gstride (gemv.cu).
+template <GpuCodec C>
+int stream_per_warp(const GemvArgs& a, int smem_bytes, int sms) {
+  const auto kernel = stream_kernel<C>(a.M);
+  if (!kernel) return 0;
+  const int bps = blocks_per_sm(kernel, smem_bytes);
+  if (bps <= 0) return 0;
+  const int64_t tiles = a.w.rows_pad / 16, total = tiles * a.np;
+  const int64_t max_warps = int64_t(sms) * bps * kStreamWarps;
+  const int64_t per_warp = (total + max_warps - 1) / max_warps;
+  const int64_t warps = (total + per_warp - 1) / per_warp;
+  if (total >= (int64_t(1) << 30) || tiles > kStreamCounters || (tiles + warps) * 64 > kStreamWsFloats) return 0;
+  return int(per_warp);
+}
+
+// Launches the stream kernel of codec C (grid of stream_per_warp); returns false, launching nothing, where
+// that is 0. self_warm (when its bytes > 0) gets this launch's geometry here.
 template <GpuCodec C>
 bool launch_gemv_stream(GemvArgs a, int smem_bytes, int sms, cudaStream_t s) {
-  auto run = [&](void (*kernel)(GemvArgs)) {
-    const int bps = blocks_per_sm(kernel, smem_bytes);
-    if (bps <= 0) return false;
-    const int64_t tiles = a.w.rows_pad / 16, total = tiles * a.np;
-    const int64_t max_warps = int64_t(sms) * bps * kStreamWarps;
-    const int64_t per_warp = (total + max_warps - 1) / max_warps;
-    const int64_t warps = (total + per_warp - 1) / per_warp;
-    if (total >= (int64_t(1) << 30) || tiles > kStreamCounters || (tiles + warps) * 64 > kStreamWsFloats) return false;
-    a.per_warp = int(per_warp);
-    stream_workspace(&a.ws, &a.cnt);
-    launch(kernel, unsigned((warps + kStreamWarps - 1) / kStreamWarps), kStreamThreads, size_t(smem_bytes), s, a);
-    LB_CUDA_LAUNCH_CHECK();
-    return true;
-  };
-  if constexpr (is_plain(C)) {
-    return a.M == 1 && run(gemv_stream_plain_kernel<C, 1>);  // more tokens: the register budget would spill
-  } else {
-    return run(gemv_stream_mma_kernel<C>);
-  }
+  const int per_warp = stream_per_warp<C>(a, smem_bytes, sms);
+  if (per_warp <= 0) return false;
+  const int64_t warps = (a.w.rows_pad / 16 * a.np + per_warp - 1) / per_warp;
+  a.per_warp = per_warp;
+  if (a.self_warm.codes) a.self_warm.per_warp = per_warp;
+  stream_workspace(&a.ws, &a.cnt);
+  launch(stream_kernel<C>(a.M), unsigned((warps + kStreamWarps - 1) / kStreamWarps), kStreamThreads,
+         size_t(smem_bytes), s, a);
+  LB_CUDA_LAUNCH_CHECK();
+  return true;
 }
 
 // The explicit instantiations of codec c's kernels (gemv_<family>.cu).
 #define LB_INSTANTIATE_GEMV(c)                                                                  \
   template void launch_gemv_codec<GpuCodec::c>(const GemvArgs&, unsigned, int, cudaStream_t); \
+  template int stream_per_warp<GpuCodec::c>(const GemvArgs&, int, int);                       \
   template bool launch_gemv_stream<GpuCodec::c>(GemvArgs, int, int, cudaStream_t);
 
 }  // namespace lowbit::cuda
