@@ -7,9 +7,10 @@
 // since the kernel computes s * dot(q, x) and m * sum(x) separately):
 //  * x enters the tensor cores as 2^e (hi + lo) with fp16 hi, lo: |x - 2^e (hi + lo)| <= 2^-22 |x| + 2^(e-25),
 //    and 2^e <= max|x| 2^-13, so this adds 2^-22 S + 2^-38 max|x| sum_k |w_k|.
-//  * int8 / int4 weights with one token (the stream kernel's integer path) take x as 4 limbs instead:
-//    |x - 2^e (l0 + l1 2^-7 + l2 2^-14 + l3 2^-21)| <= 2^(e-22) with 2^e <= max|x| 2^-5, and the codes
-//    (w - m) / s multiply them exactly in s32: this adds 2^-27 max|x| sum_k |w_k - m_g| (m_g = 0 for int8).
+//  * integer weights (int8 / 4 / 2 / 1, ternary) with one token (the stream kernel's integer path) take x
+//    as the 4 byte limbs of n = rint(x 2^-e 2^24): |x - 2^e n 2^-24| <= 2^(e-25) with 2^e <= max|x| 2^-5,
+//    and the codes (w - m) / s multiply them exactly in s32: this adds 2^-30 max|x| sum_k |w_k - m_g|
+//    (m_g = 0 for int8 and ternary; ternary's codes are w / s + 1: sum_k (|w_k| + s) there).
 //  * products of fp16 values are exact in fp32; K-1 additions (tensor cores may truncate: unit 2^-23) and
 //    at most 64 more roundings in the scale folds and the epilogue: (K + 64) 2^-23 S. The scalar f32 /
 //    bf16 / fp16 kernel (round to nearest) is inside the same bound.
@@ -150,11 +151,11 @@ Reference reference(const std::vector<const QTensor*>& parts, const std::vector<
           Wq += std::fabs(wk - mg);
         } else {
           S += std::fabs(wk * xk);
-          Wq += std::fabs(wk);
+          Wq += std::fabs(wk) + (t.fmt == Format::TERNARY ? double(t.tensor_scale) : 0.0);
         }
       }
       double b = (double(K) + 64.0) * u23 * S + std::ldexp(S, -22) + std::ldexp(amax[size_t(m)], -38) * W;
-      if (limbs) b += std::ldexp(amax[size_t(m)], -27) * Wq;
+      if (limbs) b += std::ldexp(amax[size_t(m)], -30) * Wq;
       if (norm_w) b += (double(K) / 2 + 8) * u24 * S;
       b += 1e-30;
       ref.y[size_t(m * ref.rows + n)] = y;

@@ -437,47 +437,60 @@ TEST(GpuLayout, TensorCoreGemvEmulationMatchesReference) {
   }
 }
 
-// The integer tensor-core path (gemv_decode.h, imma_*): every 32-column block of every packet, multiplied
-// the way mma.m16n8k32 does with A from imma_a and B from x limbs staged at imma_x_offset, gives each
-// row's exact sum of code x limb (int4: rows g + 8 times 16).
+// The integer tensor-core path (gemv_decode.h, imma_*): every MMA block of every packet, multiplied the
+// way mma.m16n8k32 does with A from imma_a and B from x limbs staged at imma_x_offset, gives each row's exact
+// sum of code x limb over the block's columns (int4: rows g + 8 times 16).
+void imma_a_any(GpuCodec c, const uint32_t* w, int q, uint32_t* a) {
+  switch (c) {
+    case GpuCodec::U4: imma_a<GpuCodec::U4>(w, q, a); return;
+    case GpuCodec::I8: imma_a<GpuCodec::I8>(w, q, a); return;
+    case GpuCodec::U2: imma_a<GpuCodec::U2>(w, q, a); return;
+    case GpuCodec::T2: imma_a<GpuCodec::T2>(w, q, a); return;
+    case GpuCodec::U1: imma_a<GpuCodec::U1>(w, q, a); return;
+    default: FAIL() << "no integer path for codec " << int(c);
+  }
+}
+
 TEST(GpuLayout, IntegerMmaFragmentsPairCodesWithTheirColumns) {
   uint64_t seed = 800;
-  for (Format f : {Format::INT8, Format::INT4, Format::INT4_HQQ}) {
+  for (Format f : {Format::INT8, Format::INT4, Format::INT4_HQQ, Format::INT2, Format::INT1, Format::TERNARY}) {
     SCOPED_TRACE(format_name(f));
-    const QTensor t = make_tensor(f, 37, 256, seed++, true);
+    const QTensor t = make_tensor(f, 37, 512, seed++, true);
     const GpuWeightHost wh = repack_for_gpu(t);
     const GpuWeightView v = wh.view();
     const GpuCodec c = v.codec;
     ASSERT_TRUE(has_imma(c));
     const int64_t cols = v.n_packets * packet_cols(c);
-    // random limbs per (column, limb), staged
+    ASSERT_EQ(imma_blocks(c) * 32, packet_cols(c));
+    // random limbs per (column, limb), staged; every staged byte is written once
     Rng rng(seed++);
     std::vector<int> limb(size_t(cols * 4));
     std::vector<uint8_t> staged(size_t(cols * 4), 0xee);
+    std::vector<int64_t> block_of(static_cast<size_t>(cols));
     for (int64_t k = 0; k < cols; ++k)
       for (int l = 0; l < 4; ++l) {
-        const int val = int(rng.next_u64() % 129) - 64;
+        const int val = int(rng.next_u64() % 256) - 128;
         limb[size_t(k * 4 + l)] = val;
         const int64_t off = imma_x_offset(c, k, l);
         ASSERT_LT(off, cols * 4);
         ASSERT_EQ(staged[size_t(off)], 0xee) << "two limbs staged at byte " << off;
         staged[size_t(off)] = uint8_t(int8_t(val));
+        block_of[size_t(k)] = off / 128;
       }
     for (int64_t tile = 0; tile < v.n_tiles(); ++tile)
       for (int64_t p = 0; p < v.n_packets; ++p)
-        for (int q = 0; q < packet_cols(c) / 32; ++q) {
+        for (int q = 0; q < imma_blocks(c); ++q) {
           int64_t A[16][32] = {}, B[32][8] = {};
-          const int64_t block = (p * packet_cols(c)) / 32 + q;
+          const int64_t block = p * imma_blocks(c) + q;
           for (int lane = 0; lane < 32; ++lane) {
             const int g = lane / 4, tq = lane % 4;
-            uint32_t w[4], a[4];
+            uint32_t w[4], a[4] = {};
             for (int i = 0; i < 4; ++i) w[i] = read_word(wh.codes.data(), packet_word_index(v, tile, p, i, lane));
-            if (c == GpuCodec::U4) imma_a<GpuCodec::U4>(w, q, a);
-            else imma_a<GpuCodec::I8>(w, q, a);
+            imma_a_any(c, w, q, a);
             for (int i = 0; i < 4; ++i)
               for (int r = 0; r < 4; ++r) {
                 const uint32_t byte = (a[r] >> (8 * i)) & 0xffu;
-                const int64_t val = c == GpuCodec::U4 ? int64_t(byte) : int64_t(int8_t(uint8_t(byte)));
+                const int64_t val = c == GpuCodec::I8 ? int64_t(int8_t(uint8_t(byte))) : int64_t(byte);
                 A[g + 8 * (r & 1)][4 * tq + i + 16 * (r >> 1)] = val;
               }
             uint32_t b[2];
@@ -485,14 +498,19 @@ TEST(GpuLayout, IntegerMmaFragmentsPairCodesWithTheirColumns) {
             for (int i = 0; i < 4; ++i)
               for (int h = 0; h < 2; ++h) B[4 * tq + i + 16 * h][g] = int8_t(uint8_t(b[h] >> (8 * i)));
           }
+          int in_block = 0;
+          for (int64_t col = 0; col < cols; ++col) in_block += block_of[size_t(col)] == block;
+          ASSERT_EQ(in_block, 32) << "block " << block;
           for (int r = 0; r < 16; ++r)
             for (int n = 0; n < 8; ++n) {
               int64_t got = 0, want = 0;
               for (int k = 0; k < 32; ++k) got += A[r][k] * B[k][n];
-              for (int kk = 0; kk < 32; ++kk) {
-                const int64_t col = block * 32 + kk;
-                uint32_t code = gpu_get_code(v, tile * 16 + r, col);
-                const int64_t cv = c == GpuCodec::U4 ? int64_t(code) * (r >= 8 ? 16 : 1) : int64_t(int8_t(uint8_t(code)));
+              for (int64_t col = 0; col < cols; ++col) {
+                if (block_of[size_t(col)] != block) continue;
+                const uint32_t code = gpu_get_code(v, tile * 16 + r, col);
+                const int64_t cv = c == GpuCodec::I8   ? int64_t(int8_t(uint8_t(code)))
+                                   : c == GpuCodec::U4 ? int64_t(code) * (r >= 8 ? 16 : 1)
+                                                       : int64_t(code);
                 want += cv * limb[size_t(col * 4 + (n & 3))];
               }
               ASSERT_EQ(got, want) << "tile " << tile << " packet " << p << " block " << q << " row " << r << " col " << n;
@@ -516,33 +534,31 @@ TEST(GpuLayout, XLimbsAreTheDigitsOfTwoToThe24TimesX) {
   EXPECT_GT(n_checked, 100000);
 }
 
-// The one-pass staging (gemv_stream.cuh): thread pairs holding chunks c, c ^ 2 (4 columns each) swap two
-// limb words and each writes 4 words of limb_words; every limb must land where imma_x_offset says.
+// The one-pass staging (gemv_stream.cuh): thread pairs holding chunks c, c ^ d (4 columns each, d =
+// imma_pair_chunks) swap two limb words and each writes the 4 words of limb_words at the offset of its first
+// column; every limb must land where imma_x_offset says.
 TEST(GpuLayout, LimbWordsOfChunkPairsLandAtTheirOffsets) {
-  for (GpuCodec c : {GpuCodec::U4, GpuCodec::I8}) {
-    const int cols = 256, chunks = cols / 4;
-    std::vector<uint32_t> L(static_cast<size_t>(cols));  // limbs of column k: 4 distinct bytes per column
-    for (int k = 0; k < cols; ++k) L[size_t(k)] = uint32_t(k) * 0x01010101u ^ 0x00402080u;
+  for (GpuCodec c : {GpuCodec::U4, GpuCodec::I8, GpuCodec::U2, GpuCodec::T2, GpuCodec::U1}) {
+    const int cols = 512, chunks = cols / 4, d = imma_pair_chunks(c);
+    std::vector<uint32_t> L(static_cast<size_t>(cols));  // limbs of column k: distinct bytes
+    for (int k = 0; k < cols; ++k) L[size_t(k)] = uint32_t(k) * 0x01010101u ^ 0x00402080u ^ (uint32_t(k >> 8) << 29);
     std::vector<uint8_t> staged(size_t(cols * 4), 0);
     std::vector<int> writes(size_t(cols * 4), 0);
     for (int ch = 0; ch < chunks; ++ch) {
-      const bool second = (ch >> 1) & 1;
-      const int pa = second ? ch ^ 2 : ch, pb = pa ^ 2;  // the pair's first and second chunk
-      // this thread's t covers columns p0, p0 + 1 of both chunks: p0 = 0 (first), 2 (second)
-      const int p0 = second ? 2 : 0;
+      const bool second = (ch & d) != 0;
+      const int pa = ch & ~d, pb = pa | d;  // the pair's first and second chunk
+      const int p0 = second ? 2 : 0;        // this thread's columns of both chunks: p0, p0 + 1
       const uint32_t X0 = L[size_t(4 * pa + p0)], X1 = L[size_t(4 * pa + p0 + 1)];
       const uint32_t Y0 = L[size_t(4 * pb + p0)], Y1 = L[size_t(4 * pb + p0 + 1)];
       uint32_t w[4];
-      if (c == GpuCodec::U4) limb_words<GpuCodec::U4>(X0, X1, Y0, Y1, w);
-      else limb_words<GpuCodec::I8>(X0, X1, Y0, Y1, w);
-      const int t = 2 * (ch & 1) + (second ? 1 : 0), h = (ch >> 2) & 1;
-      for (int j = 0; j < 4; ++j) {
-        const int off = (ch >> 3) * 128 + (t * 4 + j) * 8 + h * 4;
+      if (c == GpuCodec::I8) limb_words<GpuCodec::I8>(X0, X1, Y0, Y1, w);
+      else limb_words<GpuCodec::U4>(X0, X1, Y0, Y1, w);
+      const int64_t base = imma_x_offset(c, 4 * pa + p0, 0);
+      for (int j = 0; j < 4; ++j)
         for (int b = 0; b < 4; ++b) {
-          staged[size_t(off + b)] = uint8_t(w[j] >> (8 * b));
-          ++writes[size_t(off + b)];
+          staged[size_t(base + 8 * j + b)] = uint8_t(w[j] >> (8 * b));
+          ++writes[size_t(base + 8 * j + b)];
         }
-      }
     }
     for (int k = 0; k < cols; ++k)
       for (int j = 0; j < 4; ++j) {

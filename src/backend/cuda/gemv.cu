@@ -136,8 +136,8 @@ int plan_stream_smem(GemvArgs& a) {
     const int64_t half_cols = a.w.n_packets * packet_cols(c) / 2;
     a.xstride = int((half_cols + 31) / 32 * 32 + 8);  // = 8 (mod 32) words: conflict-free B loads
     a.gstride = int(a.w.n_packets * packet_cols(c) / 32);
-    a.off_gsum = int(off);
-    if (ci.scale == ScaleKind::Affine) off += 4 * int64_t(a.M) * a.gstride;
+    a.off_gsum = int(off);  // 32-column sums of x: group-affine offsets, ternary's integer path
+    if (ci.scale == ScaleKind::Affine || c == GpuCodec::T2) off += 4 * int64_t(a.M) * a.gstride;
     off = (off + 15) / 16 * 16;
     a.off_x = int(off);
     off += 8 * int64_t(a.M) * a.xstride;

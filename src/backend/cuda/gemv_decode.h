@@ -177,21 +177,32 @@ LB_UNROLL
   }
 }
 
-// ---- the integer tensor-core path (int8 and int4 weights, one token) --------------------------------
+// ---- the integer tensor-core path (int8, int4, int2, int1, ternary weights; one token) ----------------
 // mma.m16n8k32 with 8-bit integers (s32 += u8/s8 x s8, exact): lane (g, t) holds A bytes a0 = row g,
 // k 4t..4t+3; a1 = row g+8, the same k; a2 / a3 the same rows at k 16+4t..; B bytes b0 = column g, k
 // 4t..4t+3, b1 = k 16+4t.. (PTX ISA, "Matrix Fragments for mma.m16n8k32"). The packets of the fp16 path
-// need no new layout: a 32-column block of a packet (two k-steps) already gives each lane 4 codes of row g
-// and 4 of row g+8 per k-step, at columns 2t, 2t+1, 2t+8, 2t+9, which the MMA then takes as its k 4t..4t+3
-// in the order below; x is staged in that same k order (imma_x_offset), so the products pair up.
+// need no new layout: every byte of a lane's words holds codes of one row (g or g+8) and 2 columns per
+// k-step apart from its neighbours', so masks (and shifts) turn 4 bytes into one A register of one row;
+// the MMA takes those columns as its k 4t..4t+3 in the byte order, and x is staged in that same k order
+// (imma_x_offset), so the products pair up. MMA "blocks" (imma_a's q) are numbered along K.
 // x itself enters as 4 signed bytes (limbs) of one fixed-point number per element: with one power-of-two
 // scale per token, n = rint(x 2^-e 2^24) (|x 2^-e| < 64) = l0 + l1 2^8 + l2 2^16 + l3 2^24, l_i in
 // [-128, 127]. B column n holds limb n % 4 (columns 4..7 repeat 0..3; their products are not used).
-LB_HD constexpr bool has_imma(GpuCodec c) { return c == GpuCodec::U4 || c == GpuCodec::I8; }
+LB_HD constexpr bool has_imma(GpuCodec c) {
+  return c == GpuCodec::U4 || c == GpuCodec::I8 || c == GpuCodec::U2 || c == GpuCodec::T2 || c == GpuCodec::U1;
+}
+// MMAs per packet and the 32-column scale units one MMA spans (int1: two, so its groups must be >= 64).
+LB_HD constexpr int imma_blocks(GpuCodec c) { return c == GpuCodec::I8 ? 1 : c == GpuCodec::U4 ? 2 : c == GpuCodec::U1 ? 8 : 4; }
+LB_HD constexpr int imma_units(GpuCodec c) { return c == GpuCodec::U1 ? 2 : 1; }
 
-// The A registers of 32-column block q of a packet (words of this lane). U4: the low nibbles of a word
-// are row g's codes, the high nibbles row g+8's times 16 (not shifted: the 16 is divided out of that row's
-// sums, exactly). I8: two bytes of each of two words per row; stored offset-binary, XOR makes them s8.
+// The A registers of block q of a packet (this lane's 4 words).
+//  * U4: a word's low nibbles are row g's codes of columns 2t, 2t+8, 2t+1, 2t+9 of its k-step, its high
+//    nibbles row g+8's (times 16, not shifted: the 16 is divided out of that row's sums, exactly).
+//  * I8: two bytes of each of two words per row; stored offset-binary, XOR makes them s8.
+//  * U2 / T2: crumb j of every byte: j = 0 row g, 1 row g+8 (columns 2t, 2t+1 of the word's two k-steps),
+//    2, 3 the same at 2t+8: one word, one MMA.
+//  * U1: bit j of every byte: j & 3 as U2's crumbs, j >> 2 the k-step within the byte's pair; bits 0, 1,
+//    4, 5 (columns 2t..) are one MMA, bits 2, 3, 6, 7 (2t+8..) the next.
 template <GpuCodec C>
 LB_HD void imma_a(const uint32_t* w, int q, uint32_t* a) {
   static_assert(has_imma(C), "integer codecs only");
@@ -200,20 +211,47 @@ LB_HD void imma_a(const uint32_t* w, int q, uint32_t* a) {
     a[1] = w[2 * q] & 0xf0f0f0f0u;
     a[2] = w[2 * q + 1] & 0x0f0f0f0fu;
     a[3] = w[2 * q + 1] & 0xf0f0f0f0u;
-  } else {
+  } else if constexpr (C == GpuCodec::I8) {
     a[0] = byte_perm(w[0], w[1], 0x5410u) ^ 0x80808080u;  // row g: columns 2t, 2t+1, 2t+8, 2t+9
     a[1] = byte_perm(w[0], w[1], 0x7632u) ^ 0x80808080u;  // row g+8
     a[2] = byte_perm(w[2], w[3], 0x5410u) ^ 0x80808080u;  // the same of k-step 1
     a[3] = byte_perm(w[2], w[3], 0x7632u) ^ 0x80808080u;
+  } else if constexpr (C == GpuCodec::U2 || C == GpuCodec::T2) {
+    const uint32_t x = w[q];
+    a[0] = x & 0x03030303u;
+    a[1] = (x >> 2) & 0x03030303u;
+    a[2] = (x >> 4) & 0x03030303u;
+    a[3] = (x >> 6) & 0x03030303u;
+  } else {
+    const uint32_t x = w[q >> 1] >> (2 * (q & 1));
+    a[0] = x & 0x01010101u;
+    a[1] = (x >> 1) & 0x01010101u;
+    a[2] = (x >> 4) & 0x01010101u;
+    a[3] = (x >> 5) & 0x01010101u;
   }
 }
 
-// Byte offset of limb `limb` of column k in the staged x: 128 bytes per 32-column block; in it lane t's
-// 8-byte B pair (b0, b1) of column n = limb, at the MMA k position the A side gives column k.
+// Byte offset of limb `limb` of column k in the staged x: 128 bytes per MMA block; in it lane t's 8-byte
+// B pair (b0, b1) of column n = limb, at the MMA k position (h, byte b) the A side gives column k.
 LB_HD int64_t imma_x_offset(GpuCodec c, int64_t k, int limb) {
-  const int i = int(k & 15), h = int(k >> 4) & 1, t = (i & 7) >> 1;
-  const int b = c == GpuCodec::U4 ? ((i & 1) << 1) | (i >> 3) : (i & 1) | ((i >> 3) << 1);
-  return (k >> 5) * 128 + (t * 4 + limb) * 8 + h * 4 + b;
+  const int i = int(k & 15), t = (i & 7) >> 1;
+  int64_t blk;
+  int h, b;
+  if (c == GpuCodec::U4) {  // blocks of 32 columns: k-steps (h) of 16
+    blk = k >> 5, h = int(k >> 4) & 1, b = ((i & 1) << 1) | (i >> 3);
+  } else if (c == GpuCodec::I8) {
+    blk = k >> 5, h = int(k >> 4) & 1, b = (i & 1) | ((i >> 3) << 1);
+  } else if (c == GpuCodec::U1) {  // words of 64 columns: two blocks (columns 0-7 / 8-15 of each k-step)
+    const int s = int(k >> 4) & 3;
+    blk = (k >> 6) * 2 + (i >> 3), h = s & 1, b = ((i & 1) << 1) | (s >> 1);
+  } else {  // U2, T2: words of 32 columns, one block; h: columns 0-7 / 8-15 of the two k-steps
+    blk = k >> 5, h = i >> 3, b = ((i & 1) << 1) | (int(k >> 4) & 1);
+  }
+  return blk * 128 + (t * 4 + limb) * 8 + h * 4 + b;
+}
+// Chunks of 4 columns apart of the two pairs of columns of one A register (the staging's lane pairs).
+LB_HD constexpr int imma_pair_chunks(GpuCodec c) {
+  return c == GpuCodec::U4 || c == GpuCodec::I8 ? 2 : c == GpuCodec::U1 ? 8 : 4;
 }
 
 // The 4 limbs of v (|v| < 64), as the bytes of one word: n = rint(v 2^24) (|n| < 2^30, |n 2^-24 - v| <=
@@ -229,12 +267,13 @@ LB_HD uint32_t x_limbs(float v) {
 }
 
 // The staged words of x for one lane pair: the limbs (x_limbs) of columns k0 + {0, 1} (X0, X1) and
-// k0 + {8, 9} (Y0, Y1), k0 = 16 h + 2 t: word j (= B column j) holds limb j of the four, in the byte order
-// the codec's A registers (imma_a) give those columns.
+// k0 + d + {0, 1} (Y0, Y1), d = 4 imma_pair_chunks: word j (= B column j) holds limb j of the four, in the
+// byte order the codec's A registers (imma_a) give those columns.
 template <GpuCodec C>
 LB_HD void limb_words(uint32_t X0, uint32_t X1, uint32_t Y0, uint32_t Y1, uint32_t* w) {
-  // U4 orders the columns 2t, 2t+8, 2t+1, 2t+9; I8 2t, 2t+1, 2t+8, 2t+9
-  const uint32_t a0 = X0, a1 = C == GpuCodec::U4 ? Y0 : X1, b0 = C == GpuCodec::U4 ? X1 : Y0, b1 = Y1;
+  // I8 orders the columns k0, k0+1, k0+d, k0+d+1; the others k0, k0+d, k0+1, k0+d+1
+  constexpr bool kI8 = C == GpuCodec::I8;
+  const uint32_t a0 = X0, a1 = kI8 ? X1 : Y0, b0 = kI8 ? Y0 : X1, b1 = Y1;
   const uint32_t P = byte_perm(a0, a1, 0x5140u), Q = byte_perm(a0, a1, 0x7362u);  // limbs 0, 1 / 2, 3
   const uint32_t R = byte_perm(b0, b1, 0x5140u), S = byte_perm(b0, b1, 0x7362u);
   w[0] = byte_perm(P, R, 0x5410u);

@@ -193,16 +193,18 @@ __device__ __forceinline__ void stage_x_one_pass(const GemvArgs& a, const XLoads
         su += vv;
         L[p] = x_limbs(vv);  // zeros for columns beyond K (v = 0)
       }
-      const bool second = (c >> 1) & 1;
-      const uint32_t r0 = __shfl_xor_sync(0xffffffffu, second ? L[0] : L[2], 2);
-      const uint32_t r1 = __shfl_xor_sync(0xffffffffu, second ? L[1] : L[3], 2);
+      constexpr int d = imma_pair_chunks(kLimbCodec);  // the partner chunk: c ^ d, lane tid ^ d
+      const bool second = (c & d) != 0;
+      const uint32_t r0 = __shfl_xor_sync(0xffffffffu, second ? L[0] : L[2], d);
+      const uint32_t r1 = __shfl_xor_sync(0xffffffffu, second ? L[1] : L[3], d);
       uint32_t w[4];
       limb_words<kLimbCodec>(second ? r0 : L[0], second ? r1 : L[1], second ? L[2] : r0, second ? L[3] : r1, w);
       if (4 * c < cols) {  // the padded columns too: their limbs are zeros
-        const int t = 2 * (c & 1) + second, h = (c >> 2) & 1;  // imma_x_offset of this k-quad's limb 0
-        uint32_t* dst = reinterpret_cast<uint32_t*>(xl + (c >> 3) * 128 + t * 32 + h * 4);
+        // the first chunk's columns p0, p0 + 1 (p0 = 0, or 2 for the second of the pair) start the word
+        const int k0 = 4 * (c & ~d) + (second ? 2 : 0);
+        uint32_t* dst = reinterpret_cast<uint32_t*>(xl + imma_x_offset(kLimbCodec, k0, 0));
 #pragma unroll
-        for (int j = 0; j < 4; ++j) dst[2 * j] = w[j];
+        for (int j = 0; j < 4; ++j) dst[2 * j] = w[j];  // limb j: 8 bytes further
       }
       if constexpr (kAffine) {  // 8 consecutive threads hold the 32 columns of a unit
         su += __shfl_xor_sync(0xffffffffu, su, 4);
@@ -266,7 +268,7 @@ __device__ __forceinline__ void stage_x_limbs(const GemvArgs& a, float* st, uint
       xl[imma_x_offset(C, k + 1, j)] = uint8_t(l1 >> (8 * j));
     }
   }
-  if constexpr (codec_info(C).scale == ScaleKind::Affine)
+  if constexpr (codec_info(C).scale == ScaleKind::Affine || C == GpuCodec::T2)
     for (int u = int(threadIdx.x); u < cols / 32; u += int(blockDim.x)) {
       float su = 0.0f;
       for (int k = 32 * u; k < 32 * u + 32; k += 2) {
@@ -294,42 +296,46 @@ __device__ __forceinline__ void imma_16832(int* d, const uint32_t* a, const uint
 
 // The integer path's sums (gemv_decode.h, imma_*): lane (g, t) holds columns 2t, 2t+1 of the MMA output,
 // i.e. limbs 0, 1 (t = 0) or 2, 3 (t = 1) of rows g and g+8; t = 2, 3 hold repeats (weight 0). A group
-// (int4) or the whole piece (int8) accumulates in s32, exactly; then this folds it into fp32.
+// (group-affine formats) or the whole piece (row scale) accumulates in s32, exactly; then this folds it
+// into fp32.
 struct IntRun {
   int D[4];
-  float gs;        // sum of the group's x (int4: the offset term, added by the t = 0 lanes)
-  uint32_t sc[2];  // the group's scale entries (int4)
+  float gs;        // sum of x over the group (offset term) or the piece (ternary: codes are values + 1)
+  uint32_t sc[2];  // the group's scale entries
   int gmask;
 };
 // Weights of this lane's two columns: limb j counts 2^(8 j - 24); 0 for the repeats.
 __device__ __forceinline__ float2 limb_weights(int t) {
   return t == 0 ? make_float2(0x1p-24f, 0x1p-16f) : t == 1 ? make_float2(0x1p-8f, 1.0f) : make_float2(0.0f, 0.0f);
 }
-// int4: row g+8's codes entered the MMA times 16.
+// Folds the run into accY (rows g, g+8) and empties it. The x sums are added by the t = 0 lanes only.
 template <GpuCodec C>
 __device__ __forceinline__ void int_fold(IntRun& r, float (*accY)[2], int t) {
   const float2 w = limb_weights(t);
   const float p0 = fmaf(w.x, float(r.D[0]), w.y * float(r.D[1]));
   const float p1 = fmaf(w.x, float(r.D[2]), w.y * float(r.D[3]));
-  if constexpr (C == GpuCodec::U4) {
+  const float gs = t == 0 ? r.gs : 0.0f;
+  if constexpr (codec_info(C).scale == ScaleKind::Affine) {
     float f0, f1, m0, m1;
     affine_entry(r.sc[0], &f0, &m0);
     affine_entry(r.sc[1], &f1, &m1);
-    const float gs = t == 0 ? r.gs : 0.0f;
+    if constexpr (C == GpuCodec::U4) f1 *= 0.0625f;  // row g+8's codes entered times 16
     accY[0][0] = fmaf(f0, p0, fmaf(m0, gs, accY[0][0]));
-    accY[0][1] = fmaf(f1 * 0.0625f, p1, fmaf(m1, gs, accY[0][1]));
-    r.gs = 0.0f;
-  } else {
-    accY[0][0] += p0;
-    accY[0][1] += p1;
+    accY[0][1] = fmaf(f1, p1, fmaf(m1, gs, accY[0][1]));
+  } else {  // row scale (applied by the epilogue); ternary codes are the values + 1
+    accY[0][0] += C == GpuCodec::T2 ? p0 - gs : p0;
+    accY[0][1] += C == GpuCodec::T2 ? p1 - gs : p1;
   }
+  r.gs = 0.0f;
   r.D[0] = r.D[1] = r.D[2] = r.D[3] = 0;
 }
-// One packet: each 32-column block through one integer MMA (the B pair of this lane: limb g % 4).
+// One packet p (along the tile row): each block through one integer MMA (this lane's B pair: limb g % 4),
+// with the x sums and scales of the units it spans; group-affine runs fold at their group's last unit.
 template <GpuCodec C>
 __device__ __forceinline__ void imma_packet(const uint32_t* words, const uint32_t (*sc)[2], int p, const uint8_t* xl,
                                             const float* gsum, int lane, IntRun& run, float (*accY)[2]) {
-  constexpr int NQ = packet_cols(C) / 32;
+  constexpr int NQ = imma_blocks(C), NU = imma_units(C);
+  constexpr bool kAffine = codec_info(C).scale == ScaleKind::Affine;
   const int g = lane >> 2, t = lane & 3;
 #pragma unroll
   for (int q = 0; q < NQ; ++q) {
@@ -338,12 +344,21 @@ __device__ __forceinline__ void imma_packet(const uint32_t* words, const uint32_
     const int block = p * NQ + q;
     const uint2 b = *reinterpret_cast<const uint2*>(xl + block * 128 + (t * 4 + (g & 3)) * 8);
     const uint32_t B[2] = {b.x, b.y};
-    imma_16832<C == GpuCodec::U4>(run.D, A, B);
-    if constexpr (C == GpuCodec::U4) {  // a block is one 32-column unit; fold at the group's last one
-      run.gs += gsum[block];
-      run.sc[0] = sc[q][0];
-      run.sc[1] = sc[q][1];
-      if ((block & run.gmask) == run.gmask) int_fold<C>(run, accY, t);
+    imma_16832<C != GpuCodec::I8>(run.D, A, B);  // only int8 codes are signed
+    // int1: blocks 2u, 2u + 1 span the same units 2u', 2u' + 1; their sums count once, after the second
+    if constexpr (NU == 2) {
+      if (q % 2 == 0) continue;
+    }
+    if constexpr (kAffine || C == GpuCodec::T2) {
+      const int u0 = NU == 2 ? block - 1 : block;  // the block's first unit (NU == 2: block is odd here)
+#pragma unroll
+      for (int u = 0; u < NU; ++u) run.gs += gsum[u0 + u];
+      if constexpr (kAffine) {
+        const int uq = (q / NU) * NU;  // the packet's unit of u0: its scale entries (NU == 2: same group)
+        run.sc[0] = sc[uq][0];
+        run.sc[1] = sc[uq][1];
+        if (((u0 + NU - 1) & run.gmask) == run.gmask) int_fold<C>(run, accY, t);
+      }
     }
   }
 }
@@ -410,7 +425,7 @@ __device__ __forceinline__ bool stream_fixup(const GemvArgs& a, int tile, int wi
 // IM: the integer path (has_imma(C), one token): x as limbs, mma.m16n8k32 on the codes as they are.
 template <GpuCodec C, bool IM>
 __global__ void __launch_bounds__(kStreamThreads, 1) gemv_stream_mma_kernel(const GemvArgs a) {
-  static_assert(!IM || has_imma(C), "the integer path takes int8 / int4 codes");
+  static_assert(!IM || has_imma(C), "the integer path takes integer codes");
   constexpr CodecInfo ci = codec_info(C);
   constexpr int PKS = ci.pks, PW = ci.pw, U = stream_unroll(C);
   constexpr ScaleKind SK = ci.scale;
@@ -504,8 +519,8 @@ __global__ void __launch_bounds__(kStreamThreads, 1) gemv_stream_mma_kernel(cons
     XLoads xl;
     stage_x_issue(a, xl);
     for (int k = early; k < S - 1; ++k) issue_next();
-    stage_x_one_pass<true, SK == ScaleKind::Affine, IM ? C : GpuCodec::PlainF32>(a, xl, st, xb, nullptr, gsum,
-                                                                                  NP * PKS * 16);
+    constexpr bool kSums = SK == ScaleKind::Affine || (IM && C == GpuCodec::T2);  // 32-column sums of x
+    stage_x_one_pass<true, kSums, IM ? C : GpuCodec::PlainF32>(a, xl, st, xb, nullptr, gsum, NP * PKS * 16);
   } else {
     for (int k = early; k < S - 1; ++k) issue_next();
     token_stats(a, st, true);
@@ -766,13 +781,16 @@ inline int blocks_per_sm(void (*kernel)(GemvArgs), int smem_bytes) {
   return n;
 }
 
-// The stream kernel of codec C for M tokens, or null (plain formats take one token: more would spill).
+// The stream kernel of codec C for launch `a`, or null (plain formats take one token: more would spill).
+// Integer codes take the integer path for one token (int1: groups of at least 64 columns, the span of one
+// of its MMAs).
 template <GpuCodec C>
-void (*stream_kernel(int M))(GemvArgs) {
+void (*stream_kernel(const GemvArgs& a))(GemvArgs) {
   if constexpr (is_plain(C)) {
-    return M == 1 ? gemv_stream_plain_kernel<C, 1> : nullptr;
+    return a.M == 1 ? gemv_stream_plain_kernel<C, 1> : nullptr;
   } else if constexpr (has_imma(C)) {
-    return M == 1 && imma_enabled() ? gemv_stream_mma_kernel<C, true> : gemv_stream_mma_kernel<C, false>;
+    const bool im = a.M == 1 && imma_enabled() && (imma_units(C) == 1 || a.w.group >= 32 * imma_units(C));
+    return im ? gemv_stream_mma_kernel<C, true> : gemv_stream_mma_kernel<C, false>;
   } else {
     return gemv_stream_mma_kernel<C, false>;
   }
@@ -783,7 +801,7 @@ void (*stream_kernel(int M))(GemvArgs) {
 // workspace than there is). `a` has the shared-memory plan, np, xstride and gstride (gemv.cu).
 template <GpuCodec C>
 int stream_per_warp(const GemvArgs& a, int smem_bytes, int sms) {
-  const auto kernel = stream_kernel<C>(a.M);
+  const auto kernel = stream_kernel<C>(a);
   if (!kernel) return 0;
   const int bps = blocks_per_sm(kernel, smem_bytes);
   if (bps <= 0) return 0;
@@ -805,7 +823,7 @@ bool launch_gemv_stream(GemvArgs a, int smem_bytes, int sms, cudaStream_t s) {
   a.per_warp = per_warp;
   if (a.self_warm.codes) a.self_warm.per_warp = per_warp;
   stream_workspace(&a.ws, &a.cnt);
-  launch(stream_kernel<C>(a.M), unsigned((warps + kStreamWarps - 1) / kStreamWarps), kStreamThreads,
+  launch(stream_kernel<C>(a), unsigned((warps + kStreamWarps - 1) / kStreamWarps), kStreamThreads,
          size_t(smem_bytes), s, a);
   LB_CUDA_LAUNCH_CHECK();
   return true;
