@@ -93,17 +93,18 @@ float time_graph(cudaGraphExec_t graph, cudaStream_t s, int reps) {
 void print_timeline(const std::vector<GpuWeight>& ws, const float* x, const GemvEpilogue& ep, cudaStream_t s,
                     const std::string& what) {
   constexpr int kMaxBlocks = 8192;
-  DeviceBuffer buf(size_t(2) * kMaxBlocks * 4 * 8);
-  LB_CUDA_CHECK(cudaMemset(buf.get(), 0, size_t(2) * kMaxBlocks * 4 * 8));
+  constexpr int S = kTimelineStamps;
+  DeviceBuffer buf(size_t(2) * kMaxBlocks * S * 8);
+  LB_CUDA_CHECK(cudaMemset(buf.get(), 0, size_t(2) * kMaxBlocks * S * 8));
   auto* stamps = buf.get<unsigned long long>();
   const size_t c = ws.size() / 2;
   gemv_set_timeline(stamps);
   gemv(ws[c], x, 1, ep, s, GemvVariant::Stream);
-  gemv_set_timeline(stamps + kMaxBlocks * 4);
+  gemv_set_timeline(stamps + kMaxBlocks * S);
   gemv(ws[c + 1], x, 1, ep, s, GemvVariant::Stream);
   gemv_set_timeline(nullptr);
   LB_CUDA_CHECK(cudaStreamSynchronize(s));
-  std::vector<unsigned long long> h(size_t(2) * kMaxBlocks * 4);
+  std::vector<unsigned long long> h(size_t(2) * kMaxBlocks * S);
   LB_CUDA_CHECK(cudaMemcpy(h.data(), stamps, h.size() * 8, cudaMemcpyDeviceToHost));
   auto pct = [](std::vector<double> v, double q) {
     if (v.empty()) return 0.0;
@@ -111,12 +112,12 @@ void print_timeline(const std::vector<GpuWeight>& ws, const float* x, const Gemv
     return v[size_t(q * double(v.size() - 1))];
   };
   unsigned long long end0 = 0;
-  for (int b = 0; b < kMaxBlocks; ++b) end0 = std::max(end0, h[size_t(b) * 4 + 3]);
-  std::vector<double> wait, stage, loop;
+  for (int b = 0; b < kMaxBlocks; ++b) end0 = std::max(end0, h[size_t(b) * S + 3]);
+  std::vector<double> wait, stage, loop, arrive, reduce;
   unsigned long long first = ~0ull, last = 0;
   int blocks = 0;
   for (int b = 0; b < kMaxBlocks; ++b) {
-    const unsigned long long* t = &h[size_t(kMaxBlocks + b) * 4];
+    const unsigned long long* t = &h[size_t(kMaxBlocks + b) * S];
     if (t[0] == 0) continue;
     ++blocks;
     first = std::min(first, t[0]);
@@ -124,15 +125,20 @@ void print_timeline(const std::vector<GpuWeight>& ws, const float* x, const Gemv
     wait.push_back((double(t[1]) - double(t[0])) * 1e-3);
     stage.push_back((double(t[2]) - double(t[1])) * 1e-3);
     loop.push_back((double(t[3]) - double(t[2])) * 1e-3);
+    if (t[4] != 0 && t[5] != 0) {  // the one-pass staging: x's arrival and the block reduction
+      arrive.push_back((double(t[4]) - double(t[1])) * 1e-3);
+      reduce.push_back((double(t[5]) - double(t[4])) * 1e-3);
+    }
   }
   if (blocks == 0) {
     std::printf("timeline %s: the stream kernel did not run\n", what.c_str());
     return;
   }
-  std::printf("timeline %s: %d blocks; us median/max: wait %.2f/%.2f, stage x %.2f/%.2f, loop %.2f/%.2f; "
-              "span %.2f; entry after the previous launch's end %.2f\n",
-              what.c_str(), blocks, pct(wait, 0.5), pct(wait, 1.0), pct(stage, 0.5), pct(stage, 1.0), pct(loop, 0.5),
-              pct(loop, 1.0), (double(last) - double(first)) * 1e-3, (double(first) - double(end0)) * 1e-3);
+  std::printf("timeline %s: %d blocks; us median/max: wait %.2f/%.2f, stage x %.2f/%.2f (x arrived %.2f, reduced "
+              "+%.2f), loop %.2f/%.2f; span %.2f; entry after the previous launch's end %.2f\n",
+              what.c_str(), blocks, pct(wait, 0.5), pct(wait, 1.0), pct(stage, 0.5), pct(stage, 1.0), pct(arrive, 0.5),
+              pct(reduce, 0.5), pct(loop, 0.5), pct(loop, 1.0), (double(last) - double(first)) * 1e-3,
+              (double(first) - double(end0)) * 1e-3);
 }
 
 struct Result {

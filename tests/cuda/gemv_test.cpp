@@ -452,43 +452,6 @@ TEST(CudaGemv, SameResultEveryRun) {
   }
 }
 
-TEST(CudaGemv, L2WarmUpChangesNoBit) {
-  // the warm-up only issues L2 prefetches: the same outputs, bit for bit, with it off and with large
-  // warm-ups of the launch's own shares and of a next weight of another format and shape
-  REQUIRE_GPU();
-  Gpu gpu;
-  uint64_t seed = 900;
-  const QTensor tn = quantized(Format::INT4, 4096, 1024, seed++);
-  const GpuWeight next = upload(repack_for_gpu(tn), gpu.s);
-  const QTensor tp = quantized(Format::BF16, 2050, 1500, seed++);
-  const GpuWeight next_plain = upload(repack_for_gpu(tp), gpu.s);
-  for (Format f : {Format::BF16, Format::INT8, Format::INT4, Format::NVFP4, Format::FP6_E3M2, Format::INT1}) {
-    const QTensor t = quantized(f, 301, 1536, seed++);
-    const GpuWeight w = upload(repack_for_gpu(t), gpu.s);
-    const std::vector<float> x = gaussian(3 * 1536, seed++);
-    for (int M : {1, 3}) {
-      for (const GpuWeight* nw : {&next, &next_plain}) {
-        Dev<float> dx(x), dy(size_t(M * 301));
-        GemvEpilogue ep;
-        ep.out = dy.p;
-        ep.l2_next = nw;
-        std::vector<float> base;
-        for (const int kb : {0, 4, 64}) {
-          gemv_set_l2_warm(kb, kb);
-          gemv(w, dx.p, M, ep, gpu.s, GemvVariant::Stream);
-          LB_CUDA_CHECK(cudaStreamSynchronize(gpu.s));
-          const std::vector<float> y = dy.download();
-          if (kb == 0) base = y;
-          else
-            EXPECT_EQ(std::memcmp(y.data(), base.data(), 4 * y.size()), 0)
-                << format_name(f) << " M=" << M << " warm " << kb << " KB differs";
-        }
-      }
-    }
-  }
-  gemv_set_l2_warm(-1, -1);
-}
-
 TEST(CudaGemv, BadArgumentsAreErrors) {
   REQUIRE_GPU();
   Gpu gpu;

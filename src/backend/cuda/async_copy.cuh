@@ -18,12 +18,4 @@ __device__ __forceinline__ void cp_async_wait(int n) {
   else asm volatile("cp.async.wait_group 0;" ::: "memory");
 }
 
-// Asks L2 to fetch [p, p + bytes) from DRAM (cp.async.bulk.prefetch, sm_90; p and bytes multiples of 16). It
-// takes no registers or shared memory and returns nothing to the SM: a hint that keeps DRAM busy.
-__device__ __forceinline__ void l2_prefetch(const void* p, uint32_t bytes) {
-#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
-  asm volatile("cp.async.bulk.prefetch.L2.global [%0], %1;" ::"l"(p), "r"(bytes) : "memory");
-#endif
-}
-
 }  // namespace lowbit::cuda

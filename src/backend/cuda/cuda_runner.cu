@@ -276,15 +276,6 @@ class CudaRunner final : public Runner {
       upload_vec(m_.weights.norm, final_norm_);
       lm_head_ = DevLinear::create({&m_.weights.output}, false, stream_);
     }
-    // the order of the decode step's GEMVs, for the L2 warm-up of each one's successor
-    for (int l = 0; l < c_.n_layers; ++l) {
-      DevLayer& D = layers_[size_t(l)];
-      D.qkv->set_l2_next(D.wo.get());
-      D.wo->set_l2_next(D.w13.get());
-      D.w13->set_l2_next(D.w2.get());
-      D.w2->set_l2_next(l + 1 < c_.n_layers ? layers_[size_t(l) + 1].qkv.get() : lm_head_.get());
-    }
-    if (c_.n_layers > 0) lm_head_->set_l2_next(layers_[0].qkv.get());
     LB_CUDA_CHECK(cudaStreamSynchronize(stream_));
     bar.finish();
   }

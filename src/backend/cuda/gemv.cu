@@ -10,8 +10,7 @@ namespace lowbit::cuda {
 // Explicit instantiations live in gemv_<family>.cu.
 #define LB_DECLARE_CODEC(c)                                                                           \
   extern template void launch_gemv_codec<GpuCodec::c>(const GemvArgs&, unsigned, int, cudaStream_t); \
-  extern template int stream_per_warp<GpuCodec::c>(const GemvArgs&, int, int);                       \
-  extern template bool launch_gemv_stream<GpuCodec::c>(GemvArgs, int, int, cudaStream_t);
+  extern template bool launch_gemv_stream<GpuCodec::c>(GemvArgs, int, cudaStream_t);
 LB_FOR_EACH_GPU_CODEC(LB_DECLARE_CODEC)
 #undef LB_DECLARE_CODEC
 
@@ -61,7 +60,6 @@ BlockShape block_shape(GemvVariant v) {
   }
 }
 
-constexpr int kL2SelfKbDefault = 0, kL2NextKbDefault = 0;  // see l2_warm_kb()
 constexpr int kXBudgetBytes = 96 * 1024;  // staged x per block: two blocks per multiprocessor fit
 
 int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
@@ -123,6 +121,12 @@ int plan_stream_smem(GemvArgs& a) {
   int64_t off = c == GpuCodec::T5 ? kT5LutBytes : 0;
   a.off_stats = int(off);
   off += kStatsBytes;
+  // one block per multiprocessor, each a run of whole tiles; the partial sums of the tiles its warps split
+  // (one slot per tile and per warp) and a counter per tile
+  a.tiles_per_block = int(ceil_div(a.w.rows_pad / 16, sm_count()));
+  a.off_pieces = int(off);
+  off += (int64_t(a.tiles_per_block) + kStreamWarps) * 64 * 4 + int64_t(a.tiles_per_block) * 4;
+  off = (off + 15) / 16 * 16;
   if (is_plain(c)) {
     a.np = int((a.w.row_stride + 255) / 256);       // 256-byte row pieces
     const int64_t cols = int64_t(a.np) * 256 / ci.esize;  // x staged over whole pieces (zeros beyond K)
@@ -155,64 +159,11 @@ int plan_stream_smem(GemvArgs& a) {
 bool launch_stream(const GemvArgs& a, int smem, cudaStream_t s) {
   switch (a.w.codec) {
 #define LB_CASE(c) \
-  case GpuCodec::c: return launch_gemv_stream<GpuCodec::c>(a, smem, sm_count(), s);
+  case GpuCodec::c: return launch_gemv_stream<GpuCodec::c>(a, smem, s);
     LB_FOR_EACH_GPU_CODEC(LB_CASE)
 #undef LB_CASE
   }
   fail("gemv: unknown codec ", int(a.w.codec));
-}
-
-int stream_per_warp_of(const GemvArgs& a, int smem) {
-  switch (a.w.codec) {
-#define LB_CASE(c) \
-  case GpuCodec::c: return stream_per_warp<GpuCodec::c>(a, smem, sm_count());
-    LB_FOR_EACH_GPU_CODEC(LB_CASE)
-#undef LB_CASE
-  }
-  fail("gemv: unknown codec ", int(a.w.codec));
-}
-
-// KB per warp share that the L2 warm-up fetches (gemv_stream.cuh): of the launch's own shares, before
-// pdl_wait() (LOWBIT_L2_SELF_KB), and of the next GEMV's shares once a warp has issued its last load
-// (LOWBIT_L2_NEXT_KB); 0 turns either off.
-int l2_warm_kb(const char* var, int def) {
-  const char* e = std::getenv(var);
-  if (!e || !*e) return def;
-  char* end = nullptr;
-  const long v = std::strtol(e, &end, 10);
-  LB_CHECK(end && *end == '\0' && v >= 0 && v <= 1024, var, "='", e, "': expected 0..1024 (KB per warp)");
-  return int(v);
-}
-int g_l2_self_kb = -1, g_l2_next_kb = -1;  // gemv_set_l2_warm(); -1: the environment's or the default
-int l2_self_kb() {
-  static const int n = l2_warm_kb("LOWBIT_L2_SELF_KB", kL2SelfKbDefault);
-  return g_l2_self_kb >= 0 ? g_l2_self_kb : n;
-}
-int l2_next_kb() {
-  static const int n = l2_warm_kb("LOWBIT_L2_NEXT_KB", kL2NextKbDefault);
-  return g_l2_next_kb >= 0 ? g_l2_next_kb : n;
-}
-
-// The warm-up view of a planned stream launch `a` (np set by plan_stream_smem) with per_warp packets per warp.
-L2Warm warm_of(const GemvArgs& a, int per_warp, int kb) {
-  L2Warm f;
-  if (kb <= 0) return f;
-  const CodecInfo ci = codec_info(a.w.codec);
-  f.codes = a.w.codes;
-  f.tiles = a.w.rows_pad / 16;
-  f.np = a.np;
-  f.per_warp = per_warp;
-  f.bytes = kb * 1024;
-  if (is_plain(a.w.codec)) {
-    f.row_stride = a.w.row_stride;
-  } else {
-    f.pbytes = ci.pw * 512;
-    if (scale_unit_bytes(a.w.codec) > 0) {
-      f.scales = a.w.scales;
-      f.unit_row = a.w.scale_units() * scale_unit_bytes(a.w.codec);
-    }
-  }
-  return f;
 }
 
 void launch_codec(const GemvArgs& a, unsigned grid, int smem, cudaStream_t s) {
@@ -264,12 +215,6 @@ __global__ void __launch_bounds__(kGemvThreads) gemv_reference_kernel(const Gemv
 
 void gemv_set_timeline(unsigned long long* stamps) { g_timeline = stamps; }
 
-void gemv_set_l2_warm(int self_kb, int next_kb) {
-  LB_CHECK(self_kb >= -1 && self_kb <= 1024 && next_kb >= -1 && next_kb <= 1024, "gemv_set_l2_warm(", self_kb, ", ",
-           next_kb, "): expected -1 (default) or 0..1024 KB per warp");
-  g_l2_self_kb = self_kb;
-  g_l2_next_kb = next_kb;
-}
 
 // Weight batches the stream kernel issues before pdl_wait(), the others right after x's loads (plain
 // formats: whether the first packet is loaded before pdl_wait()). Default 1: on the H200 the blocks of a
@@ -348,14 +293,6 @@ void gemv(const GpuWeight& w, const float* x, int M, const GemvEpilogue& ep, cud
       sa.early = stream_early_batches();
       sa.M = std::min(M, kStreamMaxTokens);
       const int smem = plan_stream_smem(sa);
-      sa.self_warm = warm_of(sa, 0, l2_self_kb());  // per_warp: launch_gemv_stream
-      if (ep.l2_next && l2_next_kb() > 0 && !two_passes) {
-        GemvArgs na;  // the next GEMV's launch, as far as its geometry goes (one token: decode)
-        na.w = ep.l2_next->view;
-        const int nsmem = plan_stream_smem(na);
-        const int npw = nsmem > 0 ? stream_per_warp_of(na, nsmem) : 0;
-        if (npw > 0) sa.next_warm = warm_of(na, npw, l2_next_kb());
-      }
       if (smem > 0 && launch_stream(sa, smem, s)) {
         if (two_passes) {
           const size_t out_bytes = ep.kind == GemvOut::StoreBF16 || ep.kind == GemvOut::SwiGluBF16 ? 2 : 4;
@@ -363,7 +300,6 @@ void gemv(const GpuWeight& w, const float* x, int M, const GemvEpilogue& ep, cud
           sa.out = static_cast<char*>(ep.out) + size_t(kStreamMaxTokens) * size_t(a.ld) * out_bytes;
           sa.M = M - kStreamMaxTokens;
           const int smem2 = plan_stream_smem(sa);
-          sa.self_warm = L2Warm{};  // the first pass read the weight just now
           LB_CHECK(smem2 > 0 && launch_stream(sa, smem2, s), "gemv('", w.name,
                    "'): the second pass of the stream kernel could not be launched");
         }

@@ -32,7 +32,6 @@ struct GemvEpilogue {
   int64_t ld = 0;                      // elements between token rows of out (0: out_features)
   const float* norm_weight = nullptr;  // [K]: x -> x * rsqrt(mean(x^2) + eps) * norm_weight first
   float norm_eps = 1e-5f;
-  const GpuWeight* l2_next = nullptr;  // the weight of the GEMV that comes next: its first bytes are warmed in L2
 };
 
 // Block shapes. `Split8`: one 16-row tile per block, K split over its 8 warps (small N); `Split4`: the same
@@ -61,15 +60,12 @@ const char* gemv_variant_name(GemvVariant v);
 // The variant used for Auto: Stream (which itself falls back to Persist2x4 where it cannot run).
 GemvVariant gemv_auto_variant(const GpuWeight& w, int M);
 
-// Instrumentation for the kernel benchmark: while set (non-null, device memory of 4 x 8 bytes per block),
-// every launch of the stream kernels writes %globaltimer stamps per block: entry, after pdl_wait(), after
-// staging x, end. Null (the default) turns it off.
+// Instrumentation for the kernel benchmark: while set (non-null, device memory of kTimelineStamps x 8 bytes
+// per block), every launch of the stream kernels writes %globaltimer stamps per block: [0] entry, [1] after
+// pdl_wait(), [2] after staging x, [3] end; in the one-pass staging also [4] when x has arrived and [5]
+// after the block reduction. Null (the default) turns it off.
+constexpr int kTimelineStamps = 8;
 void gemv_set_timeline(unsigned long long* stamps);
-
-// The L2 warm-up of the stream kernels (gemv_stream.cuh), in KB per warp share: of a launch's own weight
-// (before pdl_wait) and of GemvEpilogue::l2_next's (after the last load). -1 restores the default, which
-// LOWBIT_L2_SELF_KB / LOWBIT_L2_NEXT_KB replace. Results do not depend on it (a test checks the bits).
-void gemv_set_l2_warm(int self_kb, int next_kb);
 
 // x: [M, K] fp32 on the device, 1 <= M <= 8. Checks the arguments (Error) and every launch.
 void gemv(const GpuWeight& w, const float* x, int M, const GemvEpilogue& ep, cudaStream_t s,

@@ -18,18 +18,6 @@ namespace lowbit::cuda {
 constexpr int kGemvThreads = 256;  // the largest block (8 warps); blocks have 32 * rt * ks threads
 constexpr int kGemvWarps = kGemvThreads / 32;
 
-// A stream GEMV launch's weight as the L2 warm-up sees it (gemv_stream.cuh, warm_share): warp w of that
-// launch reads packets [w * per_warp, (w + 1) * per_warp) of tiles x np; codes null: nothing to warm.
-struct L2Warm {
-  const uint8_t* codes = nullptr;
-  const uint8_t* scales = nullptr;  // scale stream (tensor-core formats with scales), or null
-  int64_t row_stride = 0;           // plain formats: bytes per row; 0: a packet stream
-  int64_t unit_row = 0;             // bytes of one tile's scale units
-  int64_t tiles = 0;
-  int np = 0, per_warp = 0, pbytes = 0;  // packets per tile and per warp, bytes per packet (packet stream)
-  int bytes = 0;                    // code bytes to warm per warp (a multiple of 512)
-};
-
 // Everything a GEMV launch needs (passed by value).
 struct GemvArgs {
   GpuWeightView w;
@@ -47,14 +35,12 @@ struct GemvArgs {
   int off_stats = 0, off_gsum = 0, off_x = 0, off_red = 0;  // shared-memory offsets in bytes
   // the stream kernels (gemv_stream.cuh)
   int np = 0;                    // packets per tile row (plain formats: 256-byte row pieces)
-  int per_warp = 0;              // packets of the stream per warp
+  int tiles_per_block = 0;       // each block takes a run of whole tiles ...
+  int per_warp = 0;              // ... and each of its warps an equal share of their packets
+  int off_pieces = 0;            // shared memory: partial sums of split tiles, then their counters
   int stages = 0;                // ring stages per warp (tensor-core formats; ring at off_red)
   int early = -1;                // weight batches issued before pdl_wait(), the rest after x's loads (-1: all)
-  float* ws = nullptr;           // partial sums of split tiles [piece][16 rows][4 tokens]
-  unsigned* cnt = nullptr;       // pieces arrived per tile (zero between launches)
-  unsigned long long* timeline = nullptr;  // gemv_set_timeline(): 4 %globaltimer stamps per block, or null
-  L2Warm self_warm;              // this launch's own shares: warmed before pdl_wait()
-  L2Warm next_warm;              // the next GEMV's shares: warmed once a warp has issued its last load
+  unsigned long long* timeline = nullptr;  // gemv_set_timeline(): kTimelineStamps per block, or null
 };
 
 // %globaltimer (ns) for the timeline of gemv_set_timeline().

@@ -1,24 +1,22 @@
 // The stream GEMV kernels (variant `stream`, the default; gemv() runs 5..8 tokens in two launches): the
 // weight is one stream of packets in tile order (tile = 16 rows; packet = one warp's 16-byte loads, see
-// weights_layout.h), and every warp of a persistent grid (as many blocks as fit on the GPU at once) takes
-// one contiguous share of it, so that every multiprocessor reads the same number of bytes whatever the
-// shape (stream-K).
+// weights_layout.h). One block per multiprocessor takes a run of whole tiles (as many as the GPU has
+// multiprocessors, rounded up), and each of its warps an equal contiguous share of their packets, so that
+// every multiprocessor reads about the same number of bytes whatever the shape (stream-K inside a block).
 //
-//  * one block of 16 warps per multiprocessor; x is normalized and staged once per block for the whole
-//    row (fp16 hi / lo for the tensor cores, fp32 for the scalar kernel), for one token in a single pass:
-//    every thread loads its float4s of x at once, one block reduction gives the RMSNorm factor and the
-//    fp16 scaling, and each thread converts what it loaded (stage_x_one_pass).
+//  * x is normalized and staged once per block for the whole row (fp16 hi / lo or integer limbs for the
+//    tensor cores, fp32 for the scalar kernel), for one token in a single pass: every thread loads its
+//    float4s of x at once, one block reduction gives the RMSNorm factor and the scaling, and each thread
+//    converts what it loaded (stage_x_one_pass).
 //  * the first weight loads are issued ahead of pdl_wait() (a.early batches: they overlap the previous
 //    kernel's tail where its blocks leave early), the rest of the first stages right after x's loads.
 //    Tensor-core formats: each warp streams its share through a ring of S stages in shared memory with
 //    cp.async (S - 1 stages in flight while one is computed; no registers held by loads);
 //    f32 / bf16 / fp16: loads double-buffered in registers (their compute is light).
-//  * a tile whose packets are split between warps is finished by the warp that completes it last: each
-//    piece stores its 16 row sums in a workspace, bumps the tile's counter, and the last one adds the
-//    pieces in a fixed order (deterministic) and runs the epilogue; it also resets the counter.
-//
-// The workspace and counters are static device arrays of each translation unit: launches that use them
-// must be serialized (one stream), which is how the runner, the tests and the benchmark call gemv().
+//  * a tile whose packets are split between warps (of one block, by construction) is finished by the warp
+//    that completes it last: each piece stores its 16 row sums in shared memory and bumps the tile's
+//    counter there (no global memory round trips), and the last one adds the pieces in a fixed order
+//    (deterministic) and runs the epilogue.
 #pragma once
 
 #include <map>
@@ -28,59 +26,10 @@
 
 namespace lowbit::cuda {
 
-constexpr int kStreamWsFloats = 1 << 20;  // 4 MB of partial sums: (tiles + warps) x 16 rows x 4 tokens
-constexpr int kStreamCounters = 1 << 16;  // tiles (lm_head of a 128K vocabulary: 8016)
 constexpr int kStreamMaxTokens = 4;
 constexpr int kStreamThreads = 512;  // one block of 16 warps per multiprocessor
 constexpr int kStreamWarps = kStreamThreads / 32;
 constexpr int kStageChunks = 8;      // float4s of x per thread in the one-pass staging: K <= 16384
-
-static __device__ float g_stream_ws[kStreamWsFloats];
-static __device__ unsigned g_stream_cnt[kStreamCounters];
-
-// Device addresses of this translation unit's workspace (host side).
-inline void stream_workspace(float** ws, unsigned** cnt) {
-  static float* w = nullptr;
-  static unsigned* c = nullptr;
-  if (!w) {
-    LB_CUDA_CHECK(cudaGetSymbolAddress(reinterpret_cast<void**>(&w), g_stream_ws));
-    LB_CUDA_CHECK(cudaGetSymbolAddress(reinterpret_cast<void**>(&c), g_stream_cnt));
-  }
-  *ws = w;
-  *cnt = c;
-}
-
-// L2 warm-up: the stream kernels keep DRAM busy only while their loops run. Before that a block waits for
-// the previous kernel (it cannot share the multiprocessor with it), stages x (~3-4 us), and between two
-// GEMVs of a layer lies the attention. Bulk L2 prefetches cost none of the resources the kernels lack, so
-// each launch warms L2 with the first bytes of its warps' own shares before pdl_wait() (self_warm), and
-// every warp, once it has issued its last load, with the first bytes of the next GEMV's shares (next_warm,
-// set by the runner for the layer's next weight): those loads then hit L2.
-// Warms the first f.bytes of the share of warp w of f's launch (and the scale units of the tiles they span).
-__device__ __forceinline__ void warm_share(const L2Warm& f, int w, int lane) {
-  const int64_t total = f.tiles * f.np, p0 = int64_t(w) * f.per_warp;
-  if (p0 >= total) return;
-  const int64_t tile = p0 / f.np, kp = p0 - tile * f.np;
-  if (f.row_stride > 0) {  // plain rows: lane i < 16 takes row i of the tile, from the share's first column
-    const int64_t beg = kp * 256, len = min(f.row_stride - beg, int64_t(f.bytes / 16 + 15) / 16 * 16);
-    if (lane < 16 && len > 0) l2_prefetch(f.codes + (tile * 16 + lane) * f.row_stride + beg, uint32_t(len));
-    return;
-  }
-  // packet stream: the share is contiguous; one piece of it per lane
-  const int64_t len = min(int64_t(f.bytes), min(int64_t(f.per_warp), total - p0) * f.pbytes);
-  const int64_t piece = (len + 32 * 16 - 1) / (32 * 16) * 16, off = lane * piece;
-  if (off < len) l2_prefetch(f.codes + p0 * f.pbytes + off, uint32_t(min(piece, len - off)));
-  if (f.scales && lane == 31) {  // the scale rows of the tiles the warmed bytes span
-    const int64_t t1 = min(f.tiles, (p0 + (len + f.pbytes - 1) / f.pbytes - 1) / f.np + 1);
-    l2_prefetch(f.scales + tile * f.unit_row, uint32_t((t1 - tile) * f.unit_row));
-  }
-}
-// Warp `wid` of this launch warms the next GEMV's shares wid, wid + (this launch's warps), ...
-__device__ __forceinline__ void warm_next(const L2Warm& f, int wid, int lane) {
-  if (!f.codes) return;
-  const int64_t warps = (f.tiles * f.np + f.per_warp - 1) / f.per_warp;
-  for (int64_t w = wid; w < warps; w += int64_t(gridDim.x) * (blockDim.x >> 5)) warm_share(f, int(w), lane);
-}
 
 // Packets per batch (stage): about 2 KB of codes per warp.
 LB_HD constexpr int stream_unroll(GpuCodec c) {
@@ -132,9 +81,11 @@ __device__ __forceinline__ void stage_x_issue(const GemvArgs& a, XLoads& v) {
 // sums for group-affine formats), or as fp32 up to `cols` columns (zeros beyond K). Ends with __syncthreads().
 // kLimbCodec (an integer codec, has_imma): x as 4 int8 limbs at imma_x_offset instead of fp16 hi / lo (xb
 // then points to the bytes), scaled by 2^-e with |x| 2^-e < 64.
+// stamps (the timeline, or null): [4] when thread 0's loads of x have arrived, [5] after the block reduction.
 template <bool kMma, bool kAffine, GpuCodec kLimbCodec = GpuCodec::PlainF32>
 __device__ __forceinline__ void stage_x_one_pass(const GemvArgs& a, const XLoads& ld, float* st, uint32_t* xb,
-                                                 float* xs, float* gsum, int cols) {
+                                                 float* xs, float* gsum, int cols,
+                                                 unsigned long long* stamps = nullptr) {
   constexpr bool kLimbs = has_imma(kLimbCodec);
   uint8_t* xl = reinterpret_cast<uint8_t*>(xb);
   const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5, nthr = blockDim.x;
@@ -148,6 +99,7 @@ __device__ __forceinline__ void stage_x_one_pass(const GemvArgs& a, const XLoads
     am = fmaxf(am, fmaxf(fmaxf(fabsf(xv[i].x * wv[i].x), fabsf(xv[i].y * wv[i].y)),
                          fmaxf(fabsf(xv[i].z * wv[i].z), fabsf(xv[i].w * wv[i].w))));
   }
+  if (stamps && tid == 0 && !(ss < 0.0f)) stamps[4] = global_ns();  // (the condition waits for the loads)
   float* red = st + 24;  // token_stats' warp partials
   ss = warp_sum(ss);
   am = warp_max(am);
@@ -162,6 +114,7 @@ __device__ __forceinline__ void stage_x_one_pass(const GemvArgs& a, const XLoads
     ss += red[w];
     am = fmaxf(am, red[64 + w]);
   }
+  if (stamps && tid == 0 && !(ss < 0.0f)) stamps[5] = global_ns();
   const float r = a.norm_w ? 1.0f / sqrtf(ss / float(K) + a.eps) : 1.0f;
   int e = 0;
   const float amax = am * r;
@@ -382,42 +335,63 @@ __device__ __forceinline__ void emit_rows(const GemvArgs& a, int64_t tile, int j
   }
 }
 
-// A warp's sums for tile `tile` are complete when it covered the whole tile; otherwise they are one piece:
-// stored, counted, and the warp that brings the last piece adds all pieces (in piece order) and returns
-// true with v0 / v1 replaced by the totals. NP pairs (row j, token m) per lane, `ok` where the lane holds one.
+// A warp's sums for tile `lt` of its block are complete when it covered the whole tile; otherwise they are
+// one piece: stored in shared memory, counted, and the warp that brings the last piece adds all pieces (in
+// piece order) and returns true with v0 / v1 replaced by the totals. NP pairs (row j, token m) per lane,
+// `ok` where the lane holds one. pieces: [tiles_per_block + warps][16 rows][4 tokens], then the counters.
 template <int NPAIR>
-__device__ __forceinline__ bool stream_fixup(const GemvArgs& a, int tile, int wid, bool whole, const int* j,
-                                             const int* m, const bool* ok, float* v0, float* v1) {
+__device__ __forceinline__ bool stream_fixup(const GemvArgs& a, float* pieces, unsigned* pcnt, int lt, int warp,
+                                             bool whole, const int* j, const int* m, const bool* ok, float* v0,
+                                             float* v1) {
   if (whole) return true;
   const int lane = threadIdx.x & 31;
-  const int first = tile * a.np / a.per_warp, last = (tile * a.np + a.np - 1) / a.per_warp;
-  // piece index tile + warp: unique, since the warps of tile + 1 start where those of tile end
-  float* mine = a.ws + int64_t(tile + wid) * 64;
+  const int first = lt * a.np / a.per_warp, last = (lt * a.np + a.np - 1) / a.per_warp;
+  // piece index lt + warp: unique, since the warps of tile lt + 1 start where those of tile lt end
+  float* mine = pieces + (lt + warp) * 64;
 #pragma unroll
   for (int i = 0; i < NPAIR; ++i)
     if (ok[i]) {
-      __stcg(mine + j[i] * 4 + m[i], v0[i]);
-      __stcg(mine + (j[i] + 8) * 4 + m[i], v1[i]);
+      mine[j[i] * 4 + m[i]] = v0[i];
+      mine[(j[i] + 8) * 4 + m[i]] = v1[i];
     }
-  __threadfence();  // the pieces are visible before the count says so
+  __threadfence_block();  // the piece is visible to the other warps before the count says so
   __syncwarp();
   unsigned arrived = 0;
-  if (lane == 0) arrived = atomicAdd(a.cnt + tile, 1u);
+  if (lane == 0) arrived = atomicAdd(pcnt + lt, 1u);
   arrived = __shfl_sync(0xffffffffu, arrived, 0);
   if (arrived != unsigned(last - first)) return false;
-  __threadfence();
+  __threadfence_block();
 #pragma unroll
   for (int i = 0; i < NPAIR; ++i) {
     v0[i] = v1[i] = 0.0f;
     if (!ok[i]) continue;
     for (int w = first; w <= last; ++w) {
-      const float* p = a.ws + int64_t(tile + w) * 64;
-      v0[i] += __ldcg(p + j[i] * 4 + m[i]);
-      v1[i] += __ldcg(p + (j[i] + 8) * 4 + m[i]);
+      const float* p = pieces + (lt + w) * 64;
+      v0[i] += p[j[i] * 4 + m[i]];
+      v1[i] += p[(j[i] + 8) * 4 + m[i]];
     }
   }
-  if (lane == 0) a.cnt[tile] = 0;  // every piece has arrived: ready for the next launch
   return true;
+}
+
+// This block's run of tiles [bt0, bt1) and this warp's packets [pbeg, pend); zeroes the piece counters
+// (ordered before their use by the staging's barrier).
+struct StreamShare {
+  int bt0, pbeg, pend;
+  float* pieces;
+  unsigned* pcnt;
+};
+__device__ __forceinline__ StreamShare stream_share(const GemvArgs& a, uint8_t* smem) {
+  const int TB = a.tiles_per_block, tiles = int(a.w.rows_pad / 16), warp = int(threadIdx.x >> 5);
+  StreamShare sh;
+  sh.bt0 = int(blockIdx.x) * TB;
+  const int bend = min(tiles, sh.bt0 + TB) * a.np;
+  sh.pbeg = min(sh.bt0 * a.np + warp * a.per_warp, bend);
+  sh.pend = min(sh.pbeg + a.per_warp, bend);
+  sh.pieces = reinterpret_cast<float*>(smem + a.off_pieces);
+  sh.pcnt = reinterpret_cast<unsigned*>(sh.pieces + (TB + int(blockDim.x >> 5)) * 64);
+  for (int i = int(threadIdx.x); i < TB; i += int(blockDim.x)) sh.pcnt[i] = 0u;
+  return sh;
 }
 
 // ---- tensor-core formats ------------------------------------------------------------------------------
@@ -439,9 +413,8 @@ __global__ void __launch_bounds__(kStreamThreads, 1) gemv_stream_mma_kernel(cons
   const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5, g = lane >> 2, t = lane & 3;
   const int M = a.M, NP = a.np, S = a.stages;
   uint8_t* ring = smem + a.off_red + warp * S * STAGE;  // this warp's S stages
-  const int total = int(a.w.rows_pad / 16) * NP;
-  const int wid = int(blockIdx.x) * kStreamWarps + warp;
-  const int pbeg = min(wid * a.per_warp, total), pend = min(pbeg + a.per_warp, total);
+  const StreamShare sh = stream_share(a, smem);
+  const int pbeg = sh.pbeg, pend = sh.pend;
   const int64_t n_units = a.w.scale_units();
   const int gshift = SK == ScaleKind::Affine ? __ffs(a.w.group >> 5) - 1 : 0;  // group = 32 << gshift
   const uint8_t* codes = a.w.codes;
@@ -458,7 +431,6 @@ __global__ void __launch_bounds__(kStreamThreads, 1) gemv_stream_mma_kernel(cons
   int qi = pbeg, ki = kp0, si = 0;
   const uint8_t* gi = codes + int64_t(pbeg) * PW * 512 + lane * 16;
   const uint8_t* srow = a.w.scales + int64_t(tile0) * unit_row;
-  bool warmed = false;  // next_warm issued
   // Issues the copies of the next batch into ring slot si and commits them as one group (empty groups
   // too, so that the group count is the batch count). Each lane copies its own 16-byte word of every
   // packet and at most one 16-byte piece of the batch's scale units.
@@ -485,9 +457,6 @@ __global__ void __launch_bounds__(kStreamThreads, 1) gemv_stream_mma_kernel(cons
         ki = 0;
         srow += unit_row;
       }
-    } else if (!warmed) {  // this warp's last load is issued: the next GEMV's weight may come in now
-      warm_next(a.next_warm, wid, lane);
-      warmed = true;
     }
     cp_async_commit();
     si = si + 1 == S ? 0 : si + 1;
@@ -497,9 +466,8 @@ __global__ void __launch_bounds__(kStreamThreads, 1) gemv_stream_mma_kernel(cons
   // kernel); the others right after x's loads, so that x's loads do not queue behind them
   const int early = a.early < 0 ? S - 1 : min(a.early, S - 1);
   for (int k = 0; k < early; ++k) issue_next();
-  if (a.self_warm.codes) warm_share(a.self_warm, wid, lane);
 
-  unsigned long long* stamps = a.timeline ? a.timeline + 4 * blockIdx.x : nullptr;
+  unsigned long long* stamps = a.timeline ? a.timeline + kTimelineStamps * blockIdx.x : nullptr;
   if (stamps && tid == 0) stamps[0] = global_ns();
   pdl_wait();  // launch.cuh: x, the outputs and the workspace only after this point
   pdl_trigger();
@@ -520,7 +488,7 @@ __global__ void __launch_bounds__(kStreamThreads, 1) gemv_stream_mma_kernel(cons
     stage_x_issue(a, xl);
     for (int k = early; k < S - 1; ++k) issue_next();
     constexpr bool kSums = SK == ScaleKind::Affine || (IM && C == GpuCodec::T2);  // 32-column sums of x
-    stage_x_one_pass<true, kSums, IM ? C : GpuCodec::PlainF32>(a, xl, st, xb, nullptr, gsum, NP * PKS * 16);
+    stage_x_one_pass<true, kSums, IM ? C : GpuCodec::PlainF32>(a, xl, st, xb, nullptr, gsum, NP * PKS * 16, stamps);
   } else {
     for (int k = early; k < S - 1; ++k) issue_next();
     token_stats(a, st, true);
@@ -594,7 +562,8 @@ __global__ void __launch_bounds__(kStreamThreads, 1) gemv_stream_mma_kernel(cons
       float v1[1] = {SK == ScaleKind::Row && !IM ? accC[0][2] + accC[0][3] : accY[0][1]};
       const int jj[1] = {g}, mm[1] = {t};
       const bool ok[1] = {t < M};
-      if (stream_fixup<1>(a, tile, wid, from_start && kp == NP, jj, mm, ok, v0, v1) && t < M)
+      if (stream_fixup<1>(a, sh.pieces, sh.pcnt, tile - sh.bt0, warp, from_start && kp == NP, jj, mm, ok, v0, v1) &&
+          t < M)
         emit_rows(a, tile, g, t, v0[0], v1[0], ci.factor * yscale[t], SK == ScaleKind::Nv);
       accC[0][0] = accC[0][1] = accC[0][2] = accC[0][3] = 0.0f;
       accY[0][0] = accY[0][1] = 0.0f;
@@ -625,22 +594,16 @@ __global__ void __launch_bounds__(kStreamThreads, 1) gemv_stream_plain_kernel(co
   float* xs = reinterpret_cast<float*>(smem + a.off_x);
   const int tid = threadIdx.x, lane = tid & 31, h = lane >> 4, c = lane & 15;
   const int M = a.M, NP = a.np;
-  const int total = int(a.w.rows_pad / 16) * NP;
-  const int wid = int(blockIdx.x) * (blockDim.x >> 5) + (tid >> 5);
-  const int pbeg = min(wid * a.per_warp, total), pend = min(pbeg + a.per_warp, total);
+  const StreamShare sh = stream_share(a, smem);
+  const int pbeg = sh.pbeg, pend = sh.pend, warp = tid >> 5;
   const int64_t chunks_row = a.w.row_stride / 16;
 
   // Loads and computes each walk the share in order; their cursors (packet, tile, offset in the tile)
   // advance by additions only (no runtime division per packet).
   const int tile0 = pbeg / NP, kp0 = pbeg - tile0 * NP;
   int lq = pbeg, lt = tile0, lk = kp0;  // the next packet to load
-  bool warmed = false;                   // next_warm issued
   auto load = [&](uint4* buf) {
-    if (lq >= pend) {  // this warp's last load is issued: the next GEMV's weight may come in now
-      if (!warmed) warm_next(a.next_warm, wid, lane);
-      warmed = true;
-      return;
-    }
+    if (lq >= pend) return;
     const int64_t chunk = int64_t(lk) * 16 + c;
     const uint4* base = reinterpret_cast<const uint4*>(a.w.codes + (int64_t(lt) * 16 + h) * a.w.row_stride) + chunk;
     const int64_t step = 2 * chunks_row;  // two rows, in 16-byte chunks
@@ -652,13 +615,12 @@ __global__ void __launch_bounds__(kStreamThreads, 1) gemv_stream_plain_kernel(co
       ++lt;
     }
   };
-  unsigned long long* stamps = a.timeline ? a.timeline + 4 * blockIdx.x : nullptr;
+  unsigned long long* stamps = a.timeline ? a.timeline + kTimelineStamps * blockIdx.x : nullptr;
   if (stamps && tid == 0) stamps[0] = global_ns();
   uint4 bA[8], bB[8];
   // the first packet before pdl_wait() (a.early != 0) or right after x's loads; the second after staging
   // x: its registers are needed there
   if (a.early != 0) load(bA);
-  if (a.self_warm.codes) warm_share(a.self_warm, wid, lane);
 
   pdl_wait();  // launch.cuh
   pdl_trigger();
@@ -667,7 +629,7 @@ __global__ void __launch_bounds__(kStreamThreads, 1) gemv_stream_plain_kernel(co
     XLoads xl;
     stage_x_issue(a, xl);
     if (a.early == 0) load(bA);
-    stage_x_one_pass<false, false>(a, xl, st, nullptr, xs, nullptr, a.xstride);
+    stage_x_one_pass<false, false>(a, xl, st, nullptr, xs, nullptr, a.xstride, stamps);
   } else {
     if (a.early == 0) load(bA);
     token_stats(a, st, false);
@@ -735,7 +697,8 @@ __global__ void __launch_bounds__(kStreamThreads, 1) gemv_stream_plain_kernel(co
           v0[p] = acc[r][m];
           v1[p] = acc[r + 4][m];
         }
-      if (stream_fixup<4 * MT>(a, tile, wid, from_start && kp + 1 == NP, jj, mm, ok, v0, v1)) {
+      if (stream_fixup<4 * MT>(a, sh.pieces, sh.pcnt, tile - sh.bt0, warp, from_start && kp + 1 == NP, jj, mm, ok,
+                               v0, v1)) {
 #pragma unroll
         for (int p = 0; p < 4 * MT; ++p)
           if (ok[p]) emit_rows(a, tile, jj[p], mm[p], v0[p], v1[p], 1.0f, false);
@@ -796,35 +759,18 @@ void (*stream_kernel(const GemvArgs& a))(GemvArgs) {
   }
 }
 
-// Sizes the persistent grid (as many blocks as fit on `sms` multiprocessors, each warp an equal share of
-// the packet stream): packets per warp, or 0 when the kernel cannot run this shape (no kernel, or more
-// workspace than there is). `a` has the shared-memory plan, np, xstride and gstride (gemv.cu).
+// Launches the stream kernel of codec C: one block per run of a.tiles_per_block tiles (plan_stream_smem,
+// gemv.cu), each warp an equal share of its block's packets. Returns false, launching nothing, where the
+// kernel cannot run this launch (no kernel for it, or its shared memory does not fit).
 template <GpuCodec C>
-int stream_per_warp(const GemvArgs& a, int smem_bytes, int sms) {
+bool launch_gemv_stream(GemvArgs a, int smem_bytes, cudaStream_t s) {
   const auto kernel = stream_kernel<C>(a);
-  if (!kernel) return 0;
-  const int bps = blocks_per_sm(kernel, smem_bytes);
-  if (bps <= 0) return 0;
-  const int64_t tiles = a.w.rows_pad / 16, total = tiles * a.np;
-  const int64_t max_warps = int64_t(sms) * bps * kStreamWarps;
-  const int64_t per_warp = (total + max_warps - 1) / max_warps;
-  const int64_t warps = (total + per_warp - 1) / per_warp;
-  if (total >= (int64_t(1) << 30) || tiles > kStreamCounters || (tiles + warps) * 64 > kStreamWsFloats) return 0;
-  return int(per_warp);
-}
-
-// Launches the stream kernel of codec C (grid of stream_per_warp); returns false, launching nothing, where
-// that is 0. self_warm (when its bytes > 0) gets this launch's geometry here.
-template <GpuCodec C>
-bool launch_gemv_stream(GemvArgs a, int smem_bytes, int sms, cudaStream_t s) {
-  const int per_warp = stream_per_warp<C>(a, smem_bytes, sms);
-  if (per_warp <= 0) return false;
-  const int64_t warps = (a.w.rows_pad / 16 * a.np + per_warp - 1) / per_warp;
-  a.per_warp = per_warp;
-  if (a.self_warm.codes) a.self_warm.per_warp = per_warp;
-  stream_workspace(&a.ws, &a.cnt);
-  launch(stream_kernel<C>(a), unsigned((warps + kStreamWarps - 1) / kStreamWarps), kStreamThreads,
-         size_t(smem_bytes), s, a);
+  if (!kernel || a.tiles_per_block <= 0 || blocks_per_sm(kernel, smem_bytes) <= 0) return false;
+  const int64_t tiles = a.w.rows_pad / 16;
+  if (tiles * a.np >= (int64_t(1) << 30)) return false;
+  a.per_warp = int((int64_t(a.tiles_per_block) * a.np + kStreamWarps - 1) / kStreamWarps);
+  const int64_t blocks = (tiles + a.tiles_per_block - 1) / a.tiles_per_block;
+  launch(kernel, unsigned(blocks), kStreamThreads, size_t(smem_bytes), s, a);
   LB_CUDA_LAUNCH_CHECK();
   return true;
 }
@@ -832,7 +778,6 @@ bool launch_gemv_stream(GemvArgs a, int smem_bytes, int sms, cudaStream_t s) {
 // The explicit instantiations of codec c's kernels (gemv_<family>.cu).
 #define LB_INSTANTIATE_GEMV(c)                                                                  \
   template void launch_gemv_codec<GpuCodec::c>(const GemvArgs&, unsigned, int, cudaStream_t); \
-  template int stream_per_warp<GpuCodec::c>(const GemvArgs&, int, int);                       \
-  template bool launch_gemv_stream<GpuCodec::c>(GemvArgs, int, int, cudaStream_t);
+  template bool launch_gemv_stream<GpuCodec::c>(GemvArgs, int, cudaStream_t);
 
 }  // namespace lowbit::cuda

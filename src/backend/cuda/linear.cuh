@@ -38,9 +38,6 @@ class DevLinear {
   virtual int num_variants() const = 0;
   virtual const char* variant_name(int v) const = 0;
   virtual void set_default_variant(int v) = 0;
-  // The linear layer whose GEMV runs next in the decode step (or null): every GEMV of this one warms L2
-  // with the first bytes of the next one's weight once its own loads are issued (gemv.cuh, l2_next).
-  virtual void set_l2_next(const DevLinear* next) = 0;
   // out[rows, K] bf16 = the dequantized weight, parts in order (gate rows then up rows for a pair).
   virtual void dequant_bf16(__nv_bfloat16* out, cudaStream_t s) const = 0;
 };

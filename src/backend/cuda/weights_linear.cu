@@ -24,7 +24,6 @@ class GemvLinear final : public DevLinear {
     ep.out = y;
     ep.norm_weight = norm_w;
     ep.norm_eps = eps;
-    ep.l2_next = next_;
     const int v = variant >= 0 ? variant : default_variant_;
     lowbit::cuda::gemv(w_, x, M, ep, s, v >= 0 ? GemvVariant(v) : GemvVariant::Auto);
   }
@@ -35,13 +34,9 @@ class GemvLinear final : public DevLinear {
     default_variant_ = v;
   }
   void dequant_bf16(__nv_bfloat16* out, cudaStream_t s) const override { dequantize_to_bf16(w_, out, s); }
-  void set_l2_next(const DevLinear* next) override {
-    next_ = next ? &static_cast<const GemvLinear*>(next)->w_ : nullptr;  // create() makes only GemvLinear
-  }
 
  private:
   GpuWeight w_;
-  const GpuWeight* next_ = nullptr;
   int default_variant_ = -1;
 };
 
