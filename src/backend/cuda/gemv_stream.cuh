@@ -128,6 +128,9 @@ __device__ __forceinline__ void stage_x_one_pass(const GemvArgs& a, const XLoads
 #pragma unroll
   for (int i = 0; i < kStageChunks; ++i) {
     const int c = tid + i * nthr;
+    // a warp whose 32 chunks all lie beyond what is staged skips the conversion (warp-uniform, so the
+    // shuffles below run in all lanes of a warp or in none; the limbs of padded columns are written here)
+    if ((tid & ~31) + i * nthr >= (kLimbs ? cols / 4 : nchunk)) continue;
     float v[4] = {xv[i].x * r, xv[i].y * r, xv[i].z * r, xv[i].w * r};
     if (a.norm_w) {
       v[0] *= wv[i].x;
@@ -136,8 +139,9 @@ __device__ __forceinline__ void stage_x_one_pass(const GemvArgs& a, const XLoads
       v[3] *= wv[i].w;
     }
     if constexpr (kLimbs) {
-      // the limbs of this chunk's 4 columns; chunk c ^ 2 (lane tid ^ 2) holds columns 8 apart, and the pair
-      // swaps two words so that each writes the 4 words (one per limb) of one MMA k-quad (limb_words)
+      // the limbs of this chunk's 4 columns; chunk c ^ d (lane tid ^ d) holds the columns that share MMA
+      // k-quads with them, and the pair swaps two words so that each writes the 4 words (one per limb) of
+      // one k-quad (limb_words)
       float su = 0.0f;
       uint32_t L[4];
 #pragma unroll
