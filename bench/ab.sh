@@ -6,6 +6,10 @@
 # Environment: BUILD=.carry/bin, OUT=out, FORMATS=bf16,int8,int4, REPS=1, NEW=200, AB_TIMEOUT=120 (per setting)
 set -uo pipefail
 cd "$(dirname "$0")/.."
+# a packed carry (bench/prepare-carry.sh PACK=1): unpack it once
+if [ ! -d .carry/bin ] && [ -f .carry.tar.xz.d/carry.tar.xz ]; then
+  mkdir -p .carry && xz -dc .carry.tar.xz.d/carry.tar.xz | tar -C .carry -xf -
+fi
 BUILD=${BUILD:-.carry/bin}
 OUT=${OUT:-out}
 mkdir -p "$OUT"

@@ -14,6 +14,10 @@
 #                           raw metrics as CSV in ncu_<name>.csv); NCU_SECTIONS="--section ..." replaces the sections
 set -uo pipefail
 cd "$(dirname "$0")/.."
+# a packed carry (bench/prepare-carry.sh PACK=1): unpack it once
+if [ ! -d .carry/bin ] && [ -f .carry.tar.xz.d/carry.tar.xz ]; then
+  mkdir -p .carry && xz -dc .carry.tar.xz.d/carry.tar.xz | tar -C .carry -xf -
+fi
 BUILD=${BUILD:-.carry/bin}
 DATA=${DATA:-.carry}
 OUT=${OUT:-out}

@@ -3,6 +3,9 @@
 # into .carry/ (git-ignored): bin/ (lowbit, lowbit_cuda_tests, lowbit_gemv_bench), models/ (stories260K,
 # the Llama-3 tokenizer) and anchors/ (the PyTorch peer scripts). Then call the device with carry [".carry"]
 # and `bench/device.sh ...` (docs/device.md).
+# .carry grows past the 64 MiB a call may carry once it holds more (e.g. a second build for an A/B of two
+# commits under .carry/old): PACK=1 also writes .carry.tar.xz.d/carry.tar.xz (~12-16 MB); carry
+# [".carry.tar.xz.d"] instead, and bench/device.sh / bench/ab.sh unpack it into .carry first.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 shared=${SHARED:-../shared}
@@ -14,3 +17,8 @@ strip .carry/bin/* 2>/dev/null || true  # host symbols only: the device code sta
 cp -r "$shared/models/stories260K" "$shared/models/llama3-tokenizer" .carry/models/
 cp "$shared"/anchors/*.py .carry/anchors/
 du -sh .carry
+if [ "${PACK:-0}" = 1 ]; then
+  mkdir -p .carry.tar.xz.d
+  tar -C .carry -cf - . | xz -T2 -6 >.carry.tar.xz.d/carry.tar.xz
+  du -sh .carry.tar.xz.d
+fi
