@@ -9,7 +9,7 @@
 namespace lowbit {
 
 KvCache::KvCache(int n_layers, int max_seq, int kv_dim, std::optional<Format> fmt, int head_dim)
-    : n_layers_(n_layers), max_seq_(max_seq), kv_dim_(kv_dim), head_dim_(head_dim > 0 ? head_dim : kv_dim),
+    : max_seq_(max_seq), kv_dim_(kv_dim), head_dim_(head_dim > 0 ? head_dim : kv_dim),
       fmt_(fmt) {
   if (fmt_ && *fmt_ == Format::F32) fmt_.reset();
   LB_CHECK(!fmt_ || !is_static_act(*fmt_), "--kv ", format_name(*fmt_),

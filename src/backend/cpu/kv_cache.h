@@ -25,7 +25,7 @@ class KvCache {
     return c.data() + (size_t(layer) * max_seq_ + pos) * kv_dim_;
   }
   void store(std::vector<float>& c, int layer, int pos, const float* x);
-  int n_layers_, max_seq_, kv_dim_, head_dim_;
+  int max_seq_, kv_dim_, head_dim_;
   std::optional<Format> fmt_;
   std::vector<float> k_, v_;
 };
