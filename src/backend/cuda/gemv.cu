@@ -215,7 +215,6 @@ __global__ void __launch_bounds__(kGemvThreads) gemv_reference_kernel(const Gemv
 
 void gemv_set_timeline(unsigned long long* stamps) { g_timeline = stamps; }
 
-
 // Weight batches the stream kernel issues before pdl_wait(), the others right after x's loads (plain
 // formats: whether the first packet is loaded before pdl_wait()). Default 1: on the H200 the blocks of a
 // launch mostly start after the previous kernel has ended, so that more early batches only delay x's loads

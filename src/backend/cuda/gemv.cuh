@@ -38,10 +38,10 @@ struct GemvEpilogue {
 // with 4 warps (128 threads: up to 4 blocks per SM, one wave where Split8 needs 1.5); `TilesRxS`: R tiles
 // per block, K split over S warps, one block per R tiles; `PersistRxS`: the same, but at most two blocks
 // per SM, each looping over tile groups with x staged once (when x fits in one K-tile) and the next
-// group's first loads in flight during the epilogue; `Stream`: persistent blocks whose warps each take an
-// equal share of the whole packet stream, split tiles finished through a workspace (gemv_stream.cuh; 1..4
-// tokens with x staged whole, otherwise it runs Persist2x4); `Reference`: one warp per output row, element
-// by element (slow; a cross-check).
+// group's first loads in flight during the epilogue; `Stream`: one block per SM over a run of whole tiles,
+// its warps each an equal share of their packets, split tiles finished in shared memory (gemv_stream.cuh;
+// 1..4 tokens with x staged whole, 5..8 of the tensor-core formats in two passes, otherwise it runs
+// Persist2x4); `Reference`: one warp per output row, element by element (slow; a cross-check).
 enum class GemvVariant : int {
   Auto = -1,
   Split8 = 0,

@@ -138,11 +138,11 @@ __device__ __forceinline__ void stage_x_one_pass(const GemvArgs& a, const XLoads
       v[2] *= wv[i].z;
       v[3] *= wv[i].w;
     }
+    float su = 0.0f;  // tensor cores: the sum of this chunk's scaled x (32-column sums below)
     if constexpr (kLimbs) {
       // the limbs of this chunk's 4 columns; chunk c ^ d (lane tid ^ d) holds the columns that share MMA
       // k-quads with them, and the pair swaps two words so that each writes the 4 words (one per limb) of
       // one k-quad (limb_words)
-      float su = 0.0f;
       uint32_t L[4];
 #pragma unroll
       for (int p = 0; p < 4; ++p) {
@@ -163,14 +163,7 @@ __device__ __forceinline__ void stage_x_one_pass(const GemvArgs& a, const XLoads
 #pragma unroll
         for (int j = 0; j < 4; ++j) dst[2 * j] = w[j];  // limb j: 8 bytes further
       }
-      if constexpr (kAffine) {  // 8 consecutive threads hold the 32 columns of a unit
-        su += __shfl_xor_sync(0xffffffffu, su, 4);
-        su += __shfl_xor_sync(0xffffffffu, su, 2);
-        su += __shfl_xor_sync(0xffffffffu, su, 1);
-        if ((tid & 7) == 0 && c < nchunk) gsum[c / 8] = su;
-      }
     } else if constexpr (kMma) {
-      float su = 0.0f;
 #pragma unroll
       for (int p = 0; p < 2; ++p) {
         const float v0 = v[2 * p] * xscale, v1 = v[2 * p + 1] * xscale;
@@ -183,14 +176,14 @@ __device__ __forceinline__ void stage_x_one_pass(const GemvArgs& a, const XLoads
           xb[a.xstride + widx] = uint32_t(__half_as_ushort(l0)) | uint32_t(__half_as_ushort(l1)) << 16;
         }
       }
-      if constexpr (kAffine) {  // 8 consecutive threads hold the 32 columns of a unit
-        su += __shfl_xor_sync(0xffffffffu, su, 4);
-        su += __shfl_xor_sync(0xffffffffu, su, 2);
-        su += __shfl_xor_sync(0xffffffffu, su, 1);
-        if ((tid & 7) == 0 && c < nchunk) gsum[c / 8] = su;
-      }
     } else if (c < nchunk) {
       *reinterpret_cast<float4*>(xs + 4 * c) = make_float4(v[0], v[1], v[2], v[3]);
+    }
+    if constexpr (kMma && kAffine) {  // 8 consecutive threads hold the 32 columns of a unit
+      su += __shfl_xor_sync(0xffffffffu, su, 4);
+      su += __shfl_xor_sync(0xffffffffu, su, 2);
+      su += __shfl_xor_sync(0xffffffffu, su, 1);
+      if ((tid & 7) == 0 && c < nchunk) gsum[c / 8] = su;
     }
   }
   // zeros beyond K: the padded columns (and whole padded units) contribute nothing (limbs: written above)
@@ -473,7 +466,7 @@ __global__ void __launch_bounds__(kStreamThreads, 1) gemv_stream_mma_kernel(cons
 
   unsigned long long* stamps = a.timeline ? a.timeline + kTimelineStamps * blockIdx.x : nullptr;
   if (stamps && tid == 0) stamps[0] = global_ns();
-  pdl_wait();  // launch.cuh: x, the outputs and the workspace only after this point
+  pdl_wait();  // launch.cuh: x and the outputs only after this point
   pdl_trigger();
   if (stamps && tid == 0) stamps[1] = global_ns();
   if constexpr (C == GpuCodec::T5) {
@@ -483,16 +476,16 @@ __global__ void __launch_bounds__(kStreamThreads, 1) gemv_stream_mma_kernel(cons
       l[i] = make_uint4(e.p01, e.p23, e.p4, 0u);
     }
   }
-  if (IM && !one_pass_ok(a)) {
-    for (int k = early; k < S - 1; ++k) issue_next();
-    stage_x_limbs<C>(a, st, reinterpret_cast<uint8_t*>(xb), gsum, NP * PKS * 16);
-    __syncthreads();
-  } else if (one_pass_ok(a)) {
+  if (one_pass_ok(a)) {
     XLoads xl;
     stage_x_issue(a, xl);
     for (int k = early; k < S - 1; ++k) issue_next();
     constexpr bool kSums = SK == ScaleKind::Affine || (IM && C == GpuCodec::T2);  // 32-column sums of x
     stage_x_one_pass<true, kSums, IM ? C : GpuCodec::PlainF32>(a, xl, st, xb, nullptr, gsum, NP * PKS * 16, stamps);
+  } else if constexpr (IM) {
+    for (int k = early; k < S - 1; ++k) issue_next();
+    stage_x_limbs<C>(a, st, reinterpret_cast<uint8_t*>(xb), gsum, NP * PKS * 16);
+    __syncthreads();
   } else {
     for (int k = early; k < S - 1; ++k) issue_next();
     token_stats(a, st, true);
@@ -731,8 +724,8 @@ __global__ void __launch_bounds__(kStreamThreads, 1) gemv_stream_plain_kernel(co
   }
 }
 
-// Whether int8 / int4 weights take the integer tensor-core path for one token (default; LOWBIT_GEMV_IMMA=0
-// selects the fp16 path for A/B measurements). gemv.cu.
+// Whether integer codes (int8, int4, int2, int1, ternary) take the integer tensor-core path for one token
+// (default; LOWBIT_GEMV_IMMA=0 selects the fp16 path for A/B measurements). gemv.cu.
 bool imma_enabled();
 
 // Blocks per multiprocessor of a kernel with this much dynamic shared memory (cached per kernel and size).
