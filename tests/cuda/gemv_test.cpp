@@ -77,6 +77,19 @@ QTensor quantized(Format f, int64_t rows, int64_t cols, uint64_t seed) {
   return quantize(x.data(), rows, cols, f, QuantOptions{}, std::string(format_name(f)) + "#" + std::to_string(seed));
 }
 
+// A quantized gate/up pair (rows x cols each, seeds *seed and *seed + 1) and its interleaved GPU weight.
+struct GluPair {
+  QTensor gate, up;
+  GpuWeight w;
+};
+GluPair glu_pair(Format f, int64_t rows, int64_t cols, uint64_t* seed, cudaStream_t s) {
+  GluPair p;
+  p.gate = quantized(f, rows, cols, (*seed)++);
+  p.up = quantized(f, rows, cols, (*seed)++);
+  p.w = upload(concat_glu(repack_for_gpu(p.gate), repack_for_gpu(p.up)), s);
+  return p;
+}
+
 std::vector<float> gaussian(size_t n, uint64_t seed, float sigma = 1.0f) {
   Rng rng(seed);
   std::vector<float> v(n);
@@ -328,21 +341,20 @@ TEST(CudaGemv, PersistentBlocksManyTiles) {
     SCOPED_TRACE(format_name(f));
     const QTensor t = quantized(f, 9601, 96, seed++);
     const GpuWeight w = upload(repack_for_gpu(t), gpu.s);
-    const QTensor gate = quantized(f, 4803, 96, seed++), up = quantized(f, 4803, 96, seed++);
-    const GpuWeight pair = upload(concat_glu(repack_for_gpu(gate), repack_for_gpu(up)), gpu.s);
+    const GluPair glu = glu_pair(f, 4803, 96, &seed, gpu.s);
     for (int M : {1, 8})
       for (GemvVariant v : {GemvVariant::Split4, GemvVariant::Persist2x4, GemvVariant::Persist8x1, GemvVariant::Stream,
                             GemvVariant::Auto}) {
         run_and_check(gpu, w, {&t}, M, GemvOut::StoreF32, v, M == 8, seed++);
-        run_and_check(gpu, pair, {&gate, &up}, M, GemvOut::SwiGluF32, v, false, seed++);
+        run_and_check(gpu, glu.w, {&glu.gate, &glu.up}, M, GemvOut::SwiGluF32, v, false, seed++);
       }
   }
 }
 
 TEST(CudaGemv, StreamSplitsTilesBetweenWarps) {
   // the stream variant at a size where every warp gets several packets: tiles split at arbitrary packets
-  // (pieces finished through the workspace) and warps that end one tile and start the next; every
-  // epilogue, 1 and 4 tokens, and the same weight many times in a row (the tile counters reset)
+  // (pieces finished through shared memory) and warps that end one tile and start the next; every
+  // epilogue, 1 and 4 tokens, and the same weight many times in a row
   REQUIRE_GPU();
   Gpu gpu;
   uint64_t seed = 970;
@@ -351,12 +363,11 @@ TEST(CudaGemv, StreamSplitsTilesBetweenWarps) {
     SCOPED_TRACE(format_name(f));
     const QTensor t = quantized(f, 4001, 4096, seed++);
     const GpuWeight w = upload(repack_for_gpu(t), gpu.s);
-    const QTensor gate = quantized(f, 1500, 4096, seed++), up = quantized(f, 1500, 4096, seed++);
-    const GpuWeight pair = upload(concat_glu(repack_for_gpu(gate), repack_for_gpu(up)), gpu.s);
+    const GluPair glu = glu_pair(f, 1500, 4096, &seed, gpu.s);
     for (int M : {1, 4}) {
       for (int rep = 0; rep < 3; ++rep) run_and_check(gpu, w, {&t}, M, GemvOut::StoreF32, GemvVariant::Stream, rep == 0, seed++);
       run_and_check(gpu, w, {&t}, M, GemvOut::AddF32, GemvVariant::Stream, false, seed++);
-      run_and_check(gpu, pair, {&gate, &up}, M, GemvOut::SwiGluF32, GemvVariant::Stream, true, seed++);
+      run_and_check(gpu, glu.w, {&glu.gate, &glu.up}, M, GemvOut::SwiGluF32, GemvVariant::Stream, true, seed++);
     }
   }
 }
@@ -419,14 +430,13 @@ TEST(CudaGemv, EveryEpilogue) {
     SCOPED_TRACE(format_name(f));
     const QTensor t = quantized(f, 45, 320, seed++);
     const GpuWeight w = upload(repack_for_gpu(t), gpu.s);
-    const QTensor gate = quantized(f, 21, 320, seed++), up = quantized(f, 21, 320, seed++);
-    const GpuWeight pair = upload(concat_glu(repack_for_gpu(gate), repack_for_gpu(up)), gpu.s);
+    const GluPair glu = glu_pair(f, 21, 320, &seed, gpu.s);
     for (int M : {1, 5}) {
       for (GemvVariant v : {GemvVariant::Split8, GemvVariant::Tiles8x1, GemvVariant::Reference}) {
         for (GemvOut kind : {GemvOut::StoreF32, GemvOut::StoreBF16, GemvOut::AddF32})
           run_and_check(gpu, w, {&t}, M, kind, v, true, seed++);
         for (GemvOut kind : {GemvOut::SwiGluF32, GemvOut::SwiGluBF16})
-          run_and_check(gpu, pair, {&gate, &up}, M, kind, v, M == 5, seed++);
+          run_and_check(gpu, glu.w, {&glu.gate, &glu.up}, M, kind, v, M == 5, seed++);
       }
     }
   }
