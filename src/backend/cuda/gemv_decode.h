@@ -192,7 +192,9 @@ LB_HD constexpr bool has_imma(GpuCodec c) {
   return c == GpuCodec::U4 || c == GpuCodec::I8 || c == GpuCodec::U2 || c == GpuCodec::T2 || c == GpuCodec::U1;
 }
 // MMAs per packet and the 32-column scale units one MMA spans (int1: two, so its groups must be >= 64).
-LB_HD constexpr int imma_blocks(GpuCodec c) { return c == GpuCodec::I8 ? 1 : c == GpuCodec::U4 ? 2 : c == GpuCodec::U1 ? 8 : 4; }
+LB_HD constexpr int imma_blocks(GpuCodec c) {
+  return c == GpuCodec::I8 ? 1 : c == GpuCodec::U4 ? 2 : c == GpuCodec::U1 ? 8 : 4;
+}
 LB_HD constexpr int imma_units(GpuCodec c) { return c == GpuCodec::U1 ? 2 : 1; }
 
 // The A registers of block q of a packet (this lane's 4 words).
