@@ -122,6 +122,7 @@ if has survey; then
   [ -n "${FORMATS:-}" ] && args+=(--formats "$FORMATS")
   [ -n "${MODES:-}" ] && args+=(--modes "$MODES")
   [ -n "${PROFILE:-}" ] && args+=(--profile)
+  [ -n "${TIMELINE:-}" ] && args+=(--timeline)
   timeout "${SURVEY_TIMEOUT:-540}" "$LB" bench "${args[@]}" >"$OUT/survey.txt" 2>"$OUT/survey.err"
   note "survey: rc=$? $(grep -c 'tok/s' "$OUT/survey.err") rows done"
   grep -E '^bench \[' "$OUT/survey.err" | tail -30

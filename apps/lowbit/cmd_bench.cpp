@@ -27,7 +27,7 @@ struct BenchArgs {
   std::string prompt = "Hello, my name is";
   int new_tokens = 200, reps = 3, warmup = 1;
   std::string json, csv, md;
-  bool profile = false;
+  bool profile = false, timeline = false;
   std::string command;
 };
 
@@ -100,6 +100,52 @@ void print_profile(const std::vector<std::pair<std::string, double>>& ops, const
   for (const auto& n : order)
     std::printf("| %s | %d | %.3f | %.1f%% |\n", n.c_str(), agg[n].first, agg[n].second, 100.0 * agg[n].second / total);
   std::printf("| total | %zu | %.3f | 100%% |\n", ops.size(), total);
+}
+
+// The step timeline (cuda_timeline_decode_step) per op name, averaged over its launches (the layers):
+// wait = from the previous stamped op's last block exit to this op's median block past pdl_wait (the
+// launch, the drain of the previous kernel, and unstamped kernels in between), stage = inputs staged,
+// body = to the last block's exit; span = wait + stage + body, the op's share of the step.
+void print_timeline(const std::vector<StepOpTimes>& ops, const std::string& label) {
+  struct Agg {
+    int n = 0, blocks = 0;
+    double wait = 0, stage = 0, body = 0, span = 0, early = 0;
+  };
+  std::map<std::string, Agg> agg;
+  std::vector<std::string> order;
+  double prev_end = -1, first = -1, last = 0;
+  std::string unstamped;
+  for (const auto& o : ops) {
+    if (!o.stamped) {
+      unstamped += (unstamped.empty() ? "" : ", ") + o.name;
+      continue;
+    }
+    if (!agg.count(o.name)) order.push_back(o.name);
+    Agg& g = agg[o.name];
+    const double from = prev_end < 0 ? o.start : prev_end;
+    g.n++;
+    g.blocks += o.blocks;
+    g.early += o.released - o.start;
+    g.wait += o.released - from;
+    g.stage += o.staged - o.released;
+    g.body += o.end - o.staged;
+    g.span += o.end - from;
+    prev_end = o.end;
+    if (first < 0) first = o.start;
+    last = o.end;
+  }
+  std::printf("\nstep timeline (%s; one graph replay, %%globaltimer stamps per block, us per launch averaged over "
+              "launches)\n",
+              label.c_str());
+  std::printf("| op | launches | blocks | resident before release | wait | stage | body | span | span x launches |\n"
+              "|---|---|---|---|---|---|---|---|---|\n");
+  for (const auto& n : order) {
+    const Agg& g = agg[n];
+    std::printf("| %s | %d | %d | %.2f | %.2f | %.2f | %.2f | %.2f | %.1f |\n", n.c_str(), g.n, g.blocks / g.n,
+                g.early / g.n, g.wait / g.n, g.stage / g.n, g.body / g.n, g.span / g.n, g.span);
+  }
+  std::printf("| stamped span | | | | | | | | %.1f |\n", last - first);
+  if (!unstamped.empty()) std::printf("(not stamped, inside the next op's wait: %s)\n", unstamped.c_str());
 }
 
 int run_bench(BenchArgs& a) {
@@ -200,6 +246,11 @@ int run_bench(BenchArgs& a) {
             print_profile(cuda_profile_decode_step(*runner, ids.back(), pos),
                           row.weights + ", " + mode + ", position " + std::to_string(pos));
           }
+          if (a.timeline && gpu) {
+            const int pos = int(ids.size()) + a.new_tokens / 2;
+            print_timeline(cuda_timeline_decode_step(*runner, ids.back(), pos),
+                           row.weights + ", position " + std::to_string(pos + 1));
+          }
         } catch (const Error& e) {
           row.error = e.what();
           std::fprintf(stderr, "error: %s\n", e.what());
@@ -230,6 +281,9 @@ RegisterCommand reg("bench", "the survey table: speed of every format (TPS, TTFT
                       app.add_option("--csv", a->csv, "also write the table as CSV to this file");
                       app.add_option("--md", a->md, "also write the markdown table to this file");
                       app.add_flag("--profile", a->profile, "per-kernel time breakdown of one decode step per row (CUDA)");
+                      app.add_flag("--timeline", a->timeline,
+                                   "where one graph-replayed decode step spends its time, per op, from in-kernel "
+                                   "timer stamps (CUDA)");
                       app.add_option("--group,-g", a->m.group, "group size for group-wise formats");
                       app.add_option("--lm-head", a->m.lm_head, "quantize lm_head to this format (default: bf16)");
                       app.add_option("--seed", a->m.seed, "seed of synthetic weights");

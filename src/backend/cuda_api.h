@@ -34,4 +34,21 @@ std::unique_ptr<Runner> make_cuda_runner(Model& model, const RunnerOptions& opt)
 // launch order (the CUDA_LAUNCH_BLOCKING-style view). Writes the KV cache at `pos`, consumes `token`.
 std::vector<std::pair<std::string, double>> cuda_profile_decode_step(Runner& r, int token, int pos);
 
+// One op of a decode step as it ran inside a CUDA graph (kernels overlapping through programmatic dependent
+// launch), from %globaltimer stamps the stream GEMV and decode attention kernels write per block. Times in
+// microseconds from the step's first stamp; `stamped` is false for kernels that write none (embedding,
+// sampling, GEMV variants other than the stream kernels): their time shows as the next op's wait.
+struct StepOpTimes {
+  std::string name;
+  bool stamped = false;
+  int blocks = 0;        // blocks that wrote stamps
+  double start = 0;      // the first block's entry
+  double released = 0;   // median over blocks: past pdl_wait (the previous kernel has completed)
+  double staged = 0;     // median: inputs staged (x normalized and converted; attention: q and the new row)
+  double end = 0;        // the last block's exit
+};
+// Captures one decode step with stamps into a graph of its own, replays it twice (warm-up, then measured)
+// and returns its ops in launch order. Consumes `token` at `pos` and the sampled token at pos + 1.
+std::vector<StepOpTimes> cuda_timeline_decode_step(Runner& r, int token, int pos);
+
 }  // namespace lowbit

@@ -17,6 +17,7 @@
 #include <vector>
 
 #include "backend/cuda/cuda_util.cuh"
+#include "backend/cuda/gemv.cuh"
 #include "backend/cuda/linear.cuh"
 #include "backend/cuda/ops.cuh"
 #include "backend/cuda_api.h"
@@ -177,6 +178,89 @@ class CudaRunner final : public Runner {
     dev_pos_ = pos + 1;
     dev_token_ = -1;  // re-sync next time
     host_step_ = ~0ull;
+    return out;
+  }
+
+  // One decode step captured with timeline stamps (cuda_api.h, StepOpTimes).
+  std::vector<StepOpTimes> timeline_decode_step(int token, int pos) {
+    LB_CHECK(pos + 1 < max_seq_, "--timeline: positions ", pos, " and ", pos + 1, " must lie inside the KV cache of ",
+             max_seq_);
+    sync_token_pos(token, pos);
+    constexpr int kMaxBlocks = 1024;  // stream GEMVs launch one block per multiprocessor, attention n_kv x 32
+    constexpr size_t kPerOp = size_t(kMaxBlocks) * kTimelineStamps;
+    const SampleParams sp{};
+    std::vector<std::string> names;
+    decode_ops(sp, [&](const std::string& n, auto&&) { names.push_back(n); });  // names only, nothing launched
+    DeviceBuffer buf(names.size() * kPerOp * sizeof(unsigned long long));
+    auto* stamps = buf.get<unsigned long long>();
+    cudaGraph_t g;
+    cudaGraphExec_t exec = nullptr;
+    LB_CUDA_CHECK(cudaStreamBeginCapture(stream_, cudaStreamCaptureModeThreadLocal));
+    size_t i = 0;
+    try {
+      decode_ops(sp, [&](const std::string&, auto&& f) {
+        unsigned long long* mine = stamps + i++ * kPerOp;
+        gemv_set_timeline(mine);  // read at launch: baked into the captured kernels' arguments
+        attn_stamps_ = mine;
+        f();
+        gemv_set_timeline(nullptr);
+        attn_stamps_ = nullptr;
+      });
+    } catch (...) {
+      gemv_set_timeline(nullptr);
+      attn_stamps_ = nullptr;
+      cudaStreamEndCapture(stream_, &g);
+      throw;
+    }
+    LB_CUDA_CHECK(cudaStreamEndCapture(stream_, &g));
+    LB_CUDA_CHECK(cudaGraphInstantiate(&exec, g, 0));
+    LB_CUDA_CHECK(cudaGraphDestroy(g));
+    LB_CUDA_CHECK(cudaGraphLaunch(exec, stream_));  // warm-up: code, caches, clocks
+    LB_CUDA_CHECK(cudaMemsetAsync(stamps, 0, buf.size(), stream_));
+    LB_CUDA_CHECK(cudaGraphLaunch(exec, stream_));
+    LB_CUDA_CHECK(cudaStreamSynchronize(stream_));
+    LB_CUDA_CHECK(cudaGraphExecDestroy(exec));
+    std::vector<unsigned long long> h(names.size() * kPerOp);
+    LB_CUDA_CHECK(cudaMemcpy(h.data(), stamps, buf.size(), cudaMemcpyDeviceToHost));
+    dev_token_ = -1;  // the device moved on by two tokens: re-sync next time
+    dev_pos_ = -1;
+    host_step_ = ~0ull;
+
+    auto median = [](std::vector<unsigned long long> v) {
+      std::sort(v.begin(), v.end());
+      return v[v.size() / 2];
+    };
+    std::vector<StepOpTimes> out(names.size());
+    unsigned long long t0 = ~0ull;
+    std::vector<unsigned long long> first(names.size()), rel(names.size()), stg(names.size()), last(names.size());
+    for (size_t o = 0; o < names.size(); ++o) {
+      out[o].name = names[o];
+      std::vector<unsigned long long> r, st;
+      unsigned long long f = ~0ull, e = 0;
+      for (int b = 0; b < kMaxBlocks; ++b) {
+        const unsigned long long* t = &h[o * kPerOp + size_t(b) * kTimelineStamps];
+        if (t[0] == 0 || t[3] == 0) continue;
+        f = std::min(f, t[0]);
+        e = std::max(e, t[3]);
+        r.push_back(t[1]);
+        st.push_back(t[2]);
+      }
+      out[o].blocks = int(r.size());
+      if (r.empty()) continue;
+      out[o].stamped = true;
+      first[o] = f;
+      last[o] = e;
+      rel[o] = median(r);
+      stg[o] = median(st);
+      t0 = std::min(t0, f);
+    }
+    for (size_t o = 0; o < names.size(); ++o)
+      if (out[o].stamped) {
+        out[o].start = double(first[o] - t0) * 1e-3;
+        out[o].released = double(rel[o] - t0) * 1e-3;
+        out[o].staged = double(stg[o] - t0) * 1e-3;
+        out[o].end = double(last[o] - t0) * 1e-3;
+      }
     return out;
   }
 
@@ -364,7 +448,7 @@ class CudaRunner final : public Runner {
         attention_decode(qkv_.get<float>(), d_pos(), rope_.get<float2>(), max_seq_, c_.n_heads, c_.n_kv_heads,
                          c_.head_dim, c_.rope_interleaved, L.k_cache.get<float>(), L.v_cache.get<float>(),
                          part_o_.get<float>(), part_ml_.get<float>(), attn_counters_.get<unsigned>(),
-                         att_.get<float>(), stream_);
+                         att_.get<float>(), stream_, attn_stamps_);
       });
       op("o_gemv+residual", [&] {
         L.wo->gemv(att_.get<float>(), 1, nullptr, 0.0f, LinearEpilogue::AddTo, x, stream_);
@@ -559,6 +643,7 @@ class CudaRunner final : public Runner {
   std::vector<float> host_logits_;
   cudaGraphExec_t graph_exec_ = nullptr;
   SampleParams graph_params_{};
+  unsigned long long* attn_stamps_ = nullptr;  // timeline_decode_step(): the attention kernel's stamps
 };
 
 }  // namespace
@@ -569,6 +654,12 @@ std::vector<std::pair<std::string, double>> cuda_profile_decode_step(Runner& r, 
   auto* cr = dynamic_cast<cuda::CudaRunner*>(&r);
   LB_CHECK(cr != nullptr, "--profile needs the CUDA backend (--device cuda)");
   return cr->profile_decode_step(token, pos);
+}
+
+std::vector<StepOpTimes> cuda_timeline_decode_step(Runner& r, int token, int pos) {
+  auto* cr = dynamic_cast<cuda::CudaRunner*>(&r);
+  LB_CHECK(cr != nullptr, "--timeline needs the CUDA backend (--device cuda)");
+  return cr->timeline_decode_step(token, pos);
 }
 
 std::unique_ptr<Runner> make_cuda_runner(Model& model, const RunnerOptions& opt) {

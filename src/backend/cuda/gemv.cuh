@@ -64,6 +64,7 @@ GemvVariant gemv_auto_variant(const GpuWeight& w, int M);
 // per block), every launch of the stream kernels writes %globaltimer stamps per block: [0] entry, [1] after
 // pdl_wait(), [2] after staging x, [3] end; in the one-pass staging also [4] when x has arrived and [5]
 // after the block reduction. Null (the default) turns it off.
+// The attention kernel writes the same stamps (ops.cu), and the runner's step timeline reads both.
 constexpr int kTimelineStamps = 8;
 void gemv_set_timeline(unsigned long long* stamps);
 

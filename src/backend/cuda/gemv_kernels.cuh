@@ -43,12 +43,6 @@ struct GemvArgs {
   unsigned long long* timeline = nullptr;  // gemv_set_timeline(): kTimelineStamps per block, or null
 };
 
-// %globaltimer (ns) for the timeline of gemv_set_timeline().
-__device__ __forceinline__ unsigned long long global_ns() {
-  unsigned long long t;
-  asm volatile("mov.u64 %0, %globaltimer;" : "=l"(t));
-  return t;
-}
 
 // Shared memory of the token statistics: rinv[8], xscale[8], yscale[8], warp partials [16 warps][8] x 2.
 constexpr int kStatsBytes = (3 * 8 + 2 * 128) * 4;

@@ -29,6 +29,13 @@ __device__ __forceinline__ void pdl_trigger() {
 #endif
 }
 
+// %globaltimer (ns), for the timeline stamps of the stream GEMV and decode attention kernels (gemv.cuh).
+__device__ __forceinline__ unsigned long long global_ns() {
+  unsigned long long t;
+  asm volatile("mov.u64 %0, %globaltimer;" : "=l"(t));
+  return t;
+}
+
 template <typename... P, typename... A>
 void launch(void (*kernel)(P...), dim3 grid, dim3 block, size_t smem, cudaStream_t s, A&&... args) {
   cudaLaunchConfig_t cfg{};

@@ -7,6 +7,7 @@
 
 #include "backend/cuda/async_copy.cuh"
 #include "backend/cuda/cuda_util.cuh"
+#include "backend/cuda/gemv.cuh"
 #include "backend/cuda/launch.cuh"
 #include "backend/cuda/ops.cuh"
 #include "backend/cuda/warp.cuh"
@@ -95,7 +96,8 @@ template <int G>
 __global__ void __launch_bounds__(128) attn_decode_kernel(const float* qkv, const int* d_pos, const float2* rope,
                                                           int n_heads, int n_kv, int hd, bool interleaved, float scale,
                                                           int max_parts, float* kc, float* vc, float* part_o,
-                                                          float* part_ml, unsigned* counters, float* out) {
+                                                          float* part_ml, unsigned* counters, float* out,
+                                                          unsigned long long* stamps) {
   constexpr int NG = G > 0 ? G : kAttnMaxGroup;
   constexpr int HPW = (NG + 3) / 4;               // query heads per warp
   constexpr int DPL = kAttnMaxHeadDim / 128;      // float4s of the output per lane and head
@@ -114,6 +116,10 @@ __global__ void __launch_bounds__(128) attn_decode_kernel(const float* qkv, cons
   const int runs = min(max_parts, tiles), per_run = (tiles + runs - 1) / runs;
   const int nruns = (tiles + per_run - 1) / per_run;  // runs that hold at least one tile
   if (split >= nruns) return;                         // beyond the context: neither counted nor merged
+  // the step timeline (gemv.cuh, kTimelineStamps per block, or null): [0] start, [1] after pdl_wait,
+  // [2] q and the row at pos staged, [3] exit
+  if (stamps) stamps += kTimelineStamps * (size_t(split) * gridDim.x + kvh);
+  if (stamps && tid == 0) stamps[0] = global_ns();
   const int tb = split * per_run, te = min(tiles, tb + per_run);
   const bool holds_pos = te == tiles;                 // the run whose last tile holds position pos
 
@@ -132,6 +138,7 @@ __global__ void __launch_bounds__(128) attn_decode_kernel(const float* qkv, cons
 
   pdl_wait();
   pdl_trigger();
+  if (stamps && tid == 0) stamps[1] = global_ns();
   const float2* cs = rope + size_t(pos) * half;
   for (int j = tid; j < group * half; j += blockDim.x) {
     const int g = j / half, r = j % half;
@@ -166,6 +173,7 @@ __global__ void __launch_bounds__(128) attn_decode_kernel(const float* qkv, cons
     __threadfence();  // later tiles of this run copy row pos back through L2 (after the barrier below)
   }
   __syncthreads();  // q, the row at pos
+  if (stamps && tid == 0) stamps[2] = global_ns();
 
   float m[HPW], l[HPW];
   float4 acc[HPW][DPL];
@@ -271,12 +279,18 @@ __global__ void __launch_bounds__(128) attn_decode_kernel(const float* qkv, cons
       part_ml[(size_t(head) * max_parts + split) * 2 + 1] = l[i];
     }
   }
-  if (nruns == 1) return;
+  if (nruns == 1) {
+    if (stamps && tid == 0) stamps[3] = global_ns();
+    return;
+  }
   __threadfence();
   __syncthreads();
   if (tid == 0) is_last = atomicAdd(&counters[kvh], 1u) == unsigned(nruns - 1);
   __syncthreads();
-  if (!is_last) return;
+  if (!is_last) {
+    if (stamps && tid == 0) stamps[3] = global_ns();
+    return;
+  }
   __threadfence();
   if (tid == 0) counters[kvh] = 0;  // the next decode step (a graph replay) counts from zero
   // the runs' weights per head, exp(m_c - M) / L, into shared memory (the K tiles are free now): a warp per
@@ -582,7 +596,7 @@ int attention_parts(int max_seq) {
 
 void attention_decode(const float* qkv, const int* d_pos, const float2* rope, int max_seq, int n_heads, int n_kv,
                       int hd, bool interleaved, float* k_cache, float* v_cache, float* part_o, float* part_ml,
-                      unsigned* counters, float* out, cudaStream_t s) {
+                      unsigned* counters, float* out, cudaStream_t s, unsigned long long* stamps) {
   LB_CHECK(n_kv > 0 && n_heads % n_kv == 0, "attention_decode: ", n_heads, " query heads are not a multiple of ", n_kv,
            " kv heads");
   const int group = n_heads / n_kv;
@@ -602,7 +616,7 @@ void attention_decode(const float* qkv, const int* d_pos, const float2* rope, in
       r = smem;
     }
     launch(kernel, dim3(n_kv, parts), 128, smem, s, qkv, d_pos, rope, n_heads, n_kv, hd, interleaved, scale, parts,
-           k_cache, v_cache, part_o, part_ml, counters, out);
+           k_cache, v_cache, part_o, part_ml, counters, out, stamps);
   };
   switch (group) {
     case 1: run(attn_decode_kernel<1>); break;

@@ -41,9 +41,12 @@ int attention_parts(int max_seq);
 // the last block of each kv head merges them. part_o: [n_heads, attention_parts(max_seq), hd], part_ml:
 // [n_heads, attention_parts(max_seq), 2] scratch; counters: [n_kv], zero before the first call (each call
 // leaves them zero); out: [n_heads * hd]. hd: a multiple of 4 up to kAttnMaxHeadDim.
+// stamps (instrumentation, null by default): kTimelineStamps (gemv.cuh) per block (n_kv x attention_parts
+// blocks, kv head fastest): [0] entry, [1] after pdl_wait, [2] q staged, [3] exit; blocks beyond the
+// context write none.
 void attention_decode(const float* qkv, const int* d_pos, const float2* rope, int max_seq, int n_heads, int n_kv,
                       int hd, bool interleaved, float* k_cache, float* v_cache, float* part_o, float* part_ml,
-                      unsigned* counters, float* out, cudaStream_t s);
+                      unsigned* counters, float* out, cudaStream_t s, unsigned long long* stamps = nullptr);
 
 // Causal attention for n query tokens at positions *d_pos + i (each sees [0, *d_pos + i]).
 // q: [n, n_heads*hd]; out: [n, n_heads*hd]. max_ctx bounds the context (shared memory sizing).
