@@ -109,7 +109,8 @@ void print_profile(const std::vector<std::pair<std::string, double>>& ops, const
 void print_timeline(const std::vector<StepOpTimes>& ops, const std::string& label) {
   struct Agg {
     int n = 0, blocks = 0;
-    double wait = 0, stage = 0, body = 0, span = 0, early = 0;
+    double wait = 0, stage = 0, body = 0, span = 0, early = 0, arrive = 0, reduce = 0;
+    int parts = 0;  // launches with the staging's inner stamps
   };
   std::map<std::string, Agg> agg;
   std::vector<std::string> order;
@@ -130,6 +131,11 @@ void print_timeline(const std::vector<StepOpTimes>& ops, const std::string& labe
     g.stage += o.staged - o.released;
     g.body += o.end - o.staged;
     g.span += o.end - from;
+    if (o.arrived > 0) {
+      g.parts++;
+      g.arrive += o.arrived - o.released;
+      g.reduce += o.reduced - o.arrived;
+    }
     prev_end = o.end;
     if (first < 0) first = o.start;
     last = o.end;
@@ -137,12 +143,14 @@ void print_timeline(const std::vector<StepOpTimes>& ops, const std::string& labe
   std::printf("\nstep timeline (%s; one graph replay, %%globaltimer stamps per block, us per launch averaged over "
               "launches)\n",
               label.c_str());
-  std::printf("| op | launches | blocks | resident before release | wait | stage | body | span | span x launches |\n"
-              "|---|---|---|---|---|---|---|---|---|\n");
+  std::printf("| op | launches | blocks | resident before release | wait | stage (x arrived, reduced) | body | span | "
+              "span x launches |\n|---|---|---|---|---|---|---|---|---|\n");
   for (const auto& n : order) {
     const Agg& g = agg[n];
-    std::printf("| %s | %d | %d | %.2f | %.2f | %.2f | %.2f | %.2f | %.1f |\n", n.c_str(), g.n, g.blocks / g.n,
-                g.early / g.n, g.wait / g.n, g.stage / g.n, g.body / g.n, g.span / g.n, g.span);
+    char inner[64] = "";
+    if (g.parts > 0) std::snprintf(inner, sizeof inner, " (%.2f, +%.2f)", g.arrive / g.parts, g.reduce / g.parts);
+    std::printf("| %s | %d | %d | %.2f | %.2f | %.2f%s | %.2f | %.2f | %.1f |\n", n.c_str(), g.n, g.blocks / g.n,
+                g.early / g.n, g.wait / g.n, g.stage / g.n, inner, g.body / g.n, g.span / g.n, g.span);
   }
   std::printf("| stamped span | | | | | | | | %.1f |\n", last - first);
   if (!unstamped.empty()) std::printf("(not stamped, inside the next op's wait: %s)\n", unstamped.c_str());

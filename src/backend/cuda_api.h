@@ -45,6 +45,8 @@ struct StepOpTimes {
   double start = 0;      // the first block's entry
   double released = 0;   // median over blocks: past pdl_wait (the previous kernel has completed)
   double staged = 0;     // median: inputs staged (x normalized and converted; attention: q and the new row)
+  double arrived = 0;    // stream GEMVs' one-pass staging, medians (0 where not written): x's loads arrived,
+  double reduced = 0;    // and the block reduction (RMSNorm, scaling) done
   double end = 0;        // the last block's exit
 };
 // Captures one decode step with stamps into a graph of its own, replays it twice (warm-up, then measured)

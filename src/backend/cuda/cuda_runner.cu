@@ -232,10 +232,11 @@ class CudaRunner final : public Runner {
     };
     std::vector<StepOpTimes> out(names.size());
     unsigned long long t0 = ~0ull;
-    std::vector<unsigned long long> first(names.size()), rel(names.size()), stg(names.size()), last(names.size());
+    std::vector<unsigned long long> first(names.size()), rel(names.size()), stg(names.size()), last(names.size()),
+        arr(names.size()), red(names.size());
     for (size_t o = 0; o < names.size(); ++o) {
       out[o].name = names[o];
-      std::vector<unsigned long long> r, st;
+      std::vector<unsigned long long> r, st, ar, rd;
       unsigned long long f = ~0ull, e = 0;
       for (int b = 0; b < kMaxBlocks; ++b) {
         const unsigned long long* t = &h[o * kPerOp + size_t(b) * kTimelineStamps];
@@ -244,6 +245,10 @@ class CudaRunner final : public Runner {
         e = std::max(e, t[3]);
         r.push_back(t[1]);
         st.push_back(t[2]);
+        if (t[4] != 0 && t[5] != 0) {
+          ar.push_back(t[4]);
+          rd.push_back(t[5]);
+        }
       }
       out[o].blocks = int(r.size());
       if (r.empty()) continue;
@@ -252,6 +257,8 @@ class CudaRunner final : public Runner {
       last[o] = e;
       rel[o] = median(r);
       stg[o] = median(st);
+      arr[o] = ar.empty() ? 0 : median(ar);
+      red[o] = rd.empty() ? 0 : median(rd);
       t0 = std::min(t0, f);
     }
     for (size_t o = 0; o < names.size(); ++o)
@@ -260,6 +267,10 @@ class CudaRunner final : public Runner {
         out[o].released = double(rel[o] - t0) * 1e-3;
         out[o].staged = double(stg[o] - t0) * 1e-3;
         out[o].end = double(last[o] - t0) * 1e-3;
+        if (arr[o] != 0) {
+          out[o].arrived = double(arr[o] - t0) * 1e-3;
+          out[o].reduced = double(red[o] - t0) * 1e-3;
+        }
       }
     return out;
   }

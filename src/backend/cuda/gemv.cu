@@ -231,6 +231,19 @@ static int stream_early_batches() {
   return n;
 }
 
+// LOWBIT_GEMV_REST=late: the stream kernels issue their weight batches beyond `early` after staging x
+// instead of right after x's loads (A/B measurements of the staging).
+static bool stream_rest_late() {
+  static const bool late = [] {
+    const char* e = std::getenv("LOWBIT_GEMV_REST");
+    if (!e || !*e) return false;
+    LB_CHECK(std::string(e) == "late" || std::string(e) == "early", "LOWBIT_GEMV_REST='", e,
+             "': expected late or early");
+    return std::string(e) == "late";
+  }();
+  return late;
+}
+
 bool imma_enabled() {
   static const bool on = [] {
     const char* e = std::getenv("LOWBIT_GEMV_IMMA");
@@ -290,6 +303,7 @@ void gemv(const GpuWeight& w, const float* x, int M, const GemvEpilogue& ep, cud
       GemvArgs sa = a;
       sa.timeline = g_timeline;
       sa.early = stream_early_batches();
+      sa.rest_late = stream_rest_late();
       sa.M = std::min(M, kStreamMaxTokens);
       const int smem = plan_stream_smem(sa);
       if (smem > 0 && launch_stream(sa, smem, s)) {

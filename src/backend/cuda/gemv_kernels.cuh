@@ -40,6 +40,7 @@ struct GemvArgs {
   int off_pieces = 0;            // shared memory: partial sums of split tiles, then their counters
   int stages = 0;                // ring stages per warp (tensor-core formats; ring at off_red)
   int early = -1;                // weight batches issued before pdl_wait(), the rest after x's loads (-1: all)
+  bool rest_late = false;        // the batches after `early` only after x is staged (LOWBIT_GEMV_REST=late)
   unsigned long long* timeline = nullptr;  // gemv_set_timeline(): kTimelineStamps per block, or null
 };
 

@@ -4,6 +4,7 @@
 #include <cfloat>
 #include <cstdlib>
 #include <map>
+#include <string>
 
 #include "backend/cuda/async_copy.cuh"
 #include "backend/cuda/cuda_util.cuh"
@@ -97,7 +98,7 @@ __global__ void __launch_bounds__(128) attn_decode_kernel(const float* qkv, cons
                                                           int n_heads, int n_kv, int hd, bool interleaved, float scale,
                                                           int max_parts, float* kc, float* vc, float* part_o,
                                                           float* part_ml, unsigned* counters, float* out,
-                                                          unsigned long long* stamps) {
+                                                          unsigned long long* stamps, bool late_trigger) {
   constexpr int NG = G > 0 ? G : kAttnMaxGroup;
   constexpr int HPW = (NG + 3) / 4;               // query heads per warp
   constexpr int DPL = kAttnMaxHeadDim / 128;      // float4s of the output per lane and head
@@ -137,7 +138,7 @@ __global__ void __launch_bounds__(128) attn_decode_kernel(const float* qkv, cons
   copy_tile(tb, 0, pos);
 
   pdl_wait();
-  pdl_trigger();
+  if (!late_trigger) pdl_trigger();  // else at exit (LOWBIT_ATTN_TRIGGER=late, A/B measurements)
   if (stamps && tid == 0) stamps[1] = global_ns();
   const float2* cs = rope + size_t(pos) * half;
   for (int j = tid; j < group * half; j += blockDim.x) {
@@ -328,6 +329,7 @@ __global__ void __launch_bounds__(128) attn_decode_kernel(const float* qkv, cons
     }
     *reinterpret_cast<float4*>(out + size_t(kvh * group + h) * hd + d) = o;
   }
+  if (stamps && tid == 0) stamps[3] = global_ns();
 }
 
 // grid (n, n_heads), block 128; dynamic shared: scores [max_ctx] + reduction scratch.
@@ -607,6 +609,13 @@ void attention_decode(const float* qkv, const int* d_pos, const float2* rope, in
   const int parts = attention_parts(max_seq);
   const size_t smem = (size_t(group) * hd + 2 * size_t(kAttnTile) * (hd + 4) + 2 * size_t(kAttnTile) * hd) * sizeof(float);
   const float scale = 1.0f / sqrtf(float(hd));
+  static const bool late_trigger = [] {
+    const char* e = std::getenv("LOWBIT_ATTN_TRIGGER");
+    if (!e || !*e) return false;
+    LB_CHECK(std::string(e) == "late" || std::string(e) == "early", "LOWBIT_ATTN_TRIGGER='", e,
+             "': expected late or early");
+    return std::string(e) == "late";
+  }();
   auto run = [&](auto kernel) {
     // the opt-in above 48 KB of dynamic shared memory, per kernel (the group sizes share one pointer type)
     static std::map<const void*, size_t> raised;
@@ -616,7 +625,7 @@ void attention_decode(const float* qkv, const int* d_pos, const float2* rope, in
       r = smem;
     }
     launch(kernel, dim3(n_kv, parts), 128, smem, s, qkv, d_pos, rope, n_heads, n_kv, hd, interleaved, scale, parts,
-           k_cache, v_cache, part_o, part_ml, counters, out, stamps);
+           k_cache, v_cache, part_o, part_ml, counters, out, stamps, late_trigger);
   };
   switch (group) {
     case 1: run(attn_decode_kernel<1>); break;
