@@ -10,20 +10,6 @@ __device__ __forceinline__ void cp_async16(void* dst, const void* src) {
   const unsigned d = static_cast<unsigned>(__cvta_generic_to_shared(dst));
   asm volatile("cp.async.cg.shared.global [%0], [%1], 16;" ::"r"(d), "l"(src) : "memory");
 }
-// An L2 eviction policy for cp_async16_hint / ldg_stream_hint: evict-first (data read once, e.g. weights
-// streamed past L2, so that they do not push out what is read again soon: activations, the KV cache, the
-// kernels' code) or evict-normal (what the unhinted instructions do).
-__device__ __forceinline__ uint64_t l2_policy(bool evict_first) {
-  uint64_t first, normal;
-  asm("createpolicy.fractional.L2::evict_first.b64 %0, 1.0;" : "=l"(first));
-  asm("createpolicy.fractional.L2::evict_normal.b64 %0, 1.0;" : "=l"(normal));
-  return evict_first ? first : normal;
-}
-__device__ __forceinline__ void cp_async16_hint(void* dst, const void* src, uint64_t policy) {
-  const unsigned d = static_cast<unsigned>(__cvta_generic_to_shared(dst));
-  asm volatile("cp.async.cg.shared.global.L2::cache_hint [%0], [%1], 16, %2;" ::"r"(d), "l"(src), "l"(policy)
-               : "memory");
-}
 __device__ __forceinline__ void cp_async_commit() { asm volatile("cp.async.commit_group;" ::: "memory"); }
 // Waits until at most n (0..2) of this thread's cp.async groups are pending.
 __device__ __forceinline__ void cp_async_wait(int n) {

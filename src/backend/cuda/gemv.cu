@@ -244,18 +244,6 @@ static bool stream_rest_late() {
   return late;
 }
 
-// LOWBIT_GEMV_EVICT=first: the stream kernels' weight loads carry an L2 evict-first policy (A/B).
-static bool stream_evict_first() {
-  static const bool first = [] {
-    const char* e = std::getenv("LOWBIT_GEMV_EVICT");
-    if (!e || !*e) return false;
-    LB_CHECK(std::string(e) == "first" || std::string(e) == "normal", "LOWBIT_GEMV_EVICT='", e,
-             "': expected first or normal");
-    return std::string(e) == "first";
-  }();
-  return first;
-}
-
 bool imma_enabled() {
   static const bool on = [] {
     const char* e = std::getenv("LOWBIT_GEMV_IMMA");
@@ -316,7 +304,6 @@ void gemv(const GpuWeight& w, const float* x, int M, const GemvEpilogue& ep, cud
       sa.timeline = g_timeline;
       sa.early = stream_early_batches();
       sa.rest_late = stream_rest_late();
-      sa.evict_first = stream_evict_first();
       sa.M = std::min(M, kStreamMaxTokens);
       const int smem = plan_stream_smem(sa);
       if (smem > 0 && launch_stream(sa, smem, s)) {

@@ -40,7 +40,6 @@ struct GemvArgs {
   int off_pieces = 0;            // shared memory: partial sums of split tiles, then their counters
   int stages = 0;                // ring stages per warp (tensor-core formats; ring at off_red)
   int early = -1;                // weight batches issued before pdl_wait(), the rest after x's loads (-1: all)
-  bool evict_first = false;      // weight loads with an L2 evict-first policy (LOWBIT_GEMV_EVICT=first)
   bool rest_late = false;        // the batches after `early` only after x is staged (LOWBIT_GEMV_REST=late)
   unsigned long long* timeline = nullptr;  // gemv_set_timeline(): kTimelineStamps per block, or null
 };
@@ -65,14 +64,6 @@ __device__ __forceinline__ uint4 ldg_stream(const uint4* p) {
   asm volatile("ld.global.nc.L1::no_allocate.v4.u32 {%0, %1, %2, %3}, [%4];"
                : "=r"(r.x), "=r"(r.y), "=r"(r.z), "=r"(r.w)
                : "l"(p));
-  return r;
-}
-
-__device__ __forceinline__ uint4 ldg_stream_hint(const uint4* p, uint64_t policy) {
-  uint4 r;
-  asm volatile("ld.global.nc.L1::no_allocate.L2::cache_hint.v4.u32 {%0, %1, %2, %3}, [%4], %5;"
-               : "=r"(r.x), "=r"(r.y), "=r"(r.z), "=r"(r.w)
-               : "l"(p), "l"(policy));
   return r;
 }
 

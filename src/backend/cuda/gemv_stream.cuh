@@ -426,7 +426,6 @@ __global__ void __launch_bounds__(kStreamThreads, 1) gemv_stream_mma_kernel(cons
   const int64_t unit_row = n_units * SUB;  // bytes of one tile's scale units
   // issue cursor: next packet, its offset in its tile, this lane's word of its codes, its tile's scale row
   int qi = pbeg, ki = kp0, si = 0;
-  const uint64_t pol = l2_policy(a.evict_first);
   const uint8_t* gi = codes + int64_t(pbeg) * PW * 512 + lane * 16;
   const uint8_t* srow = a.w.scales + int64_t(tile0) * unit_row;
   // Issues the copies of the next batch into ring slot si and commits them as one group (empty groups
@@ -440,12 +439,12 @@ __global__ void __launch_bounds__(kStreamThreads, 1) gemv_stream_mma_kernel(cons
       for (int u = 0; u < U; ++u)
 #pragma unroll
         for (int j = 0; j < PW; ++j)
-          if (u < n) cp_async16_hint(dst + (u * PW + j) * 512 + lane * 16, gi + (u * PW + j) * 512, pol);
+          if (u < n) cp_async16(dst + (u * PW + j) * 512 + lane * 16, gi + (u * PW + j) * 512);
       if constexpr (SUB > 0) {
         if (lane < n * kUnits * kPieces) {
           const int unit = ki * kUnits + lane / kPieces;  // 32-column unit along K
           const int entry = SK == ScaleKind::Affine ? unit >> gshift : unit;
-          cp_async16_hint(dst + CODE_BYTES + lane * 16, srow + int64_t(entry) * SUB + (lane % kPieces) * 16, pol);
+          cp_async16(dst + CODE_BYTES + lane * 16, srow + int64_t(entry) * SUB + (lane % kPieces) * 16);
         }
       }
       qi += n;
@@ -605,15 +604,13 @@ __global__ void __launch_bounds__(kStreamThreads, 1) gemv_stream_plain_kernel(co
   // advance by additions only (no runtime division per packet).
   const int tile0 = pbeg / NP, kp0 = pbeg - tile0 * NP;
   int lq = pbeg, lt = tile0, lk = kp0;  // the next packet to load
-  const uint64_t pol = l2_policy(a.evict_first);
   auto load = [&](uint4* buf) {
     if (lq >= pend) return;
     const int64_t chunk = int64_t(lk) * 16 + c;
     const uint4* base = reinterpret_cast<const uint4*>(a.w.codes + (int64_t(lt) * 16 + h) * a.w.row_stride) + chunk;
     const int64_t step = 2 * chunks_row;  // two rows, in 16-byte chunks
 #pragma unroll
-    for (int i = 0; i < 8; ++i)
-      buf[i] = chunk < chunks_row ? ldg_stream_hint(base + i * step, pol) : make_uint4(0u, 0u, 0u, 0u);
+    for (int i = 0; i < 8; ++i) buf[i] = chunk < chunks_row ? ldg_stream(base + i * step) : make_uint4(0u, 0u, 0u, 0u);
     ++lq;
     if (++lk == NP) {
       lk = 0;
