@@ -1,7 +1,8 @@
-// Decode attention (RoPE of q and k, KV-cache write, tiles in runs across blocks, the last-block merge)
-// against a CPU reference in double precision, for head layouts from stories260K to Llama-3 405B's group of
-// 16, at positions on both sides of the tile boundaries, and at long contexts where a block takes a run of
-// several tiles (online softmax across them, two shared-memory buffers). Skips without a GPU.
+// Decode attention (RoPE of q and k, KV-cache write, tiles taken by the slots of a block, runs across
+// blocks, the in-block and the last-block merges) against a CPU reference in double precision, for head
+// layouts from stories260K to Llama-3 405B's group of 16, at positions on both sides of the tile boundaries,
+// at contexts of one run and of several, and at long contexts where each slot takes several tiles in turn
+// (online softmax across them; position p's row copied back from the cache). Skips without a GPU.
 //
 // Bound per output element: the GPU computes scores and weights in fp32 (__expf: relative error about
 // 2^-21) and sums up to max_seq terms; 1e-5 * sum_t p_t |v_t| + 1e-6 * |out| covers both with margin.
@@ -44,13 +45,15 @@ TEST(CudaAttention, DecodeMatchesReferenceAcrossTiles) {
   if (!gpu_present()) GTEST_SKIP() << "no GPU";
   constexpr int T = kAttnTile;
   const std::vector<int> short_ctx = {0, 1, T - 1, T, T + 1, 2 * T + 3, 299};
-  // 1100 and 1499 positions: more tiles than kAttnMaxRuns, so that blocks take runs of 2 tiles
-  static_assert(kAttnMaxRuns * kAttnTile < 1100, "the long cases must exceed one tile per block");
-  const std::vector<int> long_ctx = {kAttnMaxRuns * T - 1, kAttnMaxRuns * T, 1100, 1499};
+  // beyond kAttnMaxRuns x kAttnMaxSlots tiles every slot takes two or more tiles in turn
+  constexpr int kSlotTiles = kAttnMaxRuns * kAttnMaxSlots * T;
+  static_assert(kSlotTiles + 3 * T < 4700, "the long cases must give slots several tiles");
+  const std::vector<int> long_ctx = {kAttnMaxRuns * T - 1, kAttnMaxRuns * T, 1100, 1499, kSlotTiles - 1, kSlotTiles,
+                                     kSlotTiles + T + 5, 4699};
   for (const Case& cs : {Case{{8, 4, 8, true}, 300, short_ctx}, Case{{32, 8, 128, false}, 300, short_ctx},
                          Case{{4, 4, 64, false}, 300, short_ctx}, Case{{16, 1, 64, false}, 300, short_ctx},
-                         Case{{6, 2, 12, false}, 300, short_ctx}, Case{{32, 8, 128, false}, 1500, long_ctx},
-                         Case{{6, 2, 12, false}, 1500, long_ctx}, Case{{8, 1, 256, true}, 1500, long_ctx}}) {
+                         Case{{6, 2, 12, false}, 300, short_ctx}, Case{{32, 8, 128, false}, 4700, long_ctx},
+                         Case{{6, 2, 12, false}, 4700, long_ctx}, Case{{8, 1, 256, true}, 4700, long_ctx}}) {
     const Layout L = cs.L;
     const int max_seq = cs.max_seq;
     SCOPED_TRACE("heads " + std::to_string(L.n_heads) + "/" + std::to_string(L.n_kv) + " hd " + std::to_string(L.hd) +

@@ -412,7 +412,7 @@ __global__ void __launch_bounds__(kGemvThreads, 2) gemv_mma_kernel(const GemvArg
   int64_t group = blockIdx.x;
   int64_t tile = group * a.rt + tl;
   bool valid = tile < n_tiles;
-  const int64_t n_units = a.w.scale_units();
+  const int64_t n_units = a.w.scale_units(SK);
   const int gshift = SK == ScaleKind::Affine ? __ffs(a.w.group >> 5) - 1 : 0;  // group = 32 << gshift
   const bool one_ktile = a.kt >= NP;  // x is staged once and serves every tile group of the block
 

@@ -412,7 +412,7 @@ __global__ void __launch_bounds__(kStreamThreads, 1) gemv_stream_mma_kernel(cons
   uint8_t* ring = smem + a.off_red + warp * S * STAGE;  // this warp's S stages
   const StreamShare sh = stream_share(a, smem);
   const int pbeg = sh.pbeg, pend = sh.pend;
-  const int64_t n_units = a.w.scale_units();
+  const int64_t n_units = a.w.scale_units(SK);
   const int gshift = SK == ScaleKind::Affine ? __ffs(a.w.group >> 5) - 1 : 0;  // group = 32 << gshift
   const uint8_t* codes = a.w.codes;
 

@@ -78,64 +78,68 @@ __global__ void rope_qkv_kernel(const float* qkv, const int* d_pos, const float2
 }
 
 // Decode attention for the token at position p = *d_pos (context p + 1), fused with its RoPE and KV-cache
-// write. grid (n_kv, max_parts), block 128 (4 warps). The context is cut into tiles of kAttnTile positions
-// and the tiles into at most max_parts (= attention_parts(max_seq)) contiguous runs, one per block.
-// Block (kvh, s):
-//  * before pdl_wait(): copies its first tile's K and V rows (positions < p: written by earlier steps,
-//    whose kernels have completed by then, see launch.cuh) into shared memory with cp.async;
+// write. grid (n_kv, max_parts), block 128 x slots (4 warps per slot). The context is cut into tiles of
+// kAttnTile positions, and the tiles into at most max_parts (= attention_parts(max_seq)) contiguous runs of
+// about `slots` tiles, one per block; the block's slots take its run's tiles in turn (tile tb + s, then
+// tb + s + slots, ...), so that a context of up to slots tiles is one block per kv head and needs no merge
+// across blocks. Block (kvh, r):
+//  * before pdl_wait(): each slot copies its first tile's K and V rows (positions < p: written by earlier
+//    steps, whose kernels have completed by then, see launch.cuh) into its shared memory with cp.async;
 //  * rotates the group's q into shared memory; the block whose run holds p rotates k, writes k and v at p
-//    to the caches and into its tile;
-//  * per tile: a lane per position, a warp per query head (heads warp, warp + 4, ...): scores, an online
-//    softmax (running max and sum per head), and P.V with a lane per 4 dimensions; the next tile's copies
-//    fly while this one is computed (two buffers);
-//  * leaves (max, sum, unnormalised output) per head; the last block of a kv head to finish (an atomic
-//    count) merges the runs and resets the count. A context of one run writes the output directly.
-// Shared: q [group, hd], K tiles [2][kAttnTile][hd + 4] (rows 16 bytes apart modulo 128: 8 lanes reading
-// float4s of 8 rows hit 32 distinct banks), V tiles [2][kAttnTile][hd].
+//    to the caches and, where p's tile is its slot's first, into that slot's tile;
+//  * per tile: a lane per position, a warp per query head (heads w, w + 4, ... of the slot's warp w):
+//    scores, an online softmax (running max and sum per head), and P.V with a lane per 4 dimensions;
+//    a slot's later tiles are copied after its previous one is done (one buffer per slot);
+//  * the slots' (max, sum, unnormalised output) per head merge in shared memory; then one run writes the
+//    output, several leave their partials and the last block of a kv head to finish (an atomic count)
+//    merges the runs and resets the count.
+// Shared: q [group, hd], then per slot a K tile [kAttnTile][hd + 4] (rows 16 bytes apart modulo 128: 8 lanes
+// reading float4s of 8 rows hit 32 distinct banks) and a V tile [kAttnTile][hd].
 // G: the group size when known at compile time (1, 2, 4, 8, 16), 0 for any other up to kAttnMaxGroup.
+// stamps (the step timeline, or null): [0] entry, [1] after pdl_wait, [2] q and the row at p staged, [3] exit.
 template <int G>
-__global__ void __launch_bounds__(128) attn_decode_kernel(const float* qkv, const int* d_pos, const float2* rope,
-                                                          int n_heads, int n_kv, int hd, bool interleaved, float scale,
-                                                          int max_parts, float* kc, float* vc, float* part_o,
-                                                          float* part_ml, unsigned* counters, float* out,
-                                                          unsigned long long* stamps, bool late_trigger) {
+__global__ void __launch_bounds__(128 * kAttnMaxSlots) attn_decode_kernel(
+    const float* qkv, const int* d_pos, const float2* rope, int n_heads, int n_kv, int hd, bool interleaved,
+    float scale, int max_parts, float* kc, float* vc, float* part_o, float* part_ml, unsigned* counters, float* out,
+    unsigned long long* stamps, bool late_trigger) {
   constexpr int NG = G > 0 ? G : kAttnMaxGroup;
   constexpr int HPW = (NG + 3) / 4;               // query heads per warp
   constexpr int DPL = kAttnMaxHeadDim / 128;      // float4s of the output per lane and head
   extern __shared__ __align__(16) float sm[];
   __shared__ bool is_last;
   const int kvh = blockIdx.x, split = blockIdx.y;
-  const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
+  const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5, nwarps = blockDim.x >> 5;
+  const int slots = nwarps / 4, slot = warp >> 2, wq = warp & 3, stid = tid & 127;
   const int group = G > 0 ? G : n_heads / n_kv, kvd = n_kv * hd, qd = n_heads * hd, half = hd / 2, hd4 = hd / 4;
   const int ks = hd + 4;
-  float* qs = sm;                                 // [group, hd] rotated q
-  float* kt = qs + group * hd;                    // [2][kAttnTile][ks]
-  float* vt = kt + 2 * kAttnTile * ks;            // [2][kAttnTile][hd]
+  float* qs = sm;                                                  // [group, hd] rotated q
+  float* kt = qs + group * hd + slot * kAttnTile * (ks + hd);      // this slot's K tile [kAttnTile][ks]
+  float* vt = kt + kAttnTile * ks;                                 // and V tile [kAttnTile][hd]
   // *d_pos and rows < pos were written by kernels that have completed (launch.cuh): read before waiting
   const int pos = *d_pos, ctx = pos + 1;
   const int tiles = (ctx + kAttnTile - 1) / kAttnTile;
-  const int runs = min(max_parts, tiles), per_run = (tiles + runs - 1) / runs;
+  const int runs = min(max_parts, (tiles + slots - 1) / slots), per_run = (tiles + runs - 1) / runs;
   const int nruns = (tiles + per_run - 1) / per_run;  // runs that hold at least one tile
   if (split >= nruns) return;                         // beyond the context: neither counted nor merged
-  // the step timeline (gemv.cuh, kTimelineStamps per block, or null): [0] start, [1] after pdl_wait,
-  // [2] q and the row at pos staged, [3] exit
-  if (stamps) stamps += kTimelineStamps * (size_t(split) * gridDim.x + kvh);
-  if (stamps && tid == 0) stamps[0] = global_ns();
   const int tb = split * per_run, te = min(tiles, tb + per_run);
   const bool holds_pos = te == tiles;                 // the run whose last tile holds position pos
+  if (stamps) stamps += kTimelineStamps * (size_t(split) * gridDim.x + kvh);
+  if (stamps && tid == 0) stamps[0] = global_ns();
 
-  // copies rows [t0, min(t0 + kAttnTile, limit)) of K and V into buffer `buf`, then commits the group
-  auto copy_tile = [&](int tile, int buf, int limit) {
+  // this slot's threads copy rows [t0, min(t0 + kAttnTile, limit)) of K and V into its tile, then commit
+  auto copy_tile = [&](int tile, int limit) {
     const int t0 = tile * kAttnTile, rows = min(kAttnTile, limit - t0);
-    for (int i = tid; i < rows * hd4; i += blockDim.x) {
+    for (int i = stid; i < rows * hd4; i += 128) {
       const int r = i / hd4, d = (i - r * hd4) * 4;
       const size_t src = size_t(t0 + r) * kvd + size_t(kvh) * hd + d;
-      cp_async16(kt + (buf * kAttnTile + r) * ks + d, kc + src);
-      cp_async16(vt + (buf * kAttnTile + r) * hd + d, vc + src);
+      cp_async16(kt + r * ks + d, kc + src);
+      cp_async16(vt + r * hd + d, vc + src);
     }
     cp_async_commit();
   };
-  copy_tile(tb, 0, pos);
+  // the slot's barrier (named barrier 1 + slot, its 128 threads)
+  auto slot_sync = [&]() { asm volatile("bar.sync %0, 128;" ::"r"(1 + slot) : "memory"); };
+  if (tb + slot < te) copy_tile(tb + slot, pos);
 
   pdl_wait();
   if (!late_trigger) pdl_trigger();  // else at exit (LOWBIT_ATTN_TRIGGER=late, A/B measurements)
@@ -151,7 +155,11 @@ __global__ void __launch_bounds__(128) attn_decode_kernel(const float* qkv, cons
     qs[g * hd + b] = x0 * c.y + x1 * c.x;
   }
   if (holds_pos) {  // k (rotated) and v of position pos: to the caches, and to the tile that holds pos
-    const int row = pos - (tiles - 1) * kAttnTile, buf = (tiles - 1 - tb) & 1;
+    const int row = pos - (tiles - 1) * kAttnTile;
+    const int ps = (tiles - 1 - tb) % slots;             // the slot that takes pos's tile,
+    const bool first = tiles - 1 - tb < slots;           // as its first one (copied before the row existed)
+    float* pk = qs + group * hd + ps * kAttnTile * (ks + hd);
+    float* pv = pk + kAttnTile * ks;
     const float* ksrc = qkv + qd + size_t(kvh) * hd;
     float* kd = kc + size_t(pos) * kvd + size_t(kvh) * hd;
     for (int r = tid; r < half; r += blockDim.x) {
@@ -161,17 +169,18 @@ __global__ void __launch_bounds__(128) attn_decode_kernel(const float* qkv, cons
       const float y0 = x0 * c.x - x1 * c.y, y1 = x0 * c.y + x1 * c.x;
       kd[a] = y0;
       kd[b] = y1;
-      if (tiles - 1 == tb) {  // that tile is the first one, copied before the row existed
-        kt[(buf * kAttnTile + row) * ks + a] = y0;
-        kt[(buf * kAttnTile + row) * ks + b] = y1;
+      if (first) {
+        pk[row * ks + a] = y0;
+        pk[row * ks + b] = y1;
       }
     }
     for (int j = tid; j < hd; j += blockDim.x) {
       const float v = qkv[qd + kvd + size_t(kvh) * hd + j];
       vc[size_t(pos) * kvd + size_t(kvh) * hd + j] = v;
-      if (tiles - 1 == tb) vt[(buf * kAttnTile + row) * hd + j] = v;
+      if (first) pv[row * hd + j] = v;
     }
-    __threadfence();  // later tiles of this run copy row pos back through L2 (after the barrier below)
+    // otherwise the slot copies row pos back through L2 with that tile (after the barrier below)
+    if (!first) __threadfence();
   }
   __syncthreads();  // q, the row at pos
   if (stamps && tid == 0) stamps[2] = global_ns();
@@ -185,29 +194,25 @@ __global__ void __launch_bounds__(128) attn_decode_kernel(const float* qkv, cons
 #pragma unroll
     for (int r = 0; r < DPL; ++r) acc[i][r] = make_float4(0.0f, 0.0f, 0.0f, 0.0f);
   }
-  for (int tile = tb; tile < te; ++tile) {
-    const int buf = (tile - tb) & 1;
-    if (tile + 1 < te) {
-      copy_tile(tile + 1, buf ^ 1, ctx);
-      cp_async_wait(1);
-    } else {
-      cp_async_wait(0);
+  for (int tile = tb + slot; tile < te; tile += slots) {
+    if (tile != tb + slot) {
+      slot_sync();  // everyone of the slot is done with the previous tile
+      copy_tile(tile, ctx);
     }
-    __syncthreads();  // this tile's rows are visible to every thread
+    cp_async_wait(0);
+    slot_sync();  // this tile's rows are visible to the slot's threads
     const int t0 = tile * kAttnTile, nt = min(kAttnTile, ctx - t0);
-    const float* K = kt + buf * kAttnTile * ks;
-    const float* V = vt + buf * kAttnTile * hd;
     // scores: lane = position, the warp's heads at once (each K float4 read once for all of them)
     float s[HPW];
 #pragma unroll
     for (int i = 0; i < HPW; ++i) s[i] = 0.0f;
     if (lane < nt) {
-      const float* kr = K + lane * ks;
+      const float* kr = kt + lane * ks;
       for (int d = 0; d < hd; d += 4) {
         const float4 kv = *reinterpret_cast<const float4*>(kr + d);
 #pragma unroll
         for (int i = 0; i < HPW; ++i) {
-          const int h = warp + 4 * i;
+          const int h = wq + 4 * i;
           if (G == 0 || h < group) {
             const float4 q4 = *reinterpret_cast<const float4*>(qs + min(h, group - 1) * hd + d);
             s[i] = fmaf(q4.x, kv.x, fmaf(q4.y, kv.y, fmaf(q4.z, kv.z, fmaf(q4.w, kv.w, s[i]))));
@@ -218,7 +223,7 @@ __global__ void __launch_bounds__(128) attn_decode_kernel(const float* qkv, cons
     // online softmax per head, then P.V: lane owns dimensions 4 (lane + 32 r) .. + 3
 #pragma unroll
     for (int i = 0; i < HPW; ++i) {
-      const int h = warp + 4 * i;
+      const int h = wq + 4 * i;
       if (h >= group) break;  // warp-uniform
       const float sv = lane < nt ? s[i] * scale : -FLT_MAX;
       const float mnew = fmaxf(m[i], warp_max(sv));
@@ -241,7 +246,7 @@ __global__ void __launch_bounds__(128) attn_decode_kernel(const float* qkv, cons
         for (int r = 0; r < DPL; ++r) {
           const int d = 4 * (lane + 32 * r);
           if (d < hd) {
-            const float4 v = *reinterpret_cast<const float4*>(V + j * hd + d);
+            const float4 v = *reinterpret_cast<const float4*>(vt + j * hd + d);
             acc[i][r].x = fmaf(pj, v.x, acc[i][r].x);
             acc[i][r].y = fmaf(pj, v.y, acc[i][r].y);
             acc[i][r].z = fmaf(pj, v.z, acc[i][r].z);
@@ -250,34 +255,88 @@ __global__ void __launch_bounds__(128) attn_decode_kernel(const float* qkv, cons
         }
       }
     }
-    __syncthreads();  // everyone is done with this buffer before the next copy into it
+  }
+
+  // the slots' runs merge per head in shared memory (the tiles are free once every slot is done): slot s
+  // leaves (m, l) at ml[s][h] and its output at ac[s][h][hd]; then the warps of slot 0 combine them
+  __syncthreads();
+  float* ml = qs + group * hd;                    // [slots][group][2]
+  float* ac = ml + ((slots * group * 2 + 3) & ~3);  // [slots][group][hd], 16-byte aligned
+  if (slots > 1) {
+#pragma unroll
+    for (int i = 0; i < HPW; ++i) {
+      const int h = wq + 4 * i;
+      if (h >= group) break;
+      if (lane == 0) {
+        ml[(slot * group + h) * 2] = m[i];
+        ml[(slot * group + h) * 2 + 1] = l[i];
+      }
+#pragma unroll
+      for (int r = 0; r < DPL; ++r) {
+        const int d = 4 * (lane + 32 * r);
+        if (d < hd) *reinterpret_cast<float4*>(ac + (size_t(slot) * group + h) * hd + d) = acc[i][r];
+      }
+    }
+    __syncthreads();
+    if (slot == 0) {
+#pragma unroll
+      for (int i = 0; i < HPW; ++i) {
+        const int h = wq + 4 * i;
+        if (h >= group) break;
+        float M = -FLT_MAX;
+        for (int s2 = 0; s2 < slots; ++s2) M = fmaxf(M, ml[(s2 * group + h) * 2]);
+        float L = 0.0f;
+#pragma unroll
+        for (int r = 0; r < DPL; ++r) acc[i][r] = make_float4(0.0f, 0.0f, 0.0f, 0.0f);
+        for (int s2 = 0; s2 < slots; ++s2) {
+          // a slot without tiles (m = -FLT_MAX, l = 0, output 0) weighs nothing
+          const float w = __expf(ml[(s2 * group + h) * 2] - M);
+          L = fmaf(ml[(s2 * group + h) * 2 + 1], w, L);
+#pragma unroll
+          for (int r = 0; r < DPL; ++r) {
+            const int d = 4 * (lane + 32 * r);
+            if (d < hd) {
+              const float4 v = *reinterpret_cast<const float4*>(ac + (size_t(s2) * group + h) * hd + d);
+              acc[i][r].x = fmaf(w, v.x, acc[i][r].x);
+              acc[i][r].y = fmaf(w, v.y, acc[i][r].y);
+              acc[i][r].z = fmaf(w, v.z, acc[i][r].z);
+              acc[i][r].w = fmaf(w, v.w, acc[i][r].w);
+            }
+          }
+        }
+        m[i] = M;
+        l[i] = L;
+      }
+    }
   }
 
   // one run: the output; several: this run's partials, counted, and the last block merges
+  if (slot == 0) {
 #pragma unroll
-  for (int i = 0; i < HPW; ++i) {
-    const int h = warp + 4 * i;
-    if (h >= group) break;
-    const int head = kvh * group + h;
+    for (int i = 0; i < HPW; ++i) {
+      const int h = wq + 4 * i;
+      if (h >= group) break;
+      const int head = kvh * group + h;
 #pragma unroll
-    for (int r = 0; r < DPL; ++r) {
-      const int d = 4 * (lane + 32 * r);
-      if (d >= hd) break;
-      float4 o = acc[i][r];
-      if (nruns == 1) {
-        const float inv = 1.0f / l[i];
-        o.x *= inv;
-        o.y *= inv;
-        o.z *= inv;
-        o.w *= inv;
-        *reinterpret_cast<float4*>(out + size_t(head) * hd + d) = o;
-      } else {
-        *reinterpret_cast<float4*>(part_o + (size_t(head) * max_parts + split) * hd + d) = o;
+      for (int r = 0; r < DPL; ++r) {
+        const int d = 4 * (lane + 32 * r);
+        if (d >= hd) break;
+        float4 o = acc[i][r];
+        if (nruns == 1) {
+          const float inv = 1.0f / l[i];
+          o.x *= inv;
+          o.y *= inv;
+          o.z *= inv;
+          o.w *= inv;
+          *reinterpret_cast<float4*>(out + size_t(head) * hd + d) = o;
+        } else {
+          *reinterpret_cast<float4*>(part_o + (size_t(head) * max_parts + split) * hd + d) = o;
+        }
       }
-    }
-    if (nruns > 1 && lane == 0) {
-      part_ml[(size_t(head) * max_parts + split) * 2] = m[i];
-      part_ml[(size_t(head) * max_parts + split) * 2 + 1] = l[i];
+      if (nruns > 1 && lane == 0) {
+        part_ml[(size_t(head) * max_parts + split) * 2] = m[i];
+        part_ml[(size_t(head) * max_parts + split) * 2 + 1] = l[i];
+      }
     }
   }
   if (nruns == 1) {
@@ -294,30 +353,46 @@ __global__ void __launch_bounds__(128) attn_decode_kernel(const float* qkv, cons
   }
   __threadfence();
   if (tid == 0) counters[kvh] = 0;  // the next decode step (a graph replay) counts from zero
-  // the runs' weights per head, exp(m_c - M) / L, into shared memory (the K tiles are free now): a warp per
+  // a thread per 4 outputs; the runs' partials loaded 8 at a time before their use (in-order issue would
+  // otherwise wait out one L2 round trip per run); the first 8 of this thread's first outputs are requested
+  // before the weights, so that their round trip overlaps that of the maxima and sums
+  auto load8 = [&](const float* po, int c0, float4* p) {
+#pragma unroll
+    for (int c = 0; c < 8; ++c)
+      p[c] = c0 + c < nruns ? __ldcg(reinterpret_cast<const float4*>(po + size_t(c0 + c) * hd))
+                            : make_float4(0.f, 0.f, 0.f, 0.f);
+  };
+  auto partials = [&](int j) {
+    const int h = j / hd4, d = (j - h * hd4) * 4;
+    return part_o + size_t(kvh * group + h) * max_parts * hd + d;
+  };
+  float4 first[8];
+  if (tid < group * hd4) load8(partials(tid), 0, first);
+  // the runs' weights per head, exp(m_c - M) / L, into shared memory (the tiles are free now): a warp per
   // head, a lane per run (nruns <= kAttnMaxRuns = 32)
-  float* wt = kt;  // [group][kAttnMaxRuns]
-  for (int h = warp; h < group; h += 4) {
-    const float* ml = part_ml + size_t(kvh * group + h) * max_parts * 2;
-    const float mc = lane < nruns ? __ldcg(ml + 2 * lane) : -FLT_MAX;  // L2 loads: written by other blocks
-    const float lc = lane < nruns ? __ldcg(ml + 2 * lane + 1) : 0.0f;
+  float* wt = qs + group * hd;  // [group][kAttnMaxRuns]
+  for (int h = warp; h < group; h += nwarps) {
+    const float* pm = part_ml + size_t(kvh * group + h) * max_parts * 2;
+    const float mc = lane < nruns ? __ldcg(pm + 2 * lane) : -FLT_MAX;  // L2 loads: written by other blocks
+    const float lc = lane < nruns ? __ldcg(pm + 2 * lane + 1) : 0.0f;
     const float M = warp_max(mc);
     const float w = lane < nruns ? __expf(mc - M) : 0.0f;
     const float L = warp_sum(lc * w);
     wt[h * kAttnMaxRuns + lane] = w / L;
   }
   __syncthreads();
-  // a thread per 4 outputs; the runs' partials loaded 8 at a time before their use (in-order issue would
-  // otherwise wait out one L2 round trip per run)
   for (int j = tid; j < group * hd4; j += blockDim.x) {
     const int h = j / hd4, d = (j - h * hd4) * 4;
-    const float* po = part_o + size_t(kvh * group + h) * max_parts * hd + d;
+    const float* po = partials(j);
     float4 o = make_float4(0.0f, 0.0f, 0.0f, 0.0f);
     for (int c0 = 0; c0 < nruns; c0 += 8) {
       float4 p[8];
+      if (j == tid && c0 == 0) {
 #pragma unroll
-      for (int c = 0; c < 8; ++c)
-        p[c] = c0 + c < nruns ? __ldcg(reinterpret_cast<const float4*>(po + size_t(c0 + c) * hd)) : make_float4(0.f, 0.f, 0.f, 0.f);
+        for (int c = 0; c < 8; ++c) p[c] = first[c];
+      } else {
+        load8(po, c0, p);
+      }
 #pragma unroll
       for (int c = 0; c < 8; ++c) {
         const float w = c0 + c < nruns ? wt[h * kAttnMaxRuns + c0 + c] : 0.0f;
@@ -607,7 +682,20 @@ void attention_decode(const float* qkv, const int* d_pos, const float2* rope, in
   LB_CHECK(hd % 4 == 0 && hd > 0 && hd <= kAttnMaxHeadDim, "attention_decode: head dimension ", hd,
            " unsupported (a multiple of 4, at most ", kAttnMaxHeadDim, ")");
   const int parts = attention_parts(max_seq);
-  const size_t smem = (size_t(group) * hd + 2 * size_t(kAttnTile) * (hd + 4) + 2 * size_t(kAttnTile) * hd) * sizeof(float);
+  // as many slots (4 warps and one K and V tile each) as the shared memory holds, up to kAttnMaxSlots
+  static const size_t smem_max = [] {
+    int dev = 0, v = 0;
+    LB_CUDA_CHECK(cudaGetDevice(&dev));
+    LB_CUDA_CHECK(cudaDeviceGetAttribute(&v, cudaDevAttrMaxSharedMemoryPerBlockOptin, dev));
+    return size_t(v);
+  }();
+  const size_t q_bytes = size_t(group) * hd * sizeof(float);
+  const size_t slot_bytes = size_t(kAttnTile) * (2 * size_t(hd) + 4) * sizeof(float);
+  int slots = kAttnMaxSlots;
+  while (slots > 1 && q_bytes + slots * slot_bytes > smem_max) --slots;
+  const size_t smem = q_bytes + slots * slot_bytes;
+  LB_CHECK(smem <= smem_max, "attention_decode: ", smem, " bytes of shared memory for head dimension ", hd,
+           " and group ", group, ", the GPU has ", smem_max);
   const float scale = 1.0f / sqrtf(float(hd));
   static const bool late_trigger = [] {
     const char* e = std::getenv("LOWBIT_ATTN_TRIGGER");
@@ -624,7 +712,7 @@ void attention_decode(const float* qkv, const int* d_pos, const float2* rope, in
       LB_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, int(smem)));
       r = smem;
     }
-    launch(kernel, dim3(n_kv, parts), 128, smem, s, qkv, d_pos, rope, n_heads, n_kv, hd, interleaved, scale, parts,
+    launch(kernel, dim3(n_kv, parts), 128 * slots, smem, s, qkv, d_pos, rope, n_heads, n_kv, hd, interleaved, scale, parts,
            k_cache, v_cache, part_o, part_ml, counters, out, stamps, late_trigger);
   };
   switch (group) {

@@ -11,9 +11,11 @@
 
 namespace lowbit::cuda {
 
-// Decode attention: positions per tile (a lane per position), and at most this many blocks (runs of
-// tiles) per kv head: short contexts get a block per tile, long ones runs of several tiles.
+// Decode attention: positions per tile (a lane per position); slots per block (4 warps each, one tile at a
+// time), and at most this many blocks (runs of tiles) per kv head: a context of up to kAttnMaxSlots tiles is
+// one block per kv head, longer ones runs of about kAttnMaxSlots tiles across blocks, merged at the end.
 inline constexpr int kAttnTile = 32;
+inline constexpr int kAttnMaxSlots = 4;
 inline constexpr int kAttnMaxRuns = 32;
 // Largest head dimension the decode attention takes (a multiple of 4 up to this).
 inline constexpr int kAttnMaxHeadDim = 256;
@@ -37,9 +39,9 @@ int attention_parts(int max_seq);
 
 // Decode attention for the token at position *d_pos (context *d_pos + 1), GQA, fused with its RoPE and
 // KV-cache write: qkv is the QKV projection of that token before RoPE ([(n_heads + 2 n_kv) * hd]). The
-// context is split into tiles of kAttnTile positions, in runs across up to kAttnMaxRuns blocks per kv head;
-// the last block of each kv head merges them. part_o: [n_heads, attention_parts(max_seq), hd], part_ml:
-// [n_heads, attention_parts(max_seq), 2] scratch; counters: [n_kv], zero before the first call (each call
+// context is split into tiles of kAttnTile positions, taken by the slots of a block, in runs across up to
+// kAttnMaxRuns blocks per kv head; the last block of each kv head merges them. part_o: [n_heads,
+// attention_parts(max_seq), hd], part_ml: [n_heads, attention_parts(max_seq), 2] scratch; counters: [n_kv], zero before the first call (each call
 // leaves them zero); out: [n_heads * hd]. hd: a multiple of 4 up to kAttnMaxHeadDim.
 // stamps (instrumentation, null by default): kTimelineStamps (gemv.cuh) per block (n_kv x attention_parts
 // blocks, kv head fastest): [0] entry, [1] after pdl_wait, [2] q staged, [3] exit; blocks beyond the

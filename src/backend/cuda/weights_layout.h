@@ -108,8 +108,11 @@ struct GpuWeightView {
 
   LB_HD int64_t n_tiles() const { return rows_pad / 16; }
   // Affine: groups per tile row (the last may be partly padding); Mx/Nv: 32-column units per tile row.
-  LB_HD int64_t scale_units() const {
-    return codec_info(codec).scale == ScaleKind::Affine ? (cols_pad + group - 1) / group : cols_pad / 32;
+  LB_HD int64_t scale_units() const { return scale_units(codec_info(codec).scale); }
+  // The same for a scale kind known at compile time: kernels call this one, since codec_info of a runtime
+  // codec compiles to a table in global memory (a dependent load in the prologue of every launch).
+  LB_HD int64_t scale_units(ScaleKind sk) const {
+    return sk == ScaleKind::Affine ? (cols_pad + group - 1) / group : cols_pad / 32;
   }
 };
 
