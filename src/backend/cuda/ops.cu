@@ -95,16 +95,20 @@ __global__ void rope_qkv_kernel(const float* qkv, const int* d_pos, const float2
 //    merges the runs and resets the count.
 // Shared: q [group, hd], then per slot a K tile [kAttnTile][hd + 4] (rows 16 bytes apart modulo 128: 8 lanes
 // reading float4s of 8 rows hit 32 distinct banks) and a V tile [kAttnTile][hd].
-// G: the group size when known at compile time (1, 2, 4, 8, 16), 0 for any other up to kAttnMaxGroup.
-// stamps (the step timeline, or null): [0] entry, [1] after pdl_wait, [2] q and the row at p staged, [3] exit.
-template <int G>
+// G: the group size when known at compile time (1, 2, 4, 8, 16), 0 for any other up to kAttnMaxGroup;
+// HD: the head dimension when known at compile time (128: the loops over it unrolled), else 0.
+// stamps (the step timeline, or null): [0] entry, [1] after pdl_wait, [2] q and the row at p staged, [3] exit;
+// [4] slot 0's tiles done, [5] the slots merged (thread 0).
+template <int G, int HD>
 __global__ void __launch_bounds__(128 * kAttnMaxSlots) attn_decode_kernel(
-    const float* qkv, const int* d_pos, const float2* rope, int n_heads, int n_kv, int hd, bool interleaved,
+    const float* qkv, const int* d_pos, const float2* rope, int n_heads, int n_kv, int hd_arg, bool interleaved,
     float scale, int max_parts, float* kc, float* vc, float* part_o, float* part_ml, unsigned* counters, float* out,
     unsigned long long* stamps, bool late_trigger) {
   constexpr int NG = G > 0 ? G : kAttnMaxGroup;
-  constexpr int HPW = (NG + 3) / 4;               // query heads per warp
-  constexpr int DPL = kAttnMaxHeadDim / 128;      // float4s of the output per lane and head
+  constexpr int HPW = (NG + 3) / 4;                                   // query heads per warp
+  constexpr int DPL = (HD > 0 ? HD : kAttnMaxHeadDim) / 128 > 0 ? (HD > 0 ? HD : kAttnMaxHeadDim) / 128 : 1;
+  // float4s of the output per lane and head
+  const int hd = HD > 0 ? HD : hd_arg;
   extern __shared__ __align__(16) float sm[];
   __shared__ bool is_last;
   const int kvh = blockIdx.x, split = blockIdx.y;
@@ -208,17 +212,30 @@ __global__ void __launch_bounds__(128 * kAttnMaxSlots) attn_decode_kernel(
     for (int i = 0; i < HPW; ++i) s[i] = 0.0f;
     if (lane < nt) {
       const float* kr = kt + lane * ks;
-      for (int d = 0; d < hd; d += 4) {
-        const float4 kv = *reinterpret_cast<const float4*>(kr + d);
+      float s2[HPW];  // a second chain (the odd float4s) halves the dependent FMAs per score
+#pragma unroll
+      for (int i = 0; i < HPW; ++i) s2[i] = 0.0f;
+#pragma unroll(HD > 0 ? 8 : 1)
+      for (int d = 0; d < hd; d += 8) {
+        const bool odd = d + 4 < hd;  // hd is a multiple of 4, maybe not of 8
+        const float4 k0 = *reinterpret_cast<const float4*>(kr + d);
+        const float4 k1 = odd ? *reinterpret_cast<const float4*>(kr + d + 4) : make_float4(0.f, 0.f, 0.f, 0.f);
 #pragma unroll
         for (int i = 0; i < HPW; ++i) {
           const int h = wq + 4 * i;
           if (G == 0 || h < group) {
-            const float4 q4 = *reinterpret_cast<const float4*>(qs + min(h, group - 1) * hd + d);
-            s[i] = fmaf(q4.x, kv.x, fmaf(q4.y, kv.y, fmaf(q4.z, kv.z, fmaf(q4.w, kv.w, s[i]))));
+            const float* qh = qs + min(h, group - 1) * hd + d;
+            const float4 q0 = *reinterpret_cast<const float4*>(qh);
+            s[i] = fmaf(q0.x, k0.x, fmaf(q0.y, k0.y, fmaf(q0.z, k0.z, fmaf(q0.w, k0.w, s[i]))));
+            if (odd) {
+              const float4 q1 = *reinterpret_cast<const float4*>(qh + 4);
+              s2[i] = fmaf(q1.x, k1.x, fmaf(q1.y, k1.y, fmaf(q1.z, k1.z, fmaf(q1.w, k1.w, s2[i]))));
+            }
           }
         }
       }
+#pragma unroll
+      for (int i = 0; i < HPW; ++i) s[i] += s2[i];
     }
     // online softmax per head, then P.V: lane owns dimensions 4 (lane + 32 r) .. + 3
 #pragma unroll
@@ -240,6 +257,7 @@ __global__ void __launch_bounds__(128 * kAttnMaxSlots) attn_decode_kernel(
         o.w *= alpha;
         acc[i][r] = o;
       }
+#pragma unroll 4
       for (int j = 0; j < nt; ++j) {
         const float pj = __shfl_sync(0xffffffffu, p, j);
 #pragma unroll
@@ -257,6 +275,7 @@ __global__ void __launch_bounds__(128 * kAttnMaxSlots) attn_decode_kernel(
     }
   }
 
+  if (stamps && tid == 0) stamps[4] = global_ns();
   // the slots' runs merge per head in shared memory (the tiles are free once every slot is done): slot s
   // leaves (m, l) at ml[s][h] and its output at ac[s][h][hd]; then the warps of slot 0 combine them
   __syncthreads();
@@ -310,6 +329,7 @@ __global__ void __launch_bounds__(128 * kAttnMaxSlots) attn_decode_kernel(
     }
   }
 
+  if (stamps && tid == 0) stamps[5] = global_ns();
   // one run: the output; several: this run's partials, counted, and the last block merges
   if (slot == 0) {
 #pragma unroll
@@ -715,13 +735,24 @@ void attention_decode(const float* qkv, const int* d_pos, const float2* rope, in
     launch(kernel, dim3(n_kv, parts), 128 * slots, smem, s, qkv, d_pos, rope, n_heads, n_kv, hd, interleaved, scale, parts,
            k_cache, v_cache, part_o, part_ml, counters, out, stamps, late_trigger);
   };
+  if (hd == 128) {  // Llama 3 (but the 1B's 64)
+    switch (group) {
+      case 1: run(attn_decode_kernel<1, 128>); break;
+      case 2: run(attn_decode_kernel<2, 128>); break;
+      case 4: run(attn_decode_kernel<4, 128>); break;
+      case 8: run(attn_decode_kernel<8, 128>); break;
+      case 16: run(attn_decode_kernel<16, 128>); break;
+      default: run(attn_decode_kernel<0, 128>); break;
+    }
+    return;
+  }
   switch (group) {
-    case 1: run(attn_decode_kernel<1>); break;
-    case 2: run(attn_decode_kernel<2>); break;
-    case 4: run(attn_decode_kernel<4>); break;
-    case 8: run(attn_decode_kernel<8>); break;
-    case 16: run(attn_decode_kernel<16>); break;
-    default: run(attn_decode_kernel<0>); break;
+    case 1: run(attn_decode_kernel<1, 0>); break;
+    case 2: run(attn_decode_kernel<2, 0>); break;
+    case 4: run(attn_decode_kernel<4, 0>); break;
+    case 8: run(attn_decode_kernel<8, 0>); break;
+    case 16: run(attn_decode_kernel<16, 0>); break;
+    default: run(attn_decode_kernel<0, 0>); break;
   }
 }
 
