@@ -89,7 +89,7 @@ __global__ void rope_qkv_kernel(const float* qkv, const int* d_pos, const float2
 //    to the caches and, where p's tile is its slot's first, into that slot's tile;
 //  * per tile: a lane per position, a warp per query head (heads w, w + 4, ... of the slot's warp w):
 //    scores, an online softmax (running max and sum per head), and P.V with a lane per 4 dimensions;
-//    a slot's later tiles are copied after its previous one is done (one buffer per slot);
+//    the slots work in rounds of one tile each, a slot's next tile copied after the round (one buffer each);
 //  * the slots' (max, sum, unnormalised output) per head merge in shared memory; then one run writes the
 //    output, several leave their partials and the last block of a kv head to finish (an atomic count)
 //    merges the runs and resets the count.
@@ -141,8 +141,6 @@ __global__ void __launch_bounds__(128 * kAttnMaxSlots) attn_decode_kernel(
     }
     cp_async_commit();
   };
-  // the slot's barrier (named barrier 1 + slot, its 128 threads)
-  auto slot_sync = [&]() { asm volatile("bar.sync %0, 128;" ::"r"(1 + slot) : "memory"); };
   if (tb + slot < te) copy_tile(tb + slot, pos);
 
   pdl_wait();
@@ -198,13 +196,18 @@ __global__ void __launch_bounds__(128 * kAttnMaxSlots) attn_decode_kernel(
 #pragma unroll
     for (int r = 0; r < DPL; ++r) acc[i][r] = make_float4(0.0f, 0.0f, 0.0f, 0.0f);
   }
-  for (int tile = tb + slot; tile < te; tile += slots) {
-    if (tile != tb + slot) {
-      slot_sync();  // everyone of the slot is done with the previous tile
-      copy_tile(tile, ctx);
+  // rounds of one tile per slot (slot 0 takes the most); block-wide barriers, so that every thread meets
+  // the same ones whatever its slot's share
+  const int rounds = (te - tb + slots - 1) / slots;
+  for (int k = 0; k < rounds; ++k) {
+    const int tile = tb + slot + k * slots;
+    if (k > 0) {
+      __syncthreads();  // every slot is done with its previous tile
+      if (tile < te) copy_tile(tile, ctx);
     }
     cp_async_wait(0);
-    slot_sync();  // this tile's rows are visible to the slot's threads
+    __syncthreads();  // the tiles' rows are visible
+    if (tile >= te) continue;  // this slot has no tile this round (slot-uniform)
     const int t0 = tile * kAttnTile, nt = min(kAttnTile, ctx - t0);
     // scores: lane = position, the warp's heads at once (each K float4 read once for all of them)
     float s[HPW];
