@@ -178,6 +178,9 @@ int run_bench(BenchArgs& a) {
   const bool gpu = a.m.device != "cpu" && cuda_available(&why);
   LB_CHECK(gpu || a.m.device != "cuda", "--device cuda: ", why);
   if (!gpu) modes = {"cpu"};  // execution modes are CUDA's; the CPU has one
+  if (!gpu && (a.profile || a.timeline))
+    std::fprintf(stderr, "bench: %s CUDA's kernels; the rows run on the CPU, so nothing of that is printed\n",
+                 a.profile && a.timeline ? "--profile and --timeline time" : a.profile ? "--profile times" : "--timeline times");
 
   SurveyMeta meta;
   meta.date = utc_now();
