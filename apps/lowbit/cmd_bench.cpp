@@ -102,60 +102,6 @@ void print_profile(const std::vector<std::pair<std::string, double>>& ops, const
   std::printf("| total | %zu | %.3f | 100%% |\n", ops.size(), total);
 }
 
-// The step timeline (cuda_timeline_decode_step) per op name, averaged over its launches (the layers):
-// wait = from the previous stamped op's last block exit to this op's median block past pdl_wait (the
-// launch, the drain of the previous kernel, and unstamped kernels in between), stage = inputs staged,
-// body = to the last block's exit; span = wait + stage + body, the op's share of the step.
-void print_timeline(const std::vector<StepOpTimes>& ops, const std::string& label) {
-  struct Agg {
-    int n = 0, blocks = 0;
-    double wait = 0, stage = 0, body = 0, span = 0, early = 0, arrive = 0, reduce = 0;
-    int parts = 0;  // launches with the staging's inner stamps
-  };
-  std::map<std::string, Agg> agg;
-  std::vector<std::string> order;
-  double prev_end = -1, first = -1, last = 0;
-  std::string unstamped;
-  for (const auto& o : ops) {
-    if (!o.stamped) {
-      unstamped += (unstamped.empty() ? "" : ", ") + o.name;
-      continue;
-    }
-    if (!agg.count(o.name)) order.push_back(o.name);
-    Agg& g = agg[o.name];
-    const double from = prev_end < 0 ? o.start : prev_end;
-    g.n++;
-    g.blocks += o.blocks;
-    g.early += o.released - o.start;
-    g.wait += o.released - from;
-    g.stage += o.staged - o.released;
-    g.body += o.end - o.staged;
-    g.span += o.end - from;
-    if (o.arrived > 0) {
-      g.parts++;
-      g.arrive += o.arrived - o.released;
-      g.reduce += o.reduced - o.arrived;
-    }
-    prev_end = o.end;
-    if (first < 0) first = o.start;
-    last = o.end;
-  }
-  std::printf("\nstep timeline (%s; one graph replay, %%globaltimer stamps per block, us per launch averaged over "
-              "launches)\n",
-              label.c_str());
-  std::printf("| op | launches | blocks | resident before release | wait | stage (x arrived, reduced) | body | span | "
-              "span x launches |\n|---|---|---|---|---|---|---|---|---|\n");
-  for (const auto& n : order) {
-    const Agg& g = agg[n];
-    char inner[64] = "";
-    if (g.parts > 0) std::snprintf(inner, sizeof inner, " (%.2f, +%.2f)", g.arrive / g.parts, g.reduce / g.parts);
-    std::printf("| %s | %d | %d | %.2f | %.2f | %.2f%s | %.2f | %.2f | %.1f |\n", n.c_str(), g.n, g.blocks / g.n,
-                g.early / g.n, g.wait / g.n, g.stage / g.n, inner, g.body / g.n, g.span / g.n, g.span);
-  }
-  std::printf("| stamped span | | | | | | | | %.1f |\n", last - first);
-  if (!unstamped.empty()) std::printf("(not stamped, inside the next op's wait: %s)\n", unstamped.c_str());
-}
-
 int run_bench(BenchArgs& a) {
   if (a.m.model.empty()) a.m.model = "synthetic:llama-3.1-8b";
   LB_CHECK(a.reps >= 1, "--reps must be >= 1");
@@ -259,8 +205,10 @@ int run_bench(BenchArgs& a) {
           }
           if (a.timeline && gpu) {
             const int pos = int(ids.size()) + a.new_tokens / 2;
-            print_timeline(cuda_timeline_decode_step(*runner, ids.back(), pos),
-                           row.weights + ", position " + std::to_string(pos + 1));
+            std::fputs(step_timeline_markdown(cuda_timeline_decode_step(*runner, ids.back(), pos),
+                                              row.weights + ", position " + std::to_string(pos + 1))
+                           .c_str(),
+                       stdout);
           }
         } catch (const Error& e) {
           row.error = e.what();

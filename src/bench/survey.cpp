@@ -148,4 +148,73 @@ std::string survey_csv(const SurveyMeta& m, const std::vector<SurveyRow>& rows) 
   return o.str();
 }
 
+StepTimeline summarize_step_timeline(const std::vector<StepOpTimes>& ops) {
+  StepTimeline t;
+  double prev_end = -1, first = -1, last = 0;
+  for (const auto& o : ops) {
+    if (!o.stamped) {
+      t.unstamped.push_back(o.name);
+      continue;
+    }
+    size_t i = 0;
+    while (i < t.rows.size() && t.rows[i].name != o.name) ++i;
+    if (i == t.rows.size()) t.rows.push_back(StepTimelineRow{o.name});
+    StepTimelineRow& r = t.rows[i];
+    const double from = prev_end < 0 ? o.start : prev_end;
+    r.launches++;
+    r.blocks += o.blocks;
+    r.resident += o.released - o.start;
+    r.wait += o.released - from;
+    r.stage += o.staged - o.released;
+    r.body += o.end - o.staged;
+    r.span += o.end - from;
+    if (o.arrived > 0) {
+      r.inner++;
+      r.arrived += o.arrived - o.released;
+      r.reduced += o.reduced - o.arrived;
+    }
+    prev_end = o.end;
+    if (first < 0) first = o.start;
+    last = o.end;
+  }
+  for (auto& r : t.rows) {  // sums to averages per launch (span stays the total: "span x launches")
+    const double n = r.launches;
+    r.blocks = int(double(r.blocks) / n + 0.5);
+    r.resident /= n;
+    r.wait /= n;
+    r.stage /= n;
+    r.body /= n;
+    if (r.inner > 0) {
+      r.arrived /= r.inner;
+      r.reduced /= r.inner;
+    }
+  }
+  t.stamped_span = first < 0 ? 0.0 : last - first;
+  return t;
+}
+
+std::string step_timeline_markdown(const std::vector<StepOpTimes>& ops, const std::string& label) {
+  const StepTimeline t = summarize_step_timeline(ops);
+  std::string s = "\nstep timeline (" + label +
+                  "; one graph replay, %globaltimer stamps per block, us per launch averaged over launches)\n"
+                  "| op | launches | blocks | resident before release | wait | stage (x arrived, reduced) | body | "
+                  "span | span x launches |\n|---|---|---|---|---|---|---|---|---|\n";
+  char b[512];
+  for (const auto& r : t.rows) {
+    char inner[64] = "";
+    if (r.inner > 0) std::snprintf(inner, sizeof inner, " (%.2f, +%.2f)", r.arrived, r.reduced);
+    std::snprintf(b, sizeof b, "| %s | %d | %d | %.2f | %.2f | %.2f%s | %.2f | %.2f | %.1f |\n", r.name.c_str(),
+                  r.launches, r.blocks, r.resident, r.wait, r.stage, inner, r.body, r.span / r.launches, r.span);
+    s += b;
+  }
+  std::snprintf(b, sizeof b, "| stamped span | | | | | | | | %.1f |\n", t.stamped_span);
+  s += b;
+  if (!t.unstamped.empty()) {
+    s += "(not stamped, inside the next op's wait:";
+    for (size_t i = 0; i < t.unstamped.size(); ++i) s += (i ? ", " : " ") + t.unstamped[i];
+    s += ")\n";
+  }
+  return s;
+}
+
 }  // namespace lowbit

@@ -7,6 +7,7 @@
 #include <string>
 #include <vector>
 
+#include "backend/cuda_api.h"
 #include "engine/generate.h"
 #include "formats/format.h"
 
@@ -41,5 +42,26 @@ double achieved_gbps(const SurveyRow& r);  // decode bytes / median TPOT
 std::string survey_markdown(const SurveyMeta& m, const std::vector<SurveyRow>& rows);
 std::string survey_json(const SurveyMeta& m, const std::vector<SurveyRow>& rows);
 std::string survey_csv(const SurveyMeta& m, const std::vector<SurveyRow>& rows);
+
+// The step timeline (cuda_timeline_decode_step) per op name, averaged over its launches (the layers):
+// wait = from the previous stamped op's last block exit to this op's median block past pdl_wait (the
+// launch, the drain of the previous kernel, and unstamped kernels in between), stage = inputs staged
+// (with the inner stamps where an op writes them), body = to the last block's exit; span = wait + stage +
+// body, the op's share of the step (the first stamped op's span counts from its own first block).
+struct StepTimelineRow {
+  std::string name;
+  int launches = 0, blocks = 0;  // blocks: per launch, averaged
+  double resident = 0;           // first block's entry to the median release
+  double wait = 0, stage = 0, body = 0, span = 0;
+  int inner = 0;                 // launches with inner stamps, and their averages
+  double arrived = 0, reduced = 0;
+};
+struct StepTimeline {
+  std::vector<StepTimelineRow> rows;  // in order of first launch
+  double stamped_span = 0;            // first stamped entry to last stamped exit
+  std::vector<std::string> unstamped; // ops without stamps, in launch order
+};
+StepTimeline summarize_step_timeline(const std::vector<StepOpTimes>& ops);
+std::string step_timeline_markdown(const std::vector<StepOpTimes>& ops, const std::string& label);
 
 }  // namespace lowbit

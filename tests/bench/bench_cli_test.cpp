@@ -75,3 +75,11 @@ TEST(Survey, StatisticsAndBandwidth) {
   // mean context 6 + 100.5 positions: 1e9 + 1e3 * 106.5 bytes per step over 2 ms
   EXPECT_NEAR(achieved_gbps(row), (1e9 + 1e3 * 106.5) / 2e-3 / 1e9, 1e-9);
 }
+
+TEST(BenchCli, TimelineAndProfileSayTheyNeedCuda) {
+  LOWBIT_REQUIRE_FILE(stories260k());
+  CmdResult r = run_cli("bench --model " + stories260k() + " --formats bf16 --reps 1 --new-tokens 2 --device cpu --timeline");
+  ASSERT_EQ(r.status, 0) << r.err;
+  EXPECT_NE(r.err.find("--timeline times CUDA's kernels"), std::string::npos) << r.err;
+  EXPECT_EQ(r.out.find("step timeline"), std::string::npos) << r.out;
+}

@@ -1,0 +1,89 @@
+// The step timeline's summary (lowbit bench --timeline): per-op averages over launches from per-op stamps,
+// on hand-made stamps whose waits, stagings and bodies are known (the stamps themselves are written by the
+// CUDA kernels and checked on the GPU machine by the bench's output).
+#include <gtest/gtest.h>
+
+#include "bench/survey.h"
+
+using namespace lowbit;
+
+namespace {
+
+StepOpTimes op(const std::string& name, double start, double released, double staged, double end, int blocks = 128,
+               double arrived = 0, double reduced = 0) {
+  StepOpTimes o;
+  o.name = name;
+  o.stamped = true;
+  o.blocks = blocks;
+  o.start = start;
+  o.released = released;
+  o.staged = staged;
+  o.end = end;
+  o.arrived = arrived;
+  o.reduced = reduced;
+  return o;
+}
+
+StepOpTimes unstamped(const std::string& name) {
+  StepOpTimes o;
+  o.name = name;
+  return o;
+}
+
+}  // namespace
+
+TEST(StepTimeline, AveragesPerOpOverLaunches) {
+  // embed (no stamps), then two layers of gemv (inner stamps) and attn, then sample (no stamps)
+  const std::vector<StepOpTimes> ops = {
+      unstamped("embed"),
+      op("gemv", 0.0, 2.0, 5.0, 10.0, 128, 3.0, 4.0),  // first stamped op: its span counts from its own start
+      op("attn", 8.0, 11.0, 12.0, 15.0, 8),             // wait 1 after gemv's end (10), stage 1, body 3
+      op("gemv", 12.0, 16.0, 20.0, 30.0, 130, 18.0, 19.0),  // wait 1, stage 4, body 10; inner 2 / 1
+      op("attn", 29.0, 32.0, 34.0, 38.0, 8),            // wait 2, stage 2, body 4
+      unstamped("sample"),
+  };
+  const StepTimeline t = summarize_step_timeline(ops);
+  ASSERT_EQ(t.rows.size(), 2u);
+  EXPECT_EQ(t.rows[0].name, "gemv");
+  EXPECT_EQ(t.rows[1].name, "attn");
+  EXPECT_EQ(t.unstamped, (std::vector<std::string>{"embed", "sample"}));
+  EXPECT_DOUBLE_EQ(t.stamped_span, 38.0);
+
+  const StepTimelineRow& g = t.rows[0];
+  EXPECT_EQ(g.launches, 2);
+  EXPECT_EQ(g.blocks, 129);
+  EXPECT_DOUBLE_EQ(g.resident, (2.0 + 4.0) / 2);
+  EXPECT_DOUBLE_EQ(g.wait, (2.0 + 1.0) / 2);   // from its own start, then from attn's end (15)
+  EXPECT_DOUBLE_EQ(g.stage, (3.0 + 4.0) / 2);
+  EXPECT_DOUBLE_EQ(g.body, (5.0 + 10.0) / 2);
+  EXPECT_DOUBLE_EQ(g.span, 10.0 + 15.0);       // the total over launches
+  EXPECT_EQ(g.inner, 2);
+  EXPECT_DOUBLE_EQ(g.arrived, (1.0 + 2.0) / 2);
+  EXPECT_DOUBLE_EQ(g.reduced, (1.0 + 1.0) / 2);
+
+  const StepTimelineRow& a = t.rows[1];
+  EXPECT_EQ(a.launches, 2);
+  EXPECT_EQ(a.blocks, 8);
+  EXPECT_DOUBLE_EQ(a.wait, (1.0 + 2.0) / 2);
+  EXPECT_DOUBLE_EQ(a.stage, (1.0 + 2.0) / 2);
+  EXPECT_DOUBLE_EQ(a.body, (3.0 + 4.0) / 2);
+  EXPECT_DOUBLE_EQ(a.span, 5.0 + 8.0);
+  EXPECT_EQ(a.inner, 0);
+  // the spans of the stamped ops add up to the stamped span
+  EXPECT_DOUBLE_EQ(g.span + a.span, t.stamped_span);
+
+  const std::string md = step_timeline_markdown(ops, "int4, position 9");
+  EXPECT_NE(md.find("step timeline (int4, position 9;"), std::string::npos) << md;
+  EXPECT_NE(md.find("| gemv | 2 | 129 | 3.00 | 1.50 | 3.50 (1.50, +1.00) | 7.50 | 12.50 | 25.0 |"), std::string::npos)
+      << md;
+  EXPECT_NE(md.find("| attn | 2 | 8 |"), std::string::npos) << md;
+  EXPECT_NE(md.find("| stamped span | | | | | | | | 38.0 |"), std::string::npos) << md;
+  EXPECT_NE(md.find("(not stamped, inside the next op's wait: embed, sample)"), std::string::npos) << md;
+}
+
+TEST(StepTimeline, NothingStamped) {
+  const StepTimeline t = summarize_step_timeline({unstamped("embed"), unstamped("sample")});
+  EXPECT_TRUE(t.rows.empty());
+  EXPECT_DOUBLE_EQ(t.stamped_span, 0.0);
+  EXPECT_EQ(t.unstamped.size(), 2u);
+}
