@@ -188,6 +188,9 @@ class CudaRunner final : public Runner {
     sync_token_pos(token, pos);
     constexpr int kMaxBlocks = 1024;  // stream GEMVs launch one block per multiprocessor, attention n_kv x 32
     constexpr size_t kPerOp = size_t(kMaxBlocks) * kTimelineStamps;
+    LB_CHECK(size_t(c_.n_kv_heads) * attention_parts(max_seq_) <= size_t(kMaxBlocks), "--timeline: ",
+             c_.n_kv_heads, " kv heads x ", attention_parts(max_seq_), " attention blocks exceed the ", kMaxBlocks,
+             " blocks of stamps per op");
     const SampleParams sp{};
     std::vector<std::string> names;
     decode_ops(sp, [&](const std::string& n, auto&&) { names.push_back(n); });  // names only, nothing launched
