@@ -3,6 +3,8 @@
 #include <cuda_runtime.h>
 
 #include <cstddef>
+#include <cstdlib>
+#include <string>
 #include <utility>
 
 #include "util/error.h"
@@ -19,6 +21,16 @@
 #define LB_CUDA_LAUNCH_CHECK() LB_CUDA_CHECK(cudaGetLastError())
 
 namespace lowbit::cuda {
+
+// A two-valued A/B knob from the environment: unset or empty gives `dflt`, the value `on` true, `off`
+// false; anything else is an Error naming the variable and both values. Callers read it once (a static).
+inline bool env_switch(const char* name, const char* off, const char* on, bool dflt) {
+  const char* e = std::getenv(name);
+  if (!e || !*e) return dflt;
+  const std::string v(e);
+  LB_CHECK(v == on || v == off, name, "='", v, "': expected ", off, " or ", on);
+  return v == on;
+}
 
 // Owning device allocation (cudaMalloc; never managed memory).
 class DeviceBuffer {

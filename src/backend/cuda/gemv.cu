@@ -234,23 +234,12 @@ static int stream_early_batches() {
 // LOWBIT_GEMV_REST=late: the stream kernels issue their weight batches beyond `early` after staging x
 // instead of right after x's loads (A/B measurements of the staging).
 static bool stream_rest_late() {
-  static const bool late = [] {
-    const char* e = std::getenv("LOWBIT_GEMV_REST");
-    if (!e || !*e) return false;
-    LB_CHECK(std::string(e) == "late" || std::string(e) == "early", "LOWBIT_GEMV_REST='", e,
-             "': expected late or early");
-    return std::string(e) == "late";
-  }();
+  static const bool late = env_switch("LOWBIT_GEMV_REST", "early", "late", false);
   return late;
 }
 
 bool imma_enabled() {
-  static const bool on = [] {
-    const char* e = std::getenv("LOWBIT_GEMV_IMMA");
-    if (!e || !*e) return true;
-    LB_CHECK(std::string(e) == "0" || std::string(e) == "1", "LOWBIT_GEMV_IMMA='", e, "': expected 0 or 1");
-    return std::string(e) == "1";
-  }();
+  static const bool on = env_switch("LOWBIT_GEMV_IMMA", "0", "1", true);
   return on;
 }
 

@@ -476,27 +476,27 @@ __global__ void __launch_bounds__(kStreamThreads, 1) gemv_stream_mma_kernel(cons
       l[i] = make_uint4(e.p01, e.p23, e.p4, 0u);
     }
   }
+  // the batches after `early`: right after x's loads, or after the staging (LOWBIT_GEMV_REST=late, A/B)
+  auto issue_rest = [&]() {
+    for (int k = early; k < S - 1; ++k) issue_next();
+  };
   if (one_pass_ok(a)) {
     XLoads xl;
     stage_x_issue(a, xl);
-    if (!a.rest_late)
-      for (int k = early; k < S - 1; ++k) issue_next();
+    if (!a.rest_late) issue_rest();
     constexpr bool kSums = SK == ScaleKind::Affine || (IM && C == GpuCodec::T2);  // 32-column sums of x
     stage_x_one_pass<true, kSums, IM ? C : GpuCodec::PlainF32>(a, xl, st, xb, nullptr, gsum, NP * PKS * 16, stamps);
-  } else if constexpr (IM) {
-    if (!a.rest_late)
-      for (int k = early; k < S - 1; ++k) issue_next();
-    stage_x_limbs<C>(a, st, reinterpret_cast<uint8_t*>(xb), gsum, NP * PKS * 16);
-    __syncthreads();
   } else {
-    if (!a.rest_late)
-      for (int k = early; k < S - 1; ++k) issue_next();
-    token_stats(a, st, true);
-    stage_x_mma<C>(a, st, st + 8, xb, gsum, 0, NP);
+    if (!a.rest_late) issue_rest();
+    if constexpr (IM) {
+      stage_x_limbs<C>(a, st, reinterpret_cast<uint8_t*>(xb), gsum, NP * PKS * 16);
+    } else {
+      token_stats(a, st, true);
+      stage_x_mma<C>(a, st, st + 8, xb, gsum, 0, NP);
+    }
     __syncthreads();
   }
-  if (a.rest_late)  // LOWBIT_GEMV_REST=late: the other batches after the staging (A/B measurements)
-    for (int k = early; k < S - 1; ++k) issue_next();
+  if (a.rest_late) issue_rest();
   if (stamps && tid == 0) stamps[2] = global_ns();
   const float* yscale = st + 16;
 

@@ -4,7 +4,7 @@
 #include <cfloat>
 #include <cstdlib>
 #include <map>
-#include <string>
+#include <type_traits>
 
 #include "backend/cuda/async_copy.cuh"
 #include "backend/cuda/cuda_util.cuh"
@@ -720,13 +720,7 @@ void attention_decode(const float* qkv, const int* d_pos, const float2* rope, in
   LB_CHECK(smem <= smem_max, "attention_decode: ", smem, " bytes of shared memory for head dimension ", hd,
            " and group ", group, ", the GPU has ", smem_max);
   const float scale = 1.0f / sqrtf(float(hd));
-  static const bool late_trigger = [] {
-    const char* e = std::getenv("LOWBIT_ATTN_TRIGGER");
-    if (!e || !*e) return false;
-    LB_CHECK(std::string(e) == "late" || std::string(e) == "early", "LOWBIT_ATTN_TRIGGER='", e,
-             "': expected late or early");
-    return std::string(e) == "late";
-  }();
+  static const bool late_trigger = env_switch("LOWBIT_ATTN_TRIGGER", "early", "late", false);
   auto run = [&](auto kernel) {
     // the opt-in above 48 KB of dynamic shared memory, per kernel (the group sizes share one pointer type)
     static std::map<const void*, size_t> raised;
@@ -738,25 +732,22 @@ void attention_decode(const float* qkv, const int* d_pos, const float2* rope, in
     launch(kernel, dim3(n_kv, parts), 128 * slots, smem, s, qkv, d_pos, rope, n_heads, n_kv, hd, interleaved, scale, parts,
            k_cache, v_cache, part_o, part_ml, counters, out, stamps, late_trigger);
   };
-  if (hd == 128) {  // Llama 3 (but the 1B's 64)
+  // the group size and (128 or any) head dimension as template arguments
+  auto by_group = [&](auto hd_const) {
+    constexpr int HD = decltype(hd_const)::value;
     switch (group) {
-      case 1: run(attn_decode_kernel<1, 128>); break;
-      case 2: run(attn_decode_kernel<2, 128>); break;
-      case 4: run(attn_decode_kernel<4, 128>); break;
-      case 8: run(attn_decode_kernel<8, 128>); break;
-      case 16: run(attn_decode_kernel<16, 128>); break;
-      default: run(attn_decode_kernel<0, 128>); break;
+      case 1: run(attn_decode_kernel<1, HD>); break;
+      case 2: run(attn_decode_kernel<2, HD>); break;
+      case 4: run(attn_decode_kernel<4, HD>); break;
+      case 8: run(attn_decode_kernel<8, HD>); break;
+      case 16: run(attn_decode_kernel<16, HD>); break;
+      default: run(attn_decode_kernel<0, HD>); break;
     }
-    return;
-  }
-  switch (group) {
-    case 1: run(attn_decode_kernel<1, 0>); break;
-    case 2: run(attn_decode_kernel<2, 0>); break;
-    case 4: run(attn_decode_kernel<4, 0>); break;
-    case 8: run(attn_decode_kernel<8, 0>); break;
-    case 16: run(attn_decode_kernel<16, 0>); break;
-    default: run(attn_decode_kernel<0, 0>); break;
-  }
+  };
+  if (hd == 128)  // Llama 3 (but the 1B's 64)
+    by_group(std::integral_constant<int, 128>{});
+  else
+    by_group(std::integral_constant<int, 0>{});
 }
 
 void attention_prefill(const float* q, const float* k_cache, const float* v_cache, const int* d_pos, int n,
