@@ -28,6 +28,7 @@ struct BenchArgs {
   int new_tokens = 200, reps = 3, warmup = 1;
   std::string json, csv, md;
   bool profile = false, timeline = false;
+  std::string settings;  // --settings: A/B knob settings measured on each loaded model
   std::string command;
 };
 
@@ -102,6 +103,43 @@ void print_profile(const std::vector<std::pair<std::string, double>>& ops, const
   std::printf("| total | %zu | %.3f | 100%% |\n", ops.size(), total);
 }
 
+// Warm-up, then a.reps greedy generations of a.new_tokens into row (with --profile / --timeline tables).
+void measure_row(const BenchArgs& a, Runner& runner, const std::vector<int>& ids, const SurveyMeta& meta,
+                 SurveyRow& row, bool gpu) {
+  Sampler warm(SamplerConfig{});
+  for (int i = 0; i < a.warmup; ++i) generate(runner, ids, std::min(a.new_tokens, 32), warm, {}, nullptr, true);
+  for (int r = 0; r < a.reps; ++r) {
+    Sampler s(SamplerConfig{});  // greedy
+    GenerateResult g = generate(runner, ids, a.new_tokens, s, {}, nullptr, /*ignore_stop=*/true);
+    row.reps.push_back(g.stats);
+    std::fprintf(stderr, "%.1f ", g.stats.tps());
+    std::fflush(stderr);
+  }
+  row.weight_bytes_per_token = double(runner.weight_bytes_per_token());
+  row.kv_bytes_per_position = double(runner.kv_bytes_per_position());
+  std::vector<double> ttft, tpot;
+  for (const GenerationStats& g : row.reps) {
+    ttft.push_back(g.ttft_s() * 1e3);
+    tpot.push_back(g.tpot_s() * 1e3);
+  }
+  std::fprintf(stderr, "tok/s | TTFT %.2f ms | TPOT %.3f ms", stat_of(ttft).median, stat_of(tpot).median);
+  if (meta.read_bw_gbps > 0) std::fprintf(stderr, " | %.1f%% of BW", 100.0 * achieved_gbps(row) / meta.read_bw_gbps);
+  std::fprintf(stderr, "\n");
+  const std::string label = row.weights + ", " + row.mode;
+  if (a.profile && gpu) {
+    // at the middle of the timed run's context (the KV cache holds it from the last repetition)
+    const int pos = int(ids.size()) + a.new_tokens / 2;
+    print_profile(cuda_profile_decode_step(runner, ids.back(), pos), label + ", position " + std::to_string(pos));
+  }
+  if (a.timeline && gpu) {
+    const int pos = int(ids.size()) + a.new_tokens / 2;
+    std::fputs(step_timeline_markdown(cuda_timeline_decode_step(runner, ids.back(), pos),
+                                      label + ", position " + std::to_string(pos + 1))
+                   .c_str(),
+               stdout);
+  }
+}
+
 int run_bench(BenchArgs& a) {
   if (a.m.model.empty()) a.m.model = "synthetic:llama-3.1-8b";
   LB_CHECK(a.reps >= 1, "--reps must be >= 1");
@@ -154,68 +192,58 @@ int run_bench(BenchArgs& a) {
     write_text_file(a.csv, survey_csv(meta, rows));
   };
   write_tables();  // an unwritable path fails now, not after the run
-  const size_t total = weights.size() * modes.size() * acts.size();
+  const bool with_settings = !a.settings.empty();
+  const std::vector<EnvSetting> settings = parse_env_settings(a.settings);  // one "defaults" when absent
+  LB_CHECK(!with_settings || gpu, "--settings changes the CUDA backend's knobs: nothing to compare on the CPU");
+  const auto saved_env = save_env(settings);
+  const size_t total = weights.size() * modes.size() * acts.size() * settings.size();
   size_t idx = 0;
   for (const auto& mode : modes) {
     for (const auto& act : acts) {
       for (Format w : weights) {
-        ++idx;
-        SurveyRow row;
-        row.acts = act;
-        row.weights = format_name(w);
-        row.group = format_info(w).scheme == ScaleScheme::GroupAffine ? effective_group(w, a.m.group) : 0;
-        row.mode = mode;
-        std::fprintf(stderr, "bench [%zu/%zu] %s x %s, %s: ", idx, total, act.c_str(), row.weights.c_str(), mode.c_str());
-        std::fflush(stderr);
+        // the model is built and uploaded once, then measured under each setting
+        std::unique_ptr<Model> model;  // kept while its runner lives
+        std::unique_ptr<Runner> runner;
+        std::vector<int> ids;
+        std::string build_error;
         try {
           ModelArgs margs = a.m;
           margs.mode = gpu ? mode : "graph";
           margs.acts = act;
           margs.device = gpu ? "cuda" : "cpu";
           if (margs.max_seq_len == 0) margs.max_seq_len = 1024;
-          Model model = build_model(a, w, gpu);
-          const std::vector<int> ids = prompt_ids(a, model);
+          model = std::make_unique<Model>(build_model(a, w, gpu));
+          ids = prompt_ids(a, *model);
           meta.prompt_tokens = int(ids.size());
-          auto runner = make_runner(model, margs);
-          Sampler warm(SamplerConfig{});
-          for (int i = 0; i < a.warmup; ++i) generate(*runner, ids, std::min(a.new_tokens, 32), warm, {}, nullptr, true);
-          for (int r = 0; r < a.reps; ++r) {
-            Sampler s(SamplerConfig{});  // greedy
-            GenerateResult g = generate(*runner, ids, a.new_tokens, s, {}, nullptr, /*ignore_stop=*/true);
-            row.reps.push_back(g.stats);
-            std::fprintf(stderr, "%.1f ", g.stats.tps());
-            std::fflush(stderr);
-          }
-          row.weight_bytes_per_token = double(runner->weight_bytes_per_token());
-          row.kv_bytes_per_position = double(runner->kv_bytes_per_position());
-          std::vector<double> ttft, tpot;
-          for (const GenerationStats& g : row.reps) {
-            ttft.push_back(g.ttft_s() * 1e3);
-            tpot.push_back(g.tpot_s() * 1e3);
-          }
-          std::fprintf(stderr, "tok/s | TTFT %.2f ms | TPOT %.3f ms", stat_of(ttft).median, stat_of(tpot).median);
-          if (meta.read_bw_gbps > 0)
-            std::fprintf(stderr, " | %.1f%% of BW", 100.0 * achieved_gbps(row) / meta.read_bw_gbps);
-          std::fprintf(stderr, "\n");
-          if (a.profile && gpu) {
-            // at the middle of the timed run's context (the KV cache holds it from the last repetition)
-            const int pos = int(ids.size()) + a.new_tokens / 2;
-            print_profile(cuda_profile_decode_step(*runner, ids.back(), pos),
-                          row.weights + ", " + mode + ", position " + std::to_string(pos));
-          }
-          if (a.timeline && gpu) {
-            const int pos = int(ids.size()) + a.new_tokens / 2;
-            std::fputs(step_timeline_markdown(cuda_timeline_decode_step(*runner, ids.back(), pos),
-                                              row.weights + ", position " + std::to_string(pos + 1))
-                           .c_str(),
-                       stdout);
-          }
+          runner = make_runner(*model, margs);
         } catch (const Error& e) {
-          row.error = e.what();
-          std::fprintf(stderr, "error: %s\n", e.what());
+          build_error = e.what();
         }
-        rows.push_back(std::move(row));
-        write_tables();
+        for (const EnvSetting& setting : settings) {
+          ++idx;
+          SurveyRow row;
+          row.acts = act;
+          row.weights = format_name(w);
+          row.group = format_info(w).scheme == ScaleScheme::GroupAffine ? effective_group(w, a.m.group) : 0;
+          row.mode = with_settings ? mode + " [" + setting.label + "]" : mode;
+          std::fprintf(stderr, "bench [%zu/%zu] %s x %s, %s: ", idx, total, act.c_str(), row.weights.c_str(),
+                       row.mode.c_str());
+          std::fflush(stderr);
+          try {
+            if (!build_error.empty()) throw Error(build_error);
+            if (with_settings) {
+              apply_env_setting(setting, saved_env);
+              cuda_reread_env_knobs(*runner);
+            }
+            measure_row(a, *runner, ids, meta, row, gpu);
+          } catch (const Error& e) {
+            row.error = e.what();
+            std::fprintf(stderr, "error: %s\n", e.what());
+          }
+          rows.push_back(std::move(row));
+          write_tables();
+        }
+        if (with_settings) apply_env_setting(EnvSetting{}, saved_env);  // the environment as it was
       }
     }
   }
@@ -243,6 +271,10 @@ RegisterCommand reg("bench", "the survey table: speed of every format (TPS, TTFT
                       app.add_flag("--timeline", a->timeline,
                                    "where one graph-replayed decode step spends its time, per op, from in-kernel "
                                    "timer stamps (CUDA)");
+                      app.add_option("--settings", a->settings,
+                                     "A/B: measure each row under these settings of the CUDA backend's knobs, "
+                                     "';'-separated, each space-separated LOWBIT_*=value words (\"\" = defaults); "
+                                     "the model is loaded once per row");
                       app.add_option("--group,-g", a->m.group, "group size for group-wise formats");
                       app.add_option("--lm-head", a->m.lm_head, "quantize lm_head to this format (default: bf16)");
                       app.add_option("--seed", a->m.seed, "seed of synthetic weights");

@@ -2,9 +2,12 @@
 
 #include <algorithm>
 #include <cstdio>
+#include <cstdlib>
 #include <sstream>
 
 #include <nlohmann/json.hpp>
+
+#include "util/error.h"
 
 namespace lowbit {
 
@@ -215,6 +218,54 @@ std::string step_timeline_markdown(const std::vector<StepOpTimes>& ops, const st
     s += ")\n";
   }
   return s;
+}
+
+std::vector<EnvSetting> parse_env_settings(const std::string& spec) {
+  std::vector<EnvSetting> out;
+  size_t start = 0;
+  while (true) {
+    const size_t end = spec.find(';', start);
+    const std::string one = spec.substr(start, end == std::string::npos ? std::string::npos : end - start);
+    EnvSetting s;
+    std::istringstream words(one);
+    std::string w;
+    while (words >> w) {
+      const size_t eq = w.find('=');
+      LB_CHECK(eq != std::string::npos && eq > 0, "--settings: '", w, "' in '", one,
+               "' is not VAR=value (a setting is space-separated VAR=value words; settings are separated by ';')");
+      const std::string var = w.substr(0, eq);
+      LB_CHECK(var.rfind("LOWBIT_", 0) == 0, "--settings: '", var,
+               "' is not a LOWBIT_* variable (the CUDA backend's A/B knobs, docs/device.md)");
+      for (const auto& [v, _] : s.vars) LB_CHECK(v != var, "--settings: '", var, "' twice in '", one, "'");
+      s.vars.emplace_back(var, w.substr(eq + 1));
+      s.label += (s.label.empty() ? "" : " ") + w;
+    }
+    if (s.label.empty()) s.label = "defaults";
+    out.push_back(std::move(s));
+    if (end == std::string::npos) break;
+    start = end + 1;
+  }
+  return out;
+}
+
+std::vector<std::pair<std::string, std::optional<std::string>>> save_env(const std::vector<EnvSetting>& all) {
+  std::vector<std::pair<std::string, std::optional<std::string>>> saved;
+  for (const EnvSetting& s : all)
+    for (const auto& [var, _] : s.vars) {
+      if (std::any_of(saved.begin(), saved.end(), [&](const auto& p) { return p.first == var; })) continue;
+      const char* v = std::getenv(var.c_str());
+      saved.emplace_back(var, v ? std::optional<std::string>(v) : std::nullopt);
+    }
+  return saved;
+}
+
+void apply_env_setting(const EnvSetting& s, const std::vector<std::pair<std::string, std::optional<std::string>>>& saved) {
+  for (const auto& [var, orig] : saved) {
+    const auto it = std::find_if(s.vars.begin(), s.vars.end(), [&](const auto& p) { return p.first == var; });
+    if (it != s.vars.end()) setenv(var.c_str(), it->second.c_str(), 1);
+    else if (orig) setenv(var.c_str(), orig->c_str(), 1);
+    else unsetenv(var.c_str());
+  }
 }
 
 }  // namespace lowbit

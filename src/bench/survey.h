@@ -64,4 +64,18 @@ struct StepTimeline {
 StepTimeline summarize_step_timeline(const std::vector<StepOpTimes>& ops);
 std::string step_timeline_markdown(const std::vector<StepOpTimes>& ops, const std::string& label);
 
+// `lowbit bench --settings "A;B;..."`: settings of the CUDA backend's A/B knobs, each measured on the same
+// loaded model. A setting is space-separated VAR=value words (VAR a LOWBIT_* variable); an empty one is
+// the defaults. Throws Error naming the bad word.
+struct EnvSetting {
+  std::string label;                                       // as written, or "defaults"
+  std::vector<std::pair<std::string, std::string>> vars;   // VAR, value
+};
+std::vector<EnvSetting> parse_env_settings(const std::string& spec);
+// Sets the variables of `s` and restores every other variable in `saved` to its value there (unset where
+// it had none): the environment of one setting.
+void apply_env_setting(const EnvSetting& s, const std::vector<std::pair<std::string, std::optional<std::string>>>& saved);
+// The current values of every variable named in `all` (for apply_env_setting and the final restore).
+std::vector<std::pair<std::string, std::optional<std::string>>> save_env(const std::vector<EnvSetting>& all);
+
 }  // namespace lowbit

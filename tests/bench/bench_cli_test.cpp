@@ -83,3 +83,14 @@ TEST(BenchCli, TimelineAndProfileSayTheyNeedCuda) {
   EXPECT_NE(r.err.find("--timeline times CUDA's kernels"), std::string::npos) << r.err;
   EXPECT_EQ(r.out.find("step timeline"), std::string::npos) << r.out;
 }
+
+TEST(BenchCli, SettingsNeedCudaAndKnobNames) {
+  LOWBIT_REQUIRE_FILE(stories260k());
+  CmdResult r = run_cli("bench --model " + stories260k() +
+                        " --formats bf16 --reps 1 --new-tokens 2 --device cpu --settings 'LOWBIT_GEMV_REST=late;'");
+  EXPECT_NE(r.status, 0);
+  EXPECT_NE(r.err.find("nothing to compare on the CPU"), std::string::npos) << r.err;
+  r = run_cli("bench --model " + stories260k() + " --formats bf16 --device cpu --settings 'REST=late'");
+  EXPECT_NE(r.status, 0);
+  EXPECT_NE(r.err.find("'REST' is not a LOWBIT_* variable"), std::string::npos) << r.err;
+}

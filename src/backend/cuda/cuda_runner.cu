@@ -229,6 +229,16 @@ class CudaRunner final : public Runner {
     dev_pos_ = -1;
     host_step_ = ~0ull;
 
+    {  // the timer's step: the smallest gap between distinct stamps (sub-step times are averages of ticks)
+      std::vector<unsigned long long> all;
+      for (unsigned long long t : h)
+        if (t != 0) all.push_back(t);
+      std::sort(all.begin(), all.end());
+      unsigned long long step = ~0ull;
+      for (size_t i = 1; i < all.size(); ++i)
+        if (all[i] != all[i - 1]) step = std::min(step, all[i] - all[i - 1]);
+      if (step != ~0ull) std::fprintf(stderr, "timeline: %%globaltimer advances in steps of >= %llu ns\n", step);
+    }
     auto median = [](std::vector<unsigned long long> v) {
       std::sort(v.begin(), v.end());
       return v[v.size() / 2];
@@ -276,6 +286,14 @@ class CudaRunner final : public Runner {
         }
       }
     return out;
+  }
+
+  // The next decode step captures a new graph (the A/B knobs changed: cuda_reread_env_knobs).
+  void drop_graph() {
+    if (graph_exec_) {
+      LB_CUDA_CHECK(cudaGraphExecDestroy(graph_exec_));
+      graph_exec_ = nullptr;
+    }
   }
 
  private:
@@ -485,10 +503,7 @@ class CudaRunner final : public Runner {
   }
 
   void capture(const SampleParams& sp) {
-    if (graph_exec_) {
-      LB_CUDA_CHECK(cudaGraphExecDestroy(graph_exec_));
-      graph_exec_ = nullptr;
-    }
+    drop_graph();
     cudaGraph_t g;
     LB_CUDA_CHECK(cudaStreamBeginCapture(stream_, cudaStreamCaptureModeThreadLocal));
     try {
@@ -668,6 +683,11 @@ std::vector<std::pair<std::string, double>> cuda_profile_decode_step(Runner& r, 
   auto* cr = dynamic_cast<cuda::CudaRunner*>(&r);
   LB_CHECK(cr != nullptr, "--profile needs the CUDA backend (--device cuda)");
   return cr->profile_decode_step(token, pos);
+}
+
+void cuda_reread_env_knobs(Runner& r) {
+  ++cuda::env_knob_epoch();
+  if (auto* cr = dynamic_cast<cuda::CudaRunner*>(&r)) cr->drop_graph();
 }
 
 std::vector<StepOpTimes> cuda_timeline_decode_step(Runner& r, int token, int pos) {

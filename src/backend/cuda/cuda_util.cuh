@@ -4,6 +4,7 @@
 
 #include <cstddef>
 #include <cstdlib>
+#include <initializer_list>
 #include <string>
 #include <utility>
 
@@ -22,14 +23,56 @@
 
 namespace lowbit::cuda {
 
-// A two-valued A/B knob from the environment: unset or empty gives `dflt`, the value `on` true, `off`
-// false; anything else is an Error naming the variable and both values. Callers read it once (a static).
-inline bool env_switch(const char* name, const char* off, const char* on, bool dflt) {
+// The A/B knobs (LOWBIT_* variables read by the CUDA backend) are read on first use and again after
+// the epoch moves (cuda_reread_env_knobs: `lowbit bench --settings` changes them between measurements of
+// one loaded model). One host thread launches the work, as everywhere in the backend.
+inline unsigned& env_knob_epoch() {
+  static unsigned e = 1;
+  return e;
+}
+template <typename T>
+class EnvKnob {
+ public:
+  explicit EnvKnob(T (*read)()) : read_(read) {}
+  T get() {
+    if (epoch_ != env_knob_epoch()) {
+      v_ = read_();
+      epoch_ = env_knob_epoch();
+    }
+    return v_;
+  }
+
+ private:
+  T (*read_)();
+  T v_{};
+  unsigned epoch_ = 0;
+};
+
+// An A/B knob's value from the environment: the index of its value in `values`; unset or empty gives
+// `dflt`; anything else is an Error naming the variable and every value.
+inline int env_choice(const char* name, std::initializer_list<const char*> values, int dflt) {
   const char* e = std::getenv(name);
   if (!e || !*e) return dflt;
-  const std::string v(e);
-  LB_CHECK(v == on || v == off, name, "='", v, "': expected ", off, " or ", on);
-  return v == on;
+  std::string expected;
+  int i = 0;
+  for (const char* v : values) {
+    if (std::string(e) == v) return i;
+    expected += (i++ ? ", " : "") + std::string(v);
+  }
+  fail(name, "='", e, "': expected one of ", expected);
+}
+// An integer one in [lo, hi]; unset or empty gives `dflt`.
+inline int env_int(const char* name, int dflt, int lo, int hi) {
+  const char* e = std::getenv(name);
+  if (!e || !*e) return dflt;
+  char* end = nullptr;
+  const long v = std::strtol(e, &end, 10);
+  LB_CHECK(end && *end == '\0' && v >= lo && v <= hi, name, "='", e, "': expected an integer in ", lo, "..", hi);
+  return int(v);
+}
+// A two-valued one: `on` true, `off` false.
+inline bool env_switch(const char* name, const char* off, const char* on, bool dflt) {
+  return env_choice(name, {off, on}, dflt ? 1 : 0) == 1;
 }
 
 // Owning device allocation (cudaMalloc; never managed memory).

@@ -106,6 +106,12 @@ int plan_smem(GemvArgs& a) {
   return off;
 }
 
+// Ring stages per warp of the stream kernel where shared memory allows (LOWBIT_GEMV_STAGES=2..7, default 4).
+static int stream_max_stages() {
+  static EnvKnob<int> knob([] { return env_int("LOWBIT_GEMV_STAGES", 4, 2, 7); });
+  return knob.get();
+}
+
 // The stream kernel's plan: token statistics, x of the whole row (and the unit sums of group-affine
 // formats), then for the tensor-core formats each warp's ring of a.stages stages (4 where they fit);
 // returns the bytes of shared memory, or 0 when x does not fit.
@@ -148,7 +154,7 @@ int plan_stream_smem(GemvArgs& a) {
     off = (off + 15) / 16 * 16;
     a.off_red = int(off);
     const int64_t ring = int64_t(kStreamWarps) * stage_bytes(c);
-    a.stages = 4;
+    a.stages = stream_max_stages();
     while (a.stages > 2 && off + a.stages * ring > max_bytes) --a.stages;
     off += a.stages * ring;
   }
@@ -215,45 +221,47 @@ __global__ void __launch_bounds__(kGemvThreads) gemv_reference_kernel(const Gemv
 
 void gemv_set_timeline(unsigned long long* stamps) { g_timeline = stamps; }
 
-// Weight batches the stream kernel issues before pdl_wait(), the others right after x's loads (plain
-// formats: whether the first packet is loaded before pdl_wait()). Default 1: on the H200 the blocks of a
+// Weight batches the stream kernel issues before pdl_wait(), the others after x's loads (stream_rest; plain
+// formats: 0 none, 1 the first packet, >= 2 both where the registers allow). Default 1: on the H200 the blocks of a
 // launch mostly start after the previous kernel has ended, so that more early batches only delay x's loads
 // (int4 survey 358 -> 370 tok/s against all of them, -1); LOWBIT_GEMV_EARLY=<n> for A/B measurements.
 static int stream_early_batches() {
-  static const int n = [] {
-    const char* e = std::getenv("LOWBIT_GEMV_EARLY");
-    if (!e || !*e) return 1;
-    char* end = nullptr;
-    const long v = std::strtol(e, &end, 10);
-    LB_CHECK(end && *end == '\0' && v >= -1 && v <= 8, "LOWBIT_GEMV_EARLY='", e, "': expected -1 (all) or 0..8");
-    return int(v);
-  }();
-  return n;
+  static EnvKnob<int> knob([] { return env_int("LOWBIT_GEMV_EARLY", 1, -1, 8); });
+  return knob.get();
 }
 
-// LOWBIT_GEMV_REST=late: the stream kernels issue their weight batches beyond `early` after staging x
-// instead of right after x's loads (A/B measurements of the staging).
-static bool stream_rest_late() {
-  static const bool late = env_switch("LOWBIT_GEMV_REST", "early", "late", false);
-  return late;
+// LOWBIT_GEMV_REST=auto|early|arrived|late: when the stream kernels issue their weight batches beyond
+// `early` (GemvArgs::rest; plain formats: their second packet where registers allow): right after x's
+// loads, once this warp's x has arrived, or after staging x. auto (default): the tensor-core kernels
+// early, the plain ones once x has arrived (H200, bench --settings: int4 442.9 / 439.2 / 419.3 tok/s
+// early / arrived / late; bf16 227.7 / 235.8 / 231.8: the plain kernel's x loads queue behind its second
+// packet's).
+static int stream_rest(GpuCodec c) {
+  static EnvKnob<int> knob([] { return env_choice("LOWBIT_GEMV_REST", {"auto", "early", "arrived", "late"}, 0); });
+  switch (knob.get()) {
+    case 1: return kRestEarly;
+    case 2: return kRestArrived;
+    case 3: return kRestLate;
+    default: return is_plain(c) ? kRestArrived : kRestEarly;
+  }
 }
 
 bool imma_enabled() {
-  static const bool on = env_switch("LOWBIT_GEMV_IMMA", "0", "1", true);
-  return on;
+  static EnvKnob<bool> knob([] { return env_switch("LOWBIT_GEMV_IMMA", "0", "1", true); });
+  return knob.get();
 }
 
 GemvVariant gemv_auto_variant(const GpuWeight&, int) {
   // LOWBIT_GEMV_VARIANT=<name> replaces the default (A/B measurements, bisecting a kernel problem)
-  static const GemvVariant v = [] {
+  static EnvKnob<GemvVariant> knob([] {
     const char* e = std::getenv("LOWBIT_GEMV_VARIANT");
     if (!e || !*e) return GemvVariant::Stream;
     for (int i = 0; i < kNumGemvVariants; ++i)
       if (std::string(e) == gemv_variant_name(GemvVariant(i))) return GemvVariant(i);
     fail("LOWBIT_GEMV_VARIANT='", e, "': unknown variant (split8, split4, tiles2x4, tiles4x2, tiles8x1, persist2x4, ",
          "persist8x1, stream, reference)");
-  }();
-  return v;
+  });
+  return knob.get();
 }
 
 void gemv(const GpuWeight& w, const float* x, int M, const GemvEpilogue& ep, cudaStream_t s, GemvVariant v) {
@@ -292,7 +300,7 @@ void gemv(const GpuWeight& w, const float* x, int M, const GemvEpilogue& ep, cud
       GemvArgs sa = a;
       sa.timeline = g_timeline;
       sa.early = stream_early_batches();
-      sa.rest_late = stream_rest_late();
+      sa.rest = stream_rest(w.view.codec);
       sa.M = std::min(M, kStreamMaxTokens);
       const int smem = plan_stream_smem(sa);
       if (smem > 0 && launch_stream(sa, smem, s)) {

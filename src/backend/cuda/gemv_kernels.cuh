@@ -18,6 +18,9 @@ namespace lowbit::cuda {
 constexpr int kGemvThreads = 256;  // the largest block (8 warps); blocks have 32 * rt * ks threads
 constexpr int kGemvWarps = kGemvThreads / 32;
 
+// GemvArgs::rest: when the stream kernels issue their weight batches after the `early` ones.
+constexpr int kRestEarly = 0, kRestArrived = 1, kRestLate = 2;
+
 // Everything a GEMV launch needs (passed by value).
 struct GemvArgs {
   GpuWeightView w;
@@ -40,7 +43,9 @@ struct GemvArgs {
   int off_pieces = 0;            // shared memory: partial sums of split tiles, then their counters
   int stages = 0;                // ring stages per warp (tensor-core formats; ring at off_red)
   int early = -1;                // weight batches issued before pdl_wait(), the rest after x's loads (-1: all)
-  bool rest_late = false;        // the batches after `early` only after x is staged (LOWBIT_GEMV_REST=late)
+  // when the batches after `early` are issued (LOWBIT_GEMV_REST): right after x's loads (kRestEarly),
+  // once this warp's x has arrived (kRestArrived: x's loads do not queue behind them), after staging x
+  int rest = 0;                  // kRestEarly, kRestArrived, kRestLate
   unsigned long long* timeline = nullptr;  // gemv_set_timeline(): kTimelineStamps per block, or null
 };
 

@@ -30,6 +30,7 @@ constexpr int kStreamMaxTokens = 4;
 constexpr int kStreamThreads = 512;  // one block of 16 warps per multiprocessor
 constexpr int kStreamWarps = kStreamThreads / 32;
 constexpr int kStageChunks = 8;      // float4s of x per thread in the one-pass staging: K <= 16384
+constexpr int kStageChunksSmall = 2; // the plain kernel's variant for K <= 4096 (registers for a 2nd packet)
 
 // Packets per batch (stage): about 2 KB of codes per warp.
 LB_HD constexpr int stream_unroll(GpuCodec c) {
@@ -53,25 +54,29 @@ LB_HD constexpr int stage_bytes(GpuCodec c) {
 
 // Whether stage_x_one_pass applies: one token, K a multiple of 4 within the per-thread budget, 16-byte
 // aligned x and norm weight (otherwise token_stats + stage_x_* do it in two passes).
+template <int NCH = kStageChunks>
 __device__ __forceinline__ bool one_pass_ok(const GemvArgs& a) {
-  return a.M == 1 && (a.w.cols & 3) == 0 && a.w.cols <= int64_t(4 * kStageChunks) * blockDim.x &&
+  return a.M == 1 && (a.w.cols & 3) == 0 && a.w.cols <= int64_t(4 * NCH) * blockDim.x &&
          (reinterpret_cast<uintptr_t>(a.x) & 15u) == 0 && (reinterpret_cast<uintptr_t>(a.norm_w) & 15u) == 0;
 }
 
 // The loads of the one-pass staging: this thread's float4s of x and of the norm weight, issued together
-// (the caller may issue other loads before it uses them).
+// (the caller may issue other loads before it uses them). NCH float4s of each per thread.
+template <int NCH = kStageChunks>
 struct XLoads {
-  float4 x[kStageChunks], w[kStageChunks];
+  float4 x[NCH], w[NCH];
 };
-__device__ __forceinline__ void stage_x_issue(const GemvArgs& a, XLoads& v) {
+// kNorm false: the caller knows there is no norm weight (a.norm_w null); w stays ones, in no registers
+template <int NCH, bool kNorm = true>
+__device__ __forceinline__ void stage_x_issue(const GemvArgs& a, XLoads<NCH>& v) {
   const int tid = threadIdx.x, nthr = blockDim.x, nchunk = int(a.w.cols) / 4;
   const float4* x4 = reinterpret_cast<const float4*>(a.x);
   const float4* w4 = reinterpret_cast<const float4*>(a.norm_w);
 #pragma unroll
-  for (int i = 0; i < kStageChunks; ++i) {
+  for (int i = 0; i < NCH; ++i) {
     const int c = tid + i * nthr;
     v.x[i] = c < nchunk ? __ldg(x4 + c) : make_float4(0.0f, 0.0f, 0.0f, 0.0f);
-    v.w[i] = a.norm_w && c < nchunk ? __ldg(w4 + c) : make_float4(1.0f, 1.0f, 1.0f, 1.0f);
+    v.w[i] = kNorm && a.norm_w && c < nchunk ? __ldg(w4 + c) : make_float4(1.0f, 1.0f, 1.0f, 1.0f);
   }
 }
 
@@ -82,10 +87,16 @@ __device__ __forceinline__ void stage_x_issue(const GemvArgs& a, XLoads& v) {
 // kLimbCodec (an integer codec, has_imma): x as 4 int8 limbs at imma_x_offset instead of fp16 hi / lo (xb
 // then points to the bytes), scaled by 2^-e with |x| 2^-e < 64.
 // stamps (the timeline, or null): [4] when thread 0's loads of x have arrived, [5] after the block reduction.
-template <bool kMma, bool kAffine, GpuCodec kLimbCodec = GpuCodec::PlainF32>
-__device__ __forceinline__ void stage_x_one_pass(const GemvArgs& a, const XLoads& ld, float* st, uint32_t* xb,
+// on_arrival() runs in every thread once its loads of x have arrived (before the block reduction).
+struct NoOp {
+  __device__ void operator()() const {}
+};
+template <bool kMma, bool kAffine, GpuCodec kLimbCodec = GpuCodec::PlainF32, int NCH = kStageChunks,
+          typename OnArrival = NoOp>
+__device__ __forceinline__ void stage_x_one_pass(const GemvArgs& a, const XLoads<NCH>& ld, float* st, uint32_t* xb,
                                                  float* xs, float* gsum, int cols,
-                                                 unsigned long long* stamps = nullptr) {
+                                                 unsigned long long* stamps = nullptr,
+                                                 OnArrival on_arrival = NoOp{}) {
   constexpr bool kLimbs = has_imma(kLimbCodec);
   uint8_t* xl = reinterpret_cast<uint8_t*>(xb);
   const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5, nthr = blockDim.x;
@@ -94,12 +105,13 @@ __device__ __forceinline__ void stage_x_one_pass(const GemvArgs& a, const XLoads
   const float4* wv = ld.w;
   float ss = 0.0f, am = 0.0f;
 #pragma unroll
-  for (int i = 0; i < kStageChunks; ++i) {
+  for (int i = 0; i < NCH; ++i) {
     ss = fmaf(xv[i].x, xv[i].x, fmaf(xv[i].y, xv[i].y, fmaf(xv[i].z, xv[i].z, fmaf(xv[i].w, xv[i].w, ss))));
     am = fmaxf(am, fmaxf(fmaxf(fabsf(xv[i].x * wv[i].x), fabsf(xv[i].y * wv[i].y)),
                          fmaxf(fabsf(xv[i].z * wv[i].z), fabsf(xv[i].w * wv[i].w))));
   }
   if (stamps && tid == 0 && !(ss < 0.0f)) stamps[4] = global_ns();  // (the condition waits for the loads)
+  on_arrival();  // (ss and am hold every loaded value: the loads have arrived)
   float* red = st + 24;  // token_stats' warp partials
   ss = warp_sum(ss);
   am = warp_max(am);
@@ -126,7 +138,7 @@ __device__ __forceinline__ void stage_x_one_pass(const GemvArgs& a, const XLoads
     st[16] = ldexpf(1.0f, e);
   }
 #pragma unroll
-  for (int i = 0; i < kStageChunks; ++i) {
+  for (int i = 0; i < NCH; ++i) {
     const int c = tid + i * nthr;
     // a warp whose 32 chunks all lie beyond what is staged skips the conversion (warp-uniform, so the
     // shuffles below run in all lanes of a warp or in none; the limbs of padded columns are written here)
@@ -476,18 +488,22 @@ __global__ void __launch_bounds__(kStreamThreads, 1) gemv_stream_mma_kernel(cons
       l[i] = make_uint4(e.p01, e.p23, e.p4, 0u);
     }
   }
-  // the batches after `early`: right after x's loads, or after the staging (LOWBIT_GEMV_REST=late, A/B)
+  // the batches after `early`: right after x's loads, once they have arrived, or after the staging
+  // (a.rest, LOWBIT_GEMV_REST)
   auto issue_rest = [&]() {
     for (int k = early; k < S - 1; ++k) issue_next();
   };
   if (one_pass_ok(a)) {
-    XLoads xl;
+    XLoads<> xl;
     stage_x_issue(a, xl);
-    if (!a.rest_late) issue_rest();
+    if (a.rest == kRestEarly) issue_rest();
     constexpr bool kSums = SK == ScaleKind::Affine || (IM && C == GpuCodec::T2);  // 32-column sums of x
-    stage_x_one_pass<true, kSums, IM ? C : GpuCodec::PlainF32>(a, xl, st, xb, nullptr, gsum, NP * PKS * 16, stamps);
+    stage_x_one_pass<true, kSums, IM ? C : GpuCodec::PlainF32>(a, xl, st, xb, nullptr, gsum, NP * PKS * 16, stamps,
+                                                              [&]() {
+                                                                if (a.rest == kRestArrived) issue_rest();
+                                                              });
   } else {
-    if (!a.rest_late) issue_rest();
+    if (a.rest != kRestLate) issue_rest();
     if constexpr (IM) {
       stage_x_limbs<C>(a, st, reinterpret_cast<uint8_t*>(xb), gsum, NP * PKS * 16);
     } else {
@@ -496,7 +512,7 @@ __global__ void __launch_bounds__(kStreamThreads, 1) gemv_stream_mma_kernel(cons
     }
     __syncthreads();
   }
-  if (a.rest_late) issue_rest();
+  if (a.rest == kRestLate) issue_rest();
   if (stamps && tid == 0) stamps[2] = global_ns();
   const float* yscale = st + 16;
 
@@ -588,7 +604,10 @@ __global__ void __launch_bounds__(kStreamThreads, 1) gemv_stream_mma_kernel(cons
 // A packet here is 16 rows x 256 bytes: lane (h = lane / 16, c = lane % 16) loads chunk c of rows h, h + 2,
 // .. h + 14 (each load instruction of the warp reads two 256-byte row pieces).
 
-template <GpuCodec C, int MT>
+// NCH: float4s of x per thread in the one-pass staging. With kStageChunksSmall (K <= 4096) the registers
+// left over hold the second packet too, so that both are in flight while x is staged (DRAM otherwise idles
+// through the staging); with kStageChunks the second packet is loaded after the staging (it would spill).
+template <GpuCodec C, int MT, int NCH = kStageChunks, bool kNorm = true>
 __global__ void __launch_bounds__(kStreamThreads, 1) gemv_stream_plain_kernel(const GemvArgs a) {
   constexpr int EPC = 16 / codec_info(C).esize;  // elements per 16-byte chunk
   extern __shared__ __align__(16) uint8_t smem[];
@@ -620,25 +639,43 @@ __global__ void __launch_bounds__(kStreamThreads, 1) gemv_stream_plain_kernel(co
   unsigned long long* stamps = a.timeline ? a.timeline + kTimelineStamps * blockIdx.x : nullptr;
   if (stamps && tid == 0) stamps[0] = global_ns();
   uint4 bA[8], bB[8];
-  // the first packet before pdl_wait() (a.early != 0) or right after x's loads; the second after staging
-  // x: its registers are needed there
+  // the first packet before pdl_wait() (a.early != 0) or right after x's loads; the second right after x's
+  // loads where NCH leaves it the registers, else after staging x
+  // (a.early >= 2 and the registers: the second packet before pdl_wait() too)
+  constexpr bool kSecondEarly = NCH < kStageChunks || !kNorm;
+  bool second_loaded = false;
   if (a.early != 0) load(bA);
+  if (kSecondEarly && a.early >= 2) {
+    load(bB);
+    second_loaded = true;
+  }
 
   pdl_wait();  // launch.cuh
   pdl_trigger();
   if (stamps && tid == 0) stamps[1] = global_ns();
-  if (one_pass_ok(a)) {
-    XLoads xl;
-    stage_x_issue(a, xl);
+  if (one_pass_ok<NCH>(a)) {
+    XLoads<NCH> xl;
+    stage_x_issue<NCH, kNorm>(a, xl);
     if (a.early == 0) load(bA);
-    stage_x_one_pass<false, false>(a, xl, st, nullptr, xs, nullptr, a.xstride, stamps);
+    if (kSecondEarly && !second_loaded && a.rest == kRestEarly) {
+      load(bB);
+      second_loaded = true;
+    }
+    stage_x_one_pass<false, false, GpuCodec::PlainF32, NCH>(a, xl, st, nullptr, xs, nullptr, a.xstride, stamps,
+                                                            [&]() {
+                                                              if (kSecondEarly && !second_loaded &&
+                                                                  a.rest == kRestArrived) {
+                                                                load(bB);
+                                                                second_loaded = true;
+                                                              }
+                                                            });
   } else {
     if (a.early == 0) load(bA);
     token_stats(a, st, false);
     stage_x_plain(a, st, xs, 0, a.xstride);
     __syncthreads();
   }
-  load(bB);
+  if (!second_loaded) load(bB);
   if (stamps && tid == 0) stamps[2] = global_ns();
 
   float acc[8][MT];
@@ -752,7 +789,9 @@ inline int blocks_per_sm(void (*kernel)(GemvArgs), int smem_bytes) {
 template <GpuCodec C>
 void (*stream_kernel(const GemvArgs& a))(GemvArgs) {
   if constexpr (is_plain(C)) {
-    return a.M == 1 ? gemv_stream_plain_kernel<C, 1> : nullptr;
+    if (a.M != 1) return nullptr;
+    if (a.w.cols <= int64_t(4 * kStageChunksSmall) * kStreamThreads) return gemv_stream_plain_kernel<C, 1, kStageChunksSmall>;
+    return a.norm_w ? gemv_stream_plain_kernel<C, 1> : gemv_stream_plain_kernel<C, 1, kStageChunks, false>;
   } else if constexpr (has_imma(C)) {
     const bool im = a.M == 1 && imma_enabled() && (imma_units(C) == 1 || a.w.group >= 32 * imma_units(C));
     return im ? gemv_stream_mma_kernel<C, true> : gemv_stream_mma_kernel<C, false>;

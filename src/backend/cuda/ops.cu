@@ -98,7 +98,7 @@ __global__ void rope_qkv_kernel(const float* qkv, const int* d_pos, const float2
 // G: the group size when known at compile time (1, 2, 4, 8, 16), 0 for any other up to kAttnMaxGroup;
 // HD: the head dimension when known at compile time (128: the loops over it unrolled), else 0.
 // stamps (the step timeline, or null): [0] entry, [1] after pdl_wait, [2] q and the row at p staged, [3] exit;
-// [4] slot 0's tiles done, [5] the slots merged (thread 0).
+// [4] the first round's tiles landed, [5] slot 0's tiles done (thread 0).
 template <int G, int HD>
 __global__ void __launch_bounds__(128 * kAttnMaxSlots) attn_decode_kernel(
     const float* qkv, const int* d_pos, const float2* rope, int n_heads, int n_kv, int hd_arg, bool interleaved,
@@ -207,6 +207,7 @@ __global__ void __launch_bounds__(128 * kAttnMaxSlots) attn_decode_kernel(
     }
     cp_async_wait(0);
     __syncthreads();  // the tiles' rows are visible
+    if (stamps && tid == 0 && k == 0) stamps[4] = global_ns();
     if (tile >= te) continue;  // this slot has no tile this round (slot-uniform)
     const int t0 = tile * kAttnTile, nt = min(kAttnTile, ctx - t0);
     // scores: lane = position, the warp's heads at once (each K float4 read once for all of them)
@@ -278,7 +279,7 @@ __global__ void __launch_bounds__(128 * kAttnMaxSlots) attn_decode_kernel(
     }
   }
 
-  if (stamps && tid == 0) stamps[4] = global_ns();
+  if (stamps && tid == 0) stamps[5] = global_ns();
   // the slots' runs merge per head in shared memory (the tiles are free once every slot is done): slot s
   // leaves (m, l) at ml[s][h] and its output at ac[s][h][hd]; then the warps of slot 0 combine them
   __syncthreads();
@@ -332,7 +333,6 @@ __global__ void __launch_bounds__(128 * kAttnMaxSlots) attn_decode_kernel(
     }
   }
 
-  if (stamps && tid == 0) stamps[5] = global_ns();
   // one run: the output; several: this run's partials, counted, and the last block merges
   if (slot == 0) {
 #pragma unroll
@@ -661,14 +661,14 @@ __global__ void __launch_bounds__(kSampleThreads) sample_kernel(const float* log
 }  // namespace
 
 bool pdl_enabled() {
-  static const bool on = [] {
+  static EnvKnob<bool> knob([] {
     const char* e = std::getenv("LOWBIT_PDL");
     int dev = 0, major = 0;
     if (cudaGetDevice(&dev) != cudaSuccess || cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, dev) != cudaSuccess)
       return false;
     return major >= 9 && !(e && e[0] == '0');
-  }();
-  return on;
+  });
+  return knob.get();
 }
 
 namespace {
@@ -720,7 +720,8 @@ void attention_decode(const float* qkv, const int* d_pos, const float2* rope, in
   LB_CHECK(smem <= smem_max, "attention_decode: ", smem, " bytes of shared memory for head dimension ", hd,
            " and group ", group, ", the GPU has ", smem_max);
   const float scale = 1.0f / sqrtf(float(hd));
-  static const bool late_trigger = env_switch("LOWBIT_ATTN_TRIGGER", "early", "late", false);
+  static EnvKnob<bool> late_knob([] { return env_switch("LOWBIT_ATTN_TRIGGER", "early", "late", false); });
+  const bool late_trigger = late_knob.get();
   auto run = [&](auto kernel) {
     // the opt-in above 48 KB of dynamic shared memory, per kernel (the group sizes share one pointer type)
     static std::map<const void*, size_t> raised;
