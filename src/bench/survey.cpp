@@ -251,7 +251,8 @@ std::vector<EnvSetting> parse_env_settings(const std::string& spec) {
 std::vector<std::pair<std::string, std::optional<std::string>>> save_env(const std::vector<EnvSetting>& all) {
   std::vector<std::pair<std::string, std::optional<std::string>>> saved;
   for (const EnvSetting& s : all)
-    for (const auto& [var, _] : s.vars) {
+    for (const auto& kv : s.vars) {
+      const std::string& var = kv.first;  // (a name, not a structured binding: clang 14 does not capture those)
       if (std::any_of(saved.begin(), saved.end(), [&](const auto& p) { return p.first == var; })) continue;
       const char* v = std::getenv(var.c_str());
       saved.emplace_back(var, v ? std::optional<std::string>(v) : std::nullopt);
@@ -260,7 +261,9 @@ std::vector<std::pair<std::string, std::optional<std::string>>> save_env(const s
 }
 
 void apply_env_setting(const EnvSetting& s, const std::vector<std::pair<std::string, std::optional<std::string>>>& saved) {
-  for (const auto& [var, orig] : saved) {
+  for (const auto& entry : saved) {
+    const std::string& var = entry.first;
+    const std::optional<std::string>& orig = entry.second;
     const auto it = std::find_if(s.vars.begin(), s.vars.end(), [&](const auto& p) { return p.first == var; });
     if (it != s.vars.end()) setenv(var.c_str(), it->second.c_str(), 1);
     else if (orig) setenv(var.c_str(), orig->c_str(), 1);
