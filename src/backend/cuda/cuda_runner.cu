@@ -476,12 +476,18 @@ class CudaRunner final : public Runner {
       op("qkv_gemv+rmsnorm", [&] {
         L.qkv->gemv(x, 1, L.attn_norm.get<float>(), c_.norm_eps, LinearEpilogue::Store, qkv_.get<float>(), stream_);
       });
-      op("attention_decode+rope+kv_write", [&] {
+      auto attend = [&] {
         attention_decode(qkv_.get<float>(), d_pos(), rope_.get<float2>(), max_seq_, c_.n_heads, c_.n_kv_heads,
                          c_.head_dim, c_.rope_interleaved, L.k_cache.get<float>(), L.v_cache.get<float>(),
                          part_o_.get<float>(), part_ml_.get<float>(), attn_counters_.get<unsigned>(),
                          att_.get<float>(), stream_, attn_stamps_);
-      });
+      };
+      op("attention_decode+rope+kv_write", attend);
+      // LOWBIT_ATTN_REPEAT=1 (a diagnostic for the step timeline): the attention once more, right after
+      // itself (it is idempotent: the same row written, the same output), to compare a run on warm
+      // instruction and constant caches with the first
+      static EnvKnob<bool> repeat([] { return env_switch("LOWBIT_ATTN_REPEAT", "0", "1", false); });
+      if (repeat.get()) op("attention_decode (repeated)", attend);
       op("o_gemv+residual", [&] {
         L.wo->gemv(att_.get<float>(), 1, nullptr, 0.0f, LinearEpilogue::AddTo, x, stream_);
       });
