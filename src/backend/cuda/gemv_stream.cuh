@@ -644,11 +644,14 @@ __global__ void __launch_bounds__(kStreamThreads, 1) gemv_stream_plain_kernel(co
   // (a.early >= 2 and the registers: the second packet before pdl_wait() too)
   constexpr bool kSecondEarly = NCH < kStageChunks || !kNorm;
   bool second_loaded = false;
+  auto load_second_if = [&](bool now) {  // once, and only where the registers allow it before the staging
+    if (kSecondEarly && now && !second_loaded) {
+      load(bB);
+      second_loaded = true;
+    }
+  };
   if (a.early != 0) load(bA);
-  if (kSecondEarly && a.early >= 2) {
-    load(bB);
-    second_loaded = true;
-  }
+  load_second_if(a.early >= 2);
 
   pdl_wait();  // launch.cuh
   pdl_trigger();
@@ -657,18 +660,9 @@ __global__ void __launch_bounds__(kStreamThreads, 1) gemv_stream_plain_kernel(co
     XLoads<NCH> xl;
     stage_x_issue<NCH, kNorm>(a, xl);
     if (a.early == 0) load(bA);
-    if (kSecondEarly && !second_loaded && a.rest == kRestEarly) {
-      load(bB);
-      second_loaded = true;
-    }
+    load_second_if(a.rest == kRestEarly);
     stage_x_one_pass<false, false, GpuCodec::PlainF32, NCH>(a, xl, st, nullptr, xs, nullptr, a.xstride, stamps,
-                                                            [&]() {
-                                                              if (kSecondEarly && !second_loaded &&
-                                                                  a.rest == kRestArrived) {
-                                                                load(bB);
-                                                                second_loaded = true;
-                                                              }
-                                                            });
+                                                            [&]() { load_second_if(a.rest == kRestArrived); });
   } else {
     if (a.early == 0) load(bA);
     token_stats(a, st, false);
@@ -790,7 +784,8 @@ template <GpuCodec C>
 void (*stream_kernel(const GemvArgs& a))(GemvArgs) {
   if constexpr (is_plain(C)) {
     if (a.M != 1) return nullptr;
-    if (a.w.cols <= int64_t(4 * kStageChunksSmall) * kStreamThreads) return gemv_stream_plain_kernel<C, 1, kStageChunksSmall>;
+    if (a.w.cols <= int64_t(4 * kStageChunksSmall) * kStreamThreads)
+      return gemv_stream_plain_kernel<C, 1, kStageChunksSmall>;
     return a.norm_w ? gemv_stream_plain_kernel<C, 1> : gemv_stream_plain_kernel<C, 1, kStageChunks, false>;
   } else if constexpr (has_imma(C)) {
     const bool im = a.M == 1 && imma_enabled() && (imma_units(C) == 1 || a.w.group >= 32 * imma_units(C));
