@@ -558,6 +558,103 @@ TEST(CudaGemm, Bf16MatchesFp64) {
   cublasDestroy(h);
 }
 
+// A chain (gemv_chain: o with the residual add, gate/up with RMSNorm and SwiGLU, down with the residual add,
+// the next qkv with RMSNorm; the GEMVs between two attentions) computes exactly what the same GEMVs launched
+// one by one compute, in every format, on every launch (its counters carry over from launch to launch), and
+// with 3 ops (the last layer's chain). Run at a small model's shapes and, for int4 and bf16, Llama-3.1-8B's.
+void check_chain(Gpu& gpu, Format f, int dim, int hid, int kvd, uint64_t* seed) {
+  SCOPED_TRACE(std::string(format_name(f)) + " dim " + std::to_string(dim));
+  const QTensor wo = random_qtensor(f, dim, dim, 0, (*seed)++, "wo"), w2 = random_qtensor(f, dim, hid, 0, (*seed)++, "w2");
+  const QTensor wq = random_qtensor(f, dim, dim, 0, (*seed)++, "wq"), wk = random_qtensor(f, kvd, dim, 0, (*seed)++, "wk"),
+                wv = random_qtensor(f, kvd, dim, 0, (*seed)++, "wv");
+  const QTensor w1 = random_qtensor(f, hid, dim, 0, (*seed)++, "w1"), w3 = random_qtensor(f, hid, dim, 0, (*seed)++, "w3");
+  const GpuWeight go = upload(repack_for_gpu(wo), gpu.s), g2 = upload(repack_for_gpu(w2), gpu.s);
+  const GpuWeightHost hq = repack_for_gpu(wq), hk = repack_for_gpu(wk), hv = repack_for_gpu(wv);
+  const GpuWeight gqkv = upload(concat_rows({&hq, &hk, &hv}), gpu.s);
+  const GpuWeight g13 = upload(concat_glu(repack_for_gpu(w1), repack_for_gpu(w3)), gpu.s);
+  const std::vector<float> x0 = gaussian(size_t(dim), (*seed)++), att = gaussian(size_t(dim), (*seed)++);
+  std::vector<float> n1 = gaussian(size_t(dim), (*seed)++, 0.2f), n2 = gaussian(size_t(dim), (*seed)++, 0.2f);
+  for (float& v : n1) v += 1.0f;
+  for (float& v : n2) v += 1.0f;
+  Dev<float> dx(x0), datt(att), dn1(n1), dn2(n2), dh{size_t(hid)}, dq{size_t(dim + 2 * kvd)};
+  Dev<unsigned long long> cnt(size_t(kGemvChainMaxOps - 1));
+  LB_CUDA_CHECK(cudaMemset(cnt.p, 0, cnt.n * sizeof(unsigned long long)));
+  GemvChainOp ops[4];
+  auto op = [](const GpuWeight& w, const float* x, GemvOut kind, void* out, const float* norm) {
+    GemvChainOp o;
+    o.w = &w;
+    o.x = x;
+    o.ep.kind = kind;
+    o.ep.out = out;
+    o.ep.norm_weight = norm;
+    o.ep.norm_eps = 1e-5f;
+    return o;
+  };
+  ops[0] = op(go, datt.p, GemvOut::AddF32, dx.p, nullptr);
+  ops[1] = op(g13, dx.p, GemvOut::SwiGluF32, dh.p, dn1.p);
+  ops[2] = op(g2, dh.p, GemvOut::AddF32, dx.p, nullptr);
+  ops[3] = op(gqkv, dx.p, GemvOut::StoreF32, dq.p, dn2.p);
+  auto reset = [&] {
+    dx.upload(x0);
+    LB_CUDA_CHECK(cudaMemset(dh.p, 0xff, dh.n * 4));  // NaN: every output must be written
+    LB_CUDA_CHECK(cudaMemset(dq.p, 0xff, dq.n * 4));
+  };
+  for (int n : {4, 3}) {
+    SCOPED_TRACE("ops " + std::to_string(n));
+    reset();
+    for (int i = 0; i < n; ++i) gemv(*ops[i].w, ops[i].x, 1, ops[i].ep, gpu.s);
+    LB_CUDA_CHECK(cudaStreamSynchronize(gpu.s));
+    const std::vector<float> x1 = dx.download(), h1 = dh.download(), q1 = dq.download();
+    for (int rep = 0; rep < 3; ++rep) {
+      reset();
+      ASSERT_TRUE(gemv_chain(ops, n, cnt.p, gpu.s)) << "the chain did not run";
+      LB_CUDA_CHECK(cudaStreamSynchronize(gpu.s));
+      EXPECT_EQ(std::memcmp(dx.download().data(), x1.data(), 4 * x1.size()), 0) << "x differs, launch " << rep;
+      EXPECT_EQ(std::memcmp(dh.download().data(), h1.data(), 4 * h1.size()), 0) << "h differs, launch " << rep;
+      EXPECT_EQ(std::memcmp(dq.download().data(), q1.data(), 4 * q1.size()), 0) << "qkv differs, launch " << rep;
+    }
+  }
+  const std::vector<unsigned long long> c = cnt.download();
+  int grid = 0, dev = 0;
+  LB_CUDA_CHECK(cudaGetDevice(&dev));
+  LB_CUDA_CHECK(cudaDeviceGetAttribute(&grid, cudaDevAttrMultiProcessorCount, dev));
+  // 6 launches passed ops 0 and 1, 3 of them op 2: every block counted once per op and launch
+  EXPECT_EQ(c[0], 6ull * grid);
+  EXPECT_EQ(c[1], 6ull * grid);
+  EXPECT_EQ(c[2], 3ull * grid);
+}
+
+TEST(CudaGemv, ChainMatchesSeparateLaunches) {
+  REQUIRE_GPU();
+  Gpu gpu;
+  uint64_t seed = 7000;
+  for (Format f : weight_formats()) check_chain(gpu, f, 512, 1408, 128, &seed);
+  for (Format f : {Format::INT4, Format::BF16}) check_chain(gpu, f, 4096, 14336, 1024, &seed);
+}
+
+TEST(CudaGemv, ChainRefusesWhatItCannotRun) {
+  REQUIRE_GPU();
+  Gpu gpu;
+  const QTensor a = quantized(Format::INT4, 64, 256, 1), b = quantized(Format::INT8, 64, 256, 2);
+  const GpuWeight wa = upload(repack_for_gpu(a), gpu.s), wb = upload(repack_for_gpu(b), gpu.s);
+  Dev<float> dx(size_t(256)), dy(size_t(64));
+  Dev<unsigned long long> cnt(size_t(kGemvChainMaxOps - 1));
+  LB_CUDA_CHECK(cudaMemset(cnt.p, 0, cnt.n * sizeof(unsigned long long)));
+  GemvChainOp ops[2];
+  for (int i = 0; i < 2; ++i) {
+    ops[i].w = i == 0 ? &wa : &wb;
+    ops[i].x = dx.p;
+    ops[i].ep.out = dy.p;
+  }
+  EXPECT_FALSE(gemv_chain(ops, 2, cnt.p, gpu.s)) << "two codecs in one chain";
+  EXPECT_FALSE(gemv_chain(ops, 1, nullptr, gpu.s)) << "no counters";
+  EXPECT_THROW(gemv_chain(ops, 0, cnt.p, gpu.s), Error);
+  EXPECT_THROW(gemv_chain(ops, kGemvChainMaxOps + 1, cnt.p, gpu.s), Error);
+  ops[1].w = &wa;
+  ops[1].ep.out = nullptr;
+  EXPECT_THROW(gemv_chain(ops, 2, cnt.p, gpu.s), Error) << "a null output";
+}
+
 TEST(CudaLinear, SeamMatchesReference) {
   REQUIRE_GPU();
   Gpu gpu;
