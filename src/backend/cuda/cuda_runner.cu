@@ -172,14 +172,7 @@ class CudaRunner final : public Runner {
       out.push_back({name, ms});
     };
     SampleParams sp{};
-    profiling_ = true;
-    try {
-      decode_ops(sp, timed);
-    } catch (...) {
-      profiling_ = false;
-      throw;
-    }
-    profiling_ = false;
+    decode_ops(sp, timed);
     cudaEventDestroy(a);
     cudaEventDestroy(b);
     dev_pos_ = pos + 1;
@@ -449,8 +442,6 @@ class CudaRunner final : public Runner {
     part_ml_.alloc(size_t(c_.n_heads) * max_chunks * 2 * 4);
     attn_counters_.alloc(size_t(c_.n_kv_heads) * sizeof(unsigned));
     LB_CUDA_CHECK(cudaMemset(attn_counters_.get(), 0, attn_counters_.size()));
-    chain_counters_.alloc(size_t(c_.n_layers) * (kGemvChainMaxOps - 1) * sizeof(unsigned long long));
-    LB_CUDA_CHECK(cudaMemset(chain_counters_.get(), 0, chain_counters_.size()));
     state_.alloc((kPrefillChunk + 2) * sizeof(int) + sizeof(unsigned long long));
     LB_CUDA_CHECK(cudaMemset(state_.get(), 0, state_.size()));
     LB_CUDA_CHECK(cudaMallocHost(&host_io_, 4 * sizeof(int)));
@@ -475,61 +466,16 @@ class CudaRunner final : public Runner {
 
   // ---- the forward pass ------------------------------------------------------------------------
   // The decode step, op by op; `op(name, f)` runs f (directly, or timed when profiling).
-  // With chains (LOWBIT_CHAIN=1, default off: measured slower, docs/cuda-kernels.md; never while profiling), the GEMVs between two attentions
-  // (o, gate/up, down, the next layer's qkv) run as one persistent launch (gemv_chain): each op() of them
-  // adds its GEMV to the chain and the last one launches it (the op names and timeline stamps stay per
-  // GEMV). Where the chain cannot run, its GEMVs run one by one.
-  static bool chains_enabled() {
-    static EnvKnob<bool> knob([] { return env_switch("LOWBIT_CHAIN", "0", "1", false); });
-    return knob.get();
-  }
   template <typename Op>
   void decode_ops(const SampleParams& sp, Op&& op) {
     const int dim = c_.dim;
     float* x = x_.get<float>();
-    const bool chains = chains_enabled() && !profiling_;
-    GemvChainOp chain[kGemvChainMaxOps];
-    int n_chain = 0;
-    struct Pending {
-      const DevLinear* W;
-      const float *x, *norm;
-      LinearEpilogue epi;
-      float* y;
-      unsigned long long* timeline;
-    } pending[kGemvChainMaxOps];
-    // the GEMV W (x) -> y: run now, or added to the chain of layer `site` (launched when `last`)
-    auto linear = [&](const DevLinear& W, const float* xin, const float* norm, LinearEpilogue epi, float* y,
-                      int site, bool last) {
-      if (!chains) {
-        W.gemv(xin, 1, norm, c_.norm_eps, epi, y, stream_);
-        return;
-      }
-      pending[n_chain] = {&W, xin, norm, epi, y, gemv_timeline()};
-      if (!W.chain_op(xin, norm, c_.norm_eps, epi, y, &chain[n_chain])) chain[n_chain].w = nullptr;
-      ++n_chain;
-      if (!last) return;
-      bool ok = true;
-      for (int i = 0; i < n_chain; ++i) ok = ok && chain[i].w != nullptr;
-      if (!ok || !gemv_chain(chain, n_chain, chain_counters_.get<unsigned long long>() +
-                                                  size_t(site) * (kGemvChainMaxOps - 1), stream_)) {
-        unsigned long long* saved = gemv_timeline();
-        for (int i = 0; i < n_chain; ++i) {
-          const Pending& q = pending[i];
-          gemv_set_timeline(q.timeline);
-          q.W->gemv(q.x, 1, q.norm, c_.norm_eps, q.epi, q.y, stream_);
-        }
-        gemv_set_timeline(saved);
-      }
-      n_chain = 0;
-    };
     op("embed", [&] { embed(embed_.get(), embed_type_, dim, d_token(), 1, x, stream_); });
     for (int l = 0; l < c_.n_layers; ++l) {
       DevLayer& L = layers_[l];
-      if (l == 0 || !chains)  // (chains: the previous chain ended with it)
-        op("qkv_gemv+rmsnorm", [&] {
-          L.qkv->gemv(x, 1, L.attn_norm.get<float>(), c_.norm_eps, LinearEpilogue::Store, qkv_.get<float>(), stream_);
-        });
-      const bool next_qkv = chains && l + 1 < c_.n_layers;
+      op("qkv_gemv+rmsnorm", [&] {
+        L.qkv->gemv(x, 1, L.attn_norm.get<float>(), c_.norm_eps, LinearEpilogue::Store, qkv_.get<float>(), stream_);
+      });
       auto attend = [&] {
         attention_decode(qkv_.get<float>(), d_pos(), rope_.get<float2>(), max_seq_, c_.n_heads, c_.n_kv_heads,
                          c_.head_dim, c_.rope_interleaved, L.k_cache.get<float>(), L.v_cache.get<float>(),
@@ -542,18 +488,15 @@ class CudaRunner final : public Runner {
       // instruction and constant caches with the first
       static EnvKnob<bool> repeat([] { return env_switch("LOWBIT_ATTN_REPEAT", "0", "1", false); });
       if (repeat.get()) op("attention_decode (repeated)", attend);
-      op("o_gemv+residual", [&] { linear(*L.wo, att_.get<float>(), nullptr, LinearEpilogue::AddTo, x, l, false); });
-      op("gate_up_gemv+rmsnorm+swiglu", [&] {
-        linear(*L.w13, x, L.ffn_norm.get<float>(), LinearEpilogue::SwiGLU, h_.get<float>(), l, false);
+      op("o_gemv+residual", [&] {
+        L.wo->gemv(att_.get<float>(), 1, nullptr, 0.0f, LinearEpilogue::AddTo, x, stream_);
       });
-      op("down_gemv+residual",
-         [&] { linear(*L.w2, h_.get<float>(), nullptr, LinearEpilogue::AddTo, x, l, !next_qkv); });
-      if (next_qkv) {
-        DevLayer& N = layers_[l + 1];
-        op("qkv_gemv+rmsnorm", [&] {
-          linear(*N.qkv, x, N.attn_norm.get<float>(), LinearEpilogue::Store, qkv_.get<float>(), l, true);
-        });
-      }
+      op("gate_up_gemv+rmsnorm+swiglu", [&] {
+        L.w13->gemv(x, 1, L.ffn_norm.get<float>(), c_.norm_eps, LinearEpilogue::SwiGLU, h_.get<float>(), stream_);
+      });
+      op("down_gemv+residual", [&] {
+        L.w2->gemv(h_.get<float>(), 1, nullptr, 0.0f, LinearEpilogue::AddTo, x, stream_);
+      });
     }
     op("lm_head_gemv+rmsnorm", [&] {
       lm_head_->gemv(x, 1, final_norm_.get<float>(), c_.norm_eps, LinearEpilogue::Store, logits_.get<float>(), stream_);
@@ -728,8 +671,6 @@ class CudaRunner final : public Runner {
   size_t embed_elem_bytes_ = 2;
   DeviceBuffer x_, qkv_, q_, att_, h_, gu_, proj_, logits_, act_bf16_, part_o_, part_ml_, attn_counters_, state_,
       wscratch_;
-  DeviceBuffer chain_counters_;  // gemv_chain: kGemvChainMaxOps - 1 per layer (the chain after its attention)
-  bool profiling_ = false;       // profile_decode_step(): one launch per op (no chains)
   size_t wscratch_elems_ = 0;
   int* host_io_ = nullptr;  // pinned: [0] token, [1] position
   int dev_token_ = -1, dev_pos_ = -1;

@@ -10,8 +10,7 @@ namespace lowbit::cuda {
 // Explicit instantiations live in gemv_<family>.cu.
 #define LB_DECLARE_CODEC(c)                                                                           \
   extern template void launch_gemv_codec<GpuCodec::c>(const GemvArgs&, unsigned, int, cudaStream_t); \
-  extern template bool launch_gemv_stream<GpuCodec::c>(GemvArgs, int, cudaStream_t);              \
-  extern template bool launch_gemv_chain<GpuCodec::c>(ChainArgs, int, int, cudaStream_t);
+  extern template bool launch_gemv_stream<GpuCodec::c>(GemvArgs, int, cudaStream_t);
 LB_FOR_EACH_GPU_CODEC(LB_DECLARE_CODEC)
 #undef LB_DECLARE_CODEC
 
@@ -173,16 +172,6 @@ bool launch_stream(const GemvArgs& a, int smem, cudaStream_t s) {
   fail("gemv: unknown codec ", int(a.w.codec));
 }
 
-bool launch_chain(const ChainArgs& p, int smem, cudaStream_t s) {
-  switch (p.op[0].w.codec) {
-#define LB_CASE(c) \
-  case GpuCodec::c: return launch_gemv_chain<GpuCodec::c>(p, sm_count(), smem, s);
-    LB_FOR_EACH_GPU_CODEC(LB_CASE)
-#undef LB_CASE
-  }
-  fail("gemv_chain: unknown codec ", int(p.op[0].w.codec));
-}
-
 void launch_codec(const GemvArgs& a, unsigned grid, int smem, cudaStream_t s) {
   switch (a.w.codec) {
 #define LB_CASE(c) \
@@ -231,7 +220,6 @@ __global__ void __launch_bounds__(kGemvThreads) gemv_reference_kernel(const Gemv
 }
 
 void gemv_set_timeline(unsigned long long* stamps) { g_timeline = stamps; }
-unsigned long long* gemv_timeline() { return g_timeline; }
 
 // Weight batches the stream kernel issues before pdl_wait(), the others after x's loads (stream_rest; plain
 // formats: 0 none, 1 the first packet, >= 2 both where the registers allow). Default 1: on the H200 the blocks of a
@@ -258,19 +246,11 @@ static int stream_rest(GpuCodec c) {
   }
 }
 
-// Weight batches the later ops of a chain issue before they wait for the op before (gemv_chain): -1 (default)
-// every batch of the ring (tensor-core formats) or both packets (plain formats); LOWBIT_CHAIN_EARLY=<n>.
-// Whether the stream kernels read their staging's and epilogue's arguments before pdl_wait() (touch_params,
-// gemv_stream.cuh): LOWBIT_GEMV_TOUCH=0|1 (default 1).
-static bool stream_touch() {
-  static EnvKnob<bool> knob([] { return env_switch("LOWBIT_GEMV_TOUCH", "0", "1", true); });
+// Whether the stream kernels load the norm weight before pdl_wait() (stage_w_issue, gemv_stream.cuh):
+// LOWBIT_GEMV_NORM_EARLY=0|1 (default 1).
+static bool stream_norm_early() {
+  static EnvKnob<bool> knob([] { return env_switch("LOWBIT_GEMV_NORM_EARLY", "0", "1", true); });
   return knob.get();
-}
-
-static int chain_early_batches(GpuCodec c) {
-  static EnvKnob<int> knob([] { return env_int("LOWBIT_CHAIN_EARLY", -1, -1, 8); });
-  const int v = knob.get();
-  return v < 0 && is_plain(c) ? 2 : v;
 }
 
 bool imma_enabled() {
@@ -291,10 +271,7 @@ GemvVariant gemv_auto_variant(const GpuWeight&, int) {
   return knob.get();
 }
 
-namespace {
-
-// The checked arguments of one launch (every variant).
-GemvArgs gemv_args(const GpuWeight& w, const float* x, int M, const GemvEpilogue& ep) {
+void gemv(const GpuWeight& w, const float* x, int M, const GemvEpilogue& ep, cudaStream_t s, GemvVariant v) {
   const char* fname = format_name(w.fmt);
   LB_CHECK(M >= 1 && M <= kGemvMaxTokens, "gemv('", w.name, "', ", fname, "): M = ", M, " tokens, expected 1..",
            kGemvMaxTokens, " (longer prompts: dequantize_to_bf16 + gemm_bf16)");
@@ -303,6 +280,8 @@ GemvArgs gemv_args(const GpuWeight& w, const float* x, int M, const GemvEpilogue
   const bool swiglu = ep.kind == GemvOut::SwiGluF32 || ep.kind == GemvOut::SwiGluBF16;
   LB_CHECK(swiglu == w.view.glu, "gemv('", w.name, "'): the SwiGLU epilogue needs a gate/up pair (concat_glu) and ",
            "a gate/up pair needs the SwiGLU epilogue");
+  if (v == GemvVariant::Auto) v = gemv_auto_variant(w, M);
+  LB_CHECK(int(v) >= 0 && int(v) < kNumGemvVariants, "gemv: unknown variant ", int(v));
   GemvArgs a;
   a.w = w.view;
   a.x = x;
@@ -314,40 +293,6 @@ GemvArgs gemv_args(const GpuWeight& w, const float* x, int M, const GemvEpilogue
   a.ld = ep.ld > 0 ? ep.ld : w.out_features();
   LB_CHECK(a.ld >= w.out_features(), "gemv('", w.name, "'): output row stride ", a.ld, " < ", w.out_features(),
            " outputs");
-  return a;
-}
-
-}  // namespace
-
-bool gemv_chain(const GemvChainOp* ops, int n, unsigned long long* counters, cudaStream_t s) {
-  LB_CHECK(n >= 1 && n <= kGemvChainMaxOps, "gemv_chain: ", n, " ops, expected 1..", kGemvChainMaxOps);
-  static_assert(kGemvChainMaxOps == kChainMaxOps, "one limit");
-  if (!counters) return false;
-  ChainArgs p;
-  p.n = n;
-  p.counters = counters;
-  int smem = 0;
-  for (int i = 0; i < n; ++i) {
-    LB_CHECK(ops[i].w != nullptr, "gemv_chain: op ", i, " has no weight");
-    const GpuWeight& w = *ops[i].w;
-    if (w.view.codec != ops[0].w->view.codec || gemv_auto_variant(w, 1) != GemvVariant::Stream) return false;
-    GemvArgs a = gemv_args(w, ops[i].x, 1, ops[i].ep);
-    a.timeline = ops[i].timeline;
-    a.early = i == 0 ? stream_early_batches() : chain_early_batches(w.view.codec);
-    a.rest = stream_rest(w.view.codec);
-    a.touch = stream_touch();
-    const int bytes = plan_stream_smem(a);
-    if (bytes <= 0) return false;
-    smem = std::max(smem, bytes);
-    p.op[i] = a;
-  }
-  return launch_chain(p, smem, s);
-}
-
-void gemv(const GpuWeight& w, const float* x, int M, const GemvEpilogue& ep, cudaStream_t s, GemvVariant v) {
-  if (v == GemvVariant::Auto) v = gemv_auto_variant(w, M);
-  LB_CHECK(int(v) >= 0 && int(v) < kNumGemvVariants, "gemv: unknown variant ", int(v));
-  GemvArgs a = gemv_args(w, x, M, ep);
   if (v == GemvVariant::Reference) {
     const int64_t n_out = w.out_features();
     const int64_t blocks = ceil_div(n_out * 32, kGemvThreads);
@@ -363,7 +308,7 @@ void gemv(const GpuWeight& w, const float* x, int M, const GemvEpilogue& ep, cud
       sa.timeline = g_timeline;
       sa.early = stream_early_batches();
       sa.rest = stream_rest(w.view.codec);
-      sa.touch = stream_touch();
+      sa.norm_early = stream_norm_early();
       sa.M = std::min(M, kStreamMaxTokens);
       const int smem = plan_stream_smem(sa);
       if (smem > 0 && launch_stream(sa, smem, s)) {

@@ -68,24 +68,6 @@ GemvVariant gemv_auto_variant(const GpuWeight& w, int M);
 constexpr int kTimelineStamps = 8;
 void gemv_set_timeline(unsigned long long* stamps);
 
-unsigned long long* gemv_timeline();  // what gemv_set_timeline() set
-
-// One op of a chain: the arguments of a one-token gemv() call (and its timeline stamps, or null).
-struct GemvChainOp {
-  const GpuWeight* w = nullptr;
-  const float* x = nullptr;
-  GemvEpilogue ep;
-  unsigned long long* timeline = nullptr;
-};
-constexpr int kGemvChainMaxOps = 4;
-// Runs ops[0 .. n) in order, each computing exactly what gemv(*w, x, 1, ep, s) computes (bit for bit), as
-// one persistent launch of the stream kernels (gemv_stream.cuh, "chains": the next op's weights stream while
-// the previous op ends): one codec, the stream variant for every op, one token, x staged in one pass.
-// counters: device memory of kGemvChainMaxOps - 1 u64 per call site, zero before the site's first call and
-// used by nothing else. Returns false, launching nothing, where the ops cannot run as one chain (the caller
-// then runs them one by one); checks the arguments (Error) and the launch.
-bool gemv_chain(const GemvChainOp* ops, int n, unsigned long long* counters, cudaStream_t s);
-
 // x: [M, K] fp32 on the device, 1 <= M <= 8. Checks the arguments (Error) and every launch.
 void gemv(const GpuWeight& w, const float* x, int M, const GemvEpilogue& ep, cudaStream_t s,
           GemvVariant v = GemvVariant::Auto);

@@ -46,7 +46,7 @@ struct GemvArgs {
   // when the batches after `early` are issued (LOWBIT_GEMV_REST): right after x's loads (kRestEarly),
   // once this warp's x has arrived (kRestArrived: x's loads do not queue behind them), after staging x
   int rest = 0;                  // kRestEarly, kRestArrived, kRestLate
-  int touch = 1;                 // the stream kernels read these arguments before pdl_wait() (touch_params)
+  int norm_early = 1;            // the stream kernels load the norm weight before pdl_wait() (stage_w_issue)
   unsigned long long* timeline = nullptr;  // gemv_set_timeline(): kTimelineStamps per block, or null
 };
 
@@ -164,9 +164,7 @@ __device__ __forceinline__ void store_out(const GemvArgs& a, int m, int64_t n, f
     case GemvOut::SwiGluF32: static_cast<float*>(a.out)[i] = v; break;
     case GemvOut::StoreBF16:
     case GemvOut::SwiGluBF16: static_cast<__nv_bfloat16*>(a.out)[i] = __float2bfloat16_rn(v); break;
-    case GemvOut::AddF32:  // ld.global.cg: a chain's earlier op may have written it (gemv_stream.cuh)
-      static_cast<float*>(a.out)[i] = __ldcg(static_cast<const float*>(a.out) + i) + v;
-      break;
+    case GemvOut::AddF32: static_cast<float*>(a.out)[i] += v; break;
   }
 }
 
@@ -659,8 +657,7 @@ void launch_gemv_codec(const GemvArgs& a, unsigned grid, int smem_bytes, cudaStr
 // Raises a kernel's dynamic shared-memory limit to `bytes` when it is lower (one attribute call per kernel
 // and new maximum; legal during stream capture). Every GEMV kernel has the same type, so the record is
 // keyed by the kernel's address.
-template <typename Arg>
-void raise_smem_limit(void (*kernel)(Arg), int bytes) {
+inline void raise_smem_limit(void (*kernel)(GemvArgs), int bytes) {
   static std::map<const void*, int> limit;
   int& l = limit[reinterpret_cast<const void*>(kernel)];
   if (bytes > l) {

@@ -66,19 +66,30 @@ template <int NCH = kStageChunks>
 struct XLoads {
   float4 x[NCH], w[NCH];
 };
-// kNorm false: the caller knows there is no norm weight (a.norm_w null); w stays ones, in no registers
+// kNorm false: the caller knows there is no norm weight (a.norm_w null); w stays ones, in no registers.
+// The norm weight's loads (stage_w_issue) do not depend on the previous kernel: with a.norm_early they are
+// issued before pdl_wait() (the weight is not in L2 at a layer's start: read after pdl_wait(), the miss had
+// delayed x's staging), then stage_x_issue(a, v, false) issues x's.
 template <int NCH, bool kNorm = true>
-__device__ __forceinline__ void stage_x_issue(const GemvArgs& a, XLoads<NCH>& v) {
+__device__ __forceinline__ void stage_w_issue(const GemvArgs& a, XLoads<NCH>& v) {
   const int tid = threadIdx.x, nthr = blockDim.x, nchunk = int(a.w.cols) / 4;
-  const float4* x4 = reinterpret_cast<const float4*>(a.x);
   const float4* w4 = reinterpret_cast<const float4*>(a.norm_w);
 #pragma unroll
   for (int i = 0; i < NCH; ++i) {
     const int c = tid + i * nthr;
-    // x: ld.global.cg (L2, coherent): a chain (gemv_chain_*_kernel) reads x written by its earlier ops
-    v.x[i] = c < nchunk ? __ldcg(x4 + c) : make_float4(0.0f, 0.0f, 0.0f, 0.0f);
     v.w[i] = kNorm && a.norm_w && c < nchunk ? __ldg(w4 + c) : make_float4(1.0f, 1.0f, 1.0f, 1.0f);
   }
+}
+template <int NCH, bool kNorm = true>
+__device__ __forceinline__ void stage_x_issue(const GemvArgs& a, XLoads<NCH>& v, bool with_w = true) {
+  const int tid = threadIdx.x, nthr = blockDim.x, nchunk = int(a.w.cols) / 4;
+  const float4* x4 = reinterpret_cast<const float4*>(a.x);
+#pragma unroll
+  for (int i = 0; i < NCH; ++i) {
+    const int c = tid + i * nthr;
+    v.x[i] = c < nchunk ? __ldg(x4 + c) : make_float4(0.0f, 0.0f, 0.0f, 0.0f);
+  }
+  if (with_w) stage_w_issue<NCH, kNorm>(a, v);
 }
 
 // Stages the one token's x for the whole row in one pass (see the top of this file; loads from
@@ -407,26 +418,8 @@ __device__ __forceinline__ StreamShare stream_share(const GemvArgs& a, uint8_t* 
 // ---- tensor-core formats ------------------------------------------------------------------------------
 
 // IM: the integer path (has_imma(C), one token): x as limbs, mma.m16n8k32 on the codes as they are.
-// Reads the arguments that the staging and the epilogue use (x, the norm weight, the output, the shared-memory
-// plan: the kernel parameters the weight loads before pdl_wait() do not touch) so that their constant-cache
-// lines are loaded before pdl_wait(). Read first after it, they had cost a constant-cache miss on the way
-// to x's loads (its address, M and the alignment checks are a chain of dependent reads). a.touch == 0 skips
-// it (LOWBIT_GEMV_TOUCH=0, A/B measurements).
-__device__ __forceinline__ void touch_params(const GemvArgs& a, float* st) {
-  static_assert(kStreamMaxTokens <= 7, "st[23] is free: the token statistics use st[16 .. 16 + M)");
-  if (!a.touch || threadIdx.x != 0) return;  // (the constant cache is the multiprocessor's: one thread)
-  const auto lo = [](const void* p) { return uint32_t(reinterpret_cast<uintptr_t>(p)); };
-  const uint32_t h = lo(a.x) ^ lo(a.norm_w) ^ __float_as_uint(a.eps) ^ uint32_t(a.M) ^ uint32_t(a.kind) ^ lo(a.out) ^
-                     uint32_t(a.ld) ^ uint32_t(a.xstride) ^ uint32_t(a.gstride) ^ uint32_t(a.off_stats) ^
-                     uint32_t(a.off_gsum) ^ uint32_t(a.off_x) ^ uint32_t(a.rest) ^ uint32_t(a.w.cols) ^
-                     lo(a.w.row_scale) ^ uint32_t(a.w.ff) ^ uint32_t(a.w.glu) ^ uint32_t(a.w.rows);
-  st[23] = __uint_as_float(h);  // a use the compiler keeps (a store to shared memory), of a free word
-}
-
-// One launch's work in one block (the kernel below, or one op of a chain); wait() takes the place of
-// pdl_wait(): what the previous kernel or op wrote (x, the outputs) is read only after it.
-template <GpuCodec C, bool IM, typename Wait>
-__device__ __forceinline__ void stream_mma_op(const GemvArgs& a, Wait&& wait) {
+template <GpuCodec C, bool IM>
+__global__ void __launch_bounds__(kStreamThreads, 1) gemv_stream_mma_kernel(const GemvArgs a) {
   static_assert(!IM || has_imma(C), "the integer path takes integer codes");
   constexpr CodecInfo ci = codec_info(C);
   constexpr int PKS = ci.pks, PW = ci.pw, U = stream_unroll(C);
@@ -497,8 +490,11 @@ __device__ __forceinline__ void stream_mma_op(const GemvArgs& a, Wait&& wait) {
 
   unsigned long long* stamps = a.timeline ? a.timeline + kTimelineStamps * blockIdx.x : nullptr;
   if (stamps && tid == 0) stamps[0] = global_ns();
-  touch_params(a, st);
-  wait();  // x and the outputs only after this point
+  const bool one_pass = one_pass_ok(a), w_early = one_pass && a.norm_early;
+  XLoads<> xl;
+  if (w_early) stage_w_issue(a, xl);
+  pdl_wait();  // launch.cuh: x and the outputs only after this point
+  pdl_trigger();
   if (stamps && tid == 0) stamps[1] = global_ns();
   if constexpr (C == GpuCodec::T5) {
     uint4* l = reinterpret_cast<uint4*>(smem);
@@ -512,9 +508,8 @@ __device__ __forceinline__ void stream_mma_op(const GemvArgs& a, Wait&& wait) {
   auto issue_rest = [&]() {
     for (int k = early; k < S - 1; ++k) issue_next();
   };
-  if (one_pass_ok(a)) {
-    XLoads<> xl;
-    stage_x_issue(a, xl);
+  if (one_pass) {
+    stage_x_issue(a, xl, !w_early);
     if (a.rest == kRestEarly) issue_rest();
     constexpr bool kSums = SK == ScaleKind::Affine || (IM && C == GpuCodec::T2);  // 32-column sums of x
     stage_x_one_pass<true, kSums, IM ? C : GpuCodec::PlainF32>(a, xl, st, xb, nullptr, gsum, NP * PKS * 16, stamps,
@@ -618,13 +613,6 @@ __device__ __forceinline__ void stream_mma_op(const GemvArgs& a, Wait&& wait) {
     if (tid == 0) stamps[3] = global_ns();
   }
 }
-template <GpuCodec C, bool IM>
-__global__ void __launch_bounds__(kStreamThreads, 1) gemv_stream_mma_kernel(const GemvArgs a) {
-  stream_mma_op<C, IM>(a, [] {
-    pdl_wait();  // launch.cuh
-    pdl_trigger();
-  });
-}
 
 // ---- f32 / bf16 / fp16: fp32 FMAs ---------------------------------------------------------------------
 // A packet here is 16 rows x 256 bytes: lane (h = lane / 16, c = lane % 16) loads chunk c of rows h, h + 2,
@@ -633,10 +621,8 @@ __global__ void __launch_bounds__(kStreamThreads, 1) gemv_stream_mma_kernel(cons
 // NCH: float4s of x per thread in the one-pass staging. With kStageChunksSmall (K <= 4096) the registers
 // left over hold the second packet too, so that both are in flight while x is staged (DRAM otherwise idles
 // through the staging); with kStageChunks the second packet is loaded after the staging (it would spill).
-// kEarly2: the second packet may be loaded before the staging (where NCH and kNorm leave it the registers;
-// not in a chain, whose own state takes the registers it would need: it spilled there)
-template <GpuCodec C, int MT, int NCH = kStageChunks, bool kNorm = true, bool kEarly2 = true, typename Wait>
-__device__ __forceinline__ void stream_plain_op(const GemvArgs& a, Wait&& wait) {
+template <GpuCodec C, int MT, int NCH = kStageChunks, bool kNorm = true>
+__global__ void __launch_bounds__(kStreamThreads, 1) gemv_stream_plain_kernel(const GemvArgs a) {
   constexpr int EPC = 16 / codec_info(C).esize;  // elements per 16-byte chunk
   extern __shared__ __align__(16) uint8_t smem[];
   float* st = reinterpret_cast<float*>(smem + a.off_stats);
@@ -670,7 +656,7 @@ __device__ __forceinline__ void stream_plain_op(const GemvArgs& a, Wait&& wait) 
   // the first packet before pdl_wait() (a.early != 0) or right after x's loads; the second right after x's
   // loads where NCH leaves it the registers, else after staging x
   // (a.early >= 2 and the registers: the second packet before pdl_wait() too)
-  constexpr bool kSecondEarly = kEarly2 && (NCH < kStageChunks || !kNorm);
+  constexpr bool kSecondEarly = NCH < kStageChunks || !kNorm;
   bool second_loaded = false;
   auto load_second_if = [&](bool now) {  // once, and only where the registers allow it before the staging
     if (kSecondEarly && now && !second_loaded) {
@@ -681,12 +667,14 @@ __device__ __forceinline__ void stream_plain_op(const GemvArgs& a, Wait&& wait) 
   if (a.early != 0) load(bA);
   load_second_if(a.early >= 2);
 
-  touch_params(a, st);
-  wait();  // x and the outputs only after this point
+  const bool one_pass = one_pass_ok<NCH>(a), w_early = kNorm && one_pass && a.norm_early;
+  XLoads<NCH> xl;
+  if (w_early) stage_w_issue<NCH, kNorm>(a, xl);
+  pdl_wait();  // launch.cuh
+  pdl_trigger();
   if (stamps && tid == 0) stamps[1] = global_ns();
-  if (one_pass_ok<NCH>(a)) {
-    XLoads<NCH> xl;
-    stage_x_issue<NCH, kNorm>(a, xl);
+  if (one_pass) {
+    stage_x_issue<NCH, kNorm>(a, xl, !w_early);
     if (a.early == 0) load(bA);
     load_second_if(a.rest == kRestEarly);
     stage_x_one_pass<false, false, GpuCodec::PlainF32, NCH>(a, xl, st, nullptr, xs, nullptr, a.xstride, stamps,
@@ -787,103 +775,13 @@ __device__ __forceinline__ void stream_plain_op(const GemvArgs& a, Wait&& wait) 
     if (tid == 0) stamps[3] = global_ns();
   }
 }
-template <GpuCodec C, int MT, int NCH = kStageChunks, bool kNorm = true>
-__global__ void __launch_bounds__(kStreamThreads, 1) gemv_stream_plain_kernel(const GemvArgs a) {
-  stream_plain_op<C, MT, NCH, kNorm>(a, [] {
-    pdl_wait();  // launch.cuh
-    pdl_trigger();
-  });
-}
-
-// ---- chains: consecutive stream GEMVs of one codec in one persistent launch ---------------------------
-// Between two attentions a decode step runs o, gate/up, down and the next layer's qkv, each needing the
-// whole output of the one before. As launches of their own, an op's blocks become resident only when the
-// previous op's block leaves their multiprocessor (a stream block takes the whole register file), and
-// whatever weights they request early delays x's loads. A chain keeps one block per multiprocessor for all
-// its ops (grid = the multiprocessor count, all resident: checked at launch): a block that has finished its
-// share of op i issues the first ring stages of its share of op i + 1 at once (weights never depend on x;
-// GemvArgs::early of the later ops), counts itself done with op i, waits until every block has, and then
-// stages x and streams. Each op computes exactly what its own launch would (the same code): bit-identical.
-constexpr int kChainMaxOps = 4;
-struct ChainArgs {
-  GemvArgs op[kChainMaxOps];
-  int n = 0;
-  // [kChainMaxOps - 1] per call site, zeroed once and never reset: every block adds 1 per op and launch,
-  // so launch e of the site ends op i when counters[i] reaches e x gridDim.x (64 bits: no wrap-around)
-  unsigned long long* counters = nullptr;
-};
-
-__device__ __forceinline__ unsigned long long ld_relaxed_gpu(const unsigned long long* p) {
-  unsigned long long v;
-  asm volatile("ld.relaxed.gpu.global.u64 %0, [%1];" : "=l"(v) : "l"(p) : "memory");
-  return v;
-}
-// The count every block reaches in this launch: counters[0] / gridDim.x is the number of launches of the
-// site that have ended as long as this block has not counted itself in (thread 0 reads it first thing).
-__device__ __forceinline__ unsigned long long chain_target(const unsigned long long* counters) {
-  return (ld_relaxed_gpu(counters) / gridDim.x + 1) * gridDim.x;
-}
-// Counts this block done with an op: its stores before the count (barrier, gpu-scope release fence), the
-// count itself fire-and-forget (red: thread 0 goes on to issue the next op's loads at once).
-__device__ __forceinline__ void chain_arrive(unsigned long long* counter) {
-  __syncthreads();
-  if (threadIdx.x == 0)
-    asm volatile("fence.acq_rel.gpu;\n\tred.relaxed.gpu.global.add.u64 [%0], 1;" ::"l"(counter) : "memory");
-}
-// Waits until every block has counted itself done with the op of `counter` in this launch: thread 0 polls
-// (relaxed loads, then an acquire fence; the barrier orders the block's later reads after it). A watchdog
-// turns a hang (a block that can never arrive: not resident) into a trap after 2 s (a launch error).
-static __device__ __noinline__ void chain_spin(const unsigned long long* counter, unsigned long long target) {
-  const unsigned long long t0 = global_ns();
-  while (ld_relaxed_gpu(counter) < target)
-    if (global_ns() - t0 > 2000000000ull) __trap();
-  asm volatile("fence.acq_rel.gpu;" ::: "memory");
-}
-__device__ __forceinline__ void chain_wait(const unsigned long long* counter, const unsigned long long* target) {
-  if (threadIdx.x == 0) chain_spin(counter, *target);
-  __syncthreads();
-}
-
-// The chain of codec C (IM: the integer path, as stream_kernel() picks it for every op). Blocks beyond an
-// op's run of tiles skip it (and only count themselves done).
-template <GpuCodec C, bool IM>
-__global__ void __launch_bounds__(kStreamThreads, 1) gemv_chain_kernel(const __grid_constant__ ChainArgs p) {
-  __shared__ unsigned long long target;  // (shared: no register held across the ops)
-  if (threadIdx.x == 0) target = chain_target(p.counters);  // (read before the first barrier below)
-  for (int i = 0; i < p.n; ++i) {
-    const GemvArgs& a = p.op[i];
-    auto wait = [&] {
-      if (i == 0) {
-        pdl_wait();  // launch.cuh
-        pdl_trigger();
-      } else {
-        chain_wait(p.counters + i - 1, &target);
-      }
-    };
-    if (int64_t(blockIdx.x) * a.tiles_per_block < a.w.rows_pad / 16) {
-      if constexpr (is_plain(C)) {  // stream_kernel()'s choice of staging per op (launch_gemv_chain: no
-                                    // K > 4096 with a norm weight, whose body would spill here)
-        if (a.w.cols <= int64_t(4 * kStageChunksSmall) * kStreamThreads)
-          stream_plain_op<C, 1, kStageChunksSmall, true, false>(a, wait);
-        else
-          stream_plain_op<C, 1, kStageChunks, false, false>(a, wait);
-      } else {
-        stream_mma_op<C, IM>(a, wait);
-      }
-    } else if (i == 0) {
-      wait();
-    }
-    if (i + 1 < p.n) chain_arrive(p.counters + i);
-  }
-}
 
 // Whether integer codes (int8, int4, int2, int1, ternary) take the integer tensor-core path for one token
 // (default; LOWBIT_GEMV_IMMA=0 selects the fp16 path for A/B measurements). gemv.cu.
 bool imma_enabled();
 
 // Blocks per multiprocessor of a kernel with this much dynamic shared memory (cached per kernel and size).
-template <typename Arg>
-int blocks_per_sm(void (*kernel)(Arg), int smem_bytes) {
+inline int blocks_per_sm(void (*kernel)(GemvArgs), int smem_bytes) {
   static std::map<std::pair<const void*, int>, int> cache;
   const auto key = std::make_pair(reinterpret_cast<const void*>(kernel), smem_bytes);
   const auto it = cache.find(key);
@@ -929,47 +827,9 @@ bool launch_gemv_stream(GemvArgs a, int smem_bytes, cudaStream_t s) {
   return true;
 }
 
-// Launches the chain p.op[0 .. p.n) of codec C with `grid` blocks (the multiprocessor count), every op
-// planned as for launch_gemv_stream (plan_stream_smem, gemv.cu). Returns false, launching nothing, where it
-// cannot run: an op the stream kernel would not take or takes with another kernel than the others, an op
-// needing more blocks than the grid, or a grid that would not be resident at once.
-template <GpuCodec C>
-bool launch_gemv_chain(ChainArgs p, int grid, int smem_bytes, cudaStream_t s) {
-  if (p.n < 1 || p.n > kChainMaxOps || !p.counters) return false;
-  const auto first = stream_kernel<C>(p.op[0]);
-  void (*kernel)(ChainArgs) = nullptr;
-  if constexpr (is_plain(C)) {
-    kernel = gemv_chain_kernel<C, false>;
-  } else if constexpr (has_imma(C)) {
-    kernel = first == gemv_stream_mma_kernel<C, true> ? gemv_chain_kernel<C, true> : gemv_chain_kernel<C, false>;
-  } else {
-    kernel = gemv_chain_kernel<C, false>;
-  }
-  for (int i = 0; i < p.n; ++i) {
-    GemvArgs& a = p.op[i];
-    // one token, staged in one pass (what the chain's ops do; stream_kernel() picks by the same rules)
-    if (a.M != 1 || !first || a.tiles_per_block <= 0) return false;
-    if (is_plain(C) ? a.norm_w && a.w.cols > int64_t(4 * kStageChunksSmall) * kStreamThreads
-                    : stream_kernel<C>(a) != first)
-      return false;
-    if ((a.w.cols & 3) != 0 || a.w.cols > int64_t(4 * kStageChunks) * kStreamThreads) return false;
-    if ((reinterpret_cast<uintptr_t>(a.x) & 15u) != 0 || (reinterpret_cast<uintptr_t>(a.norm_w) & 15u) != 0)
-      return false;
-    const int64_t tiles = a.w.rows_pad / 16;
-    if (tiles * a.np >= (int64_t(1) << 30) || (tiles + a.tiles_per_block - 1) / a.tiles_per_block > grid)
-      return false;
-    a.per_warp = int((int64_t(a.tiles_per_block) * a.np + kStreamWarps - 1) / kStreamWarps);
-  }
-  if (blocks_per_sm(kernel, smem_bytes) < 1) return false;
-  launch(kernel, unsigned(grid), kStreamThreads, size_t(smem_bytes), s, p);
-  LB_CUDA_LAUNCH_CHECK();
-  return true;
-}
-
 // The explicit instantiations of codec c's kernels (gemv_<family>.cu).
 #define LB_INSTANTIATE_GEMV(c)                                                                  \
   template void launch_gemv_codec<GpuCodec::c>(const GemvArgs&, unsigned, int, cudaStream_t); \
-  template bool launch_gemv_stream<GpuCodec::c>(GemvArgs, int, cudaStream_t);                 \
-  template bool launch_gemv_chain<GpuCodec::c>(ChainArgs, int, int, cudaStream_t);
+  template bool launch_gemv_stream<GpuCodec::c>(GemvArgs, int, cudaStream_t);
 
 }  // namespace lowbit::cuda

@@ -13,8 +13,6 @@
 
 namespace lowbit::cuda {
 
-struct GemvChainOp;  // gemv.cuh
-
 enum class LinearEpilogue {
   Store,   // y[M, N] = W x
   AddTo,   // y[M, N] += W x (residual)
@@ -36,10 +34,6 @@ class DevLinear {
   // variant < 0: the default (or autotuned) kernel variant.
   virtual void gemv(const float* x, int M, const float* norm_w, float eps, LinearEpilogue epi, float* y,
                     cudaStream_t s, int variant = -1) const = 0;
-  // The same one-token GEMV as an op of a chain (gemv_chain, gemv.cuh; timeline: gemv_timeline()); false
-  // where this layer's default variant is not the stream kernel (autotuned or set otherwise).
-  virtual bool chain_op(const float* x, const float* norm_w, float eps, LinearEpilogue epi, float* y,
-                        GemvChainOp* op) const = 0;
   // The number of GEMV kernel variants (for autotuning) and their names.
   virtual int num_variants() const = 0;
   virtual const char* variant_name(int v) const = 0;
