@@ -99,11 +99,84 @@ __global__ void rope_qkv_kernel(const float* qkv, const int* d_pos, const float2
 // HD: the head dimension when known at compile time (128: the loops over it unrolled), else 0.
 // stamps (the step timeline, or null): [0] entry, [1] after pdl_wait, [2] q and the row at p staged, [3] exit;
 // [4] the first round's tiles landed, [5] slot 0's tiles done (thread 0).
-template <int G, int HD>
+// The grouped tile round (G = 4 heads of 128 dimensions). The per-head round above has each of a slot's 4
+// warps read the whole K and V tile for its head: 16 warps x ~32 KB of shared-memory reads per block and
+// round, ~2 us at 128 bytes per cycle. Here warp w of a slot takes positions 8 w .. 8 w + 7 of the tile
+// for all 4 heads, lane = (head lane / 8, position lane % 8): each K-row float4 is read once per
+// instruction for the 4 heads (8 distinct rows and 4 distinct q rows, all padded: conflict-free), and in
+// P.V each V-row float4 once for the 4 heads; the warp keeps its own online softmax per head (merged with
+// the other warps' after the rounds). m, l: this lane's head; acc[h]: dimensions 4 lane .. 4 lane + 3.
+struct AttnGroupState {
+  float m = -FLT_MAX, l = 0.0f;
+  float4 acc[4] = {};
+};
+__device__ __forceinline__ void attn_grouped_tile(AttnGroupState& st, const float* kt, const float* vt,
+                                                  const float* qs, int nt, int wq, int lane, float scale) {
+  constexpr unsigned kAll = 0xffffffffu;
+  constexpr int kStride = 128 + 4;  // K and q rows
+  const int pos = 8 * wq + (lane & 7);
+  const int nj = min(8, nt - 8 * wq);  // this warp's positions in the tile (warp-uniform)
+  if (nj <= 0) return;
+  float sc = -FLT_MAX;
+  if (pos < nt) {
+    const float* kr = kt + pos * kStride;
+    const float* qh = qs + (lane >> 3) * kStride;
+    float c[4] = {0.0f, 0.0f, 0.0f, 0.0f};  // four FMA chains
+#pragma unroll
+    for (int d = 0; d < 128; d += 16)
+#pragma unroll
+      for (int e = 0; e < 4; ++e) {
+        const float4 k = *reinterpret_cast<const float4*>(kr + d + 4 * e);
+        const float4 q = *reinterpret_cast<const float4*>(qh + d + 4 * e);
+        c[e] = fmaf(q.x, k.x, fmaf(q.y, k.y, fmaf(q.z, k.z, fmaf(q.w, k.w, c[e]))));
+      }
+    sc = ((c[0] + c[1]) + (c[2] + c[3])) * scale;
+  }
+  // online softmax of this lane's head over the warp's positions: the head's 8 lanes (lane bits 0..2);
+  // lane 8 h + 0 always holds a position (nj > 0)
+  float mx = sc;
+  mx = fmaxf(mx, __shfl_xor_sync(kAll, mx, 1));
+  mx = fmaxf(mx, __shfl_xor_sync(kAll, mx, 2));
+  mx = fmaxf(mx, __shfl_xor_sync(kAll, mx, 4));
+  const float mnew = fmaxf(st.m, mx);
+  const float alpha = __expf(st.m - mnew);
+  const float p = pos < nt ? __expf(sc - mnew) : 0.0f;
+  float ps = p;
+  ps += __shfl_xor_sync(kAll, ps, 1);
+  ps += __shfl_xor_sync(kAll, ps, 2);
+  ps += __shfl_xor_sync(kAll, ps, 4);
+  st.l = st.l * alpha + ps;
+  st.m = mnew;
+#pragma unroll
+  for (int h = 0; h < 4; ++h) {
+    const float a = __shfl_sync(kAll, alpha, 8 * h);
+    st.acc[h].x *= a;
+    st.acc[h].y *= a;
+    st.acc[h].z *= a;
+    st.acc[h].w *= a;
+  }
+#pragma unroll
+  for (int j = 0; j < 8; ++j) {
+    if (j >= nj) break;  // warp-uniform
+    const float4 v = *reinterpret_cast<const float4*>(vt + (8 * wq + j) * 128 + 4 * lane);
+#pragma unroll
+    for (int h = 0; h < 4; ++h) {
+      const float pj = __shfl_sync(kAll, p, 8 * h + j);
+      st.acc[h].x = fmaf(pj, v.x, st.acc[h].x);
+      st.acc[h].y = fmaf(pj, v.y, st.acc[h].y);
+      st.acc[h].z = fmaf(pj, v.z, st.acc[h].z);
+      st.acc[h].w = fmaf(pj, v.w, st.acc[h].w);
+    }
+  }
+}
+
+// kGrouped (G = 4, HD = 128: Llama 3): the tile round of attn_grouped_tile and its merge instead (below).
+template <int G, int HD, bool kGrouped = false>
 __global__ void __launch_bounds__(128 * kAttnMaxSlots) attn_decode_kernel(
     const float* qkv, const int* d_pos, const float2* rope, int n_heads, int n_kv, int hd_arg, bool interleaved,
     float scale, int max_parts, float* kc, float* vc, float* part_o, float* part_ml, unsigned* counters, float* out,
     unsigned long long* stamps, bool late_trigger) {
+  static_assert(!kGrouped || (G == 4 && HD == 128), "the grouped round takes 4 heads of 128 dimensions");
   constexpr int NG = G > 0 ? G : kAttnMaxGroup;
   constexpr int HPW = (NG + 3) / 4;                                   // query heads per warp
   constexpr int DPL = (HD > 0 ? HD : kAttnMaxHeadDim) / 128 > 0 ? (HD > 0 ? HD : kAttnMaxHeadDim) / 128 : 1;
@@ -115,9 +188,9 @@ __global__ void __launch_bounds__(128 * kAttnMaxSlots) attn_decode_kernel(
   const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5, nwarps = blockDim.x >> 5;
   const int slots = nwarps / 4, slot = warp >> 2, wq = warp & 3, stid = tid & 127;
   const int group = G > 0 ? G : n_heads / n_kv, kvd = n_kv * hd, qd = n_heads * hd, half = hd / 2, hd4 = hd / 4;
-  const int ks = hd + 4;
-  float* qs = sm;                                                  // [group, hd] rotated q
-  float* kt = qs + group * hd + slot * kAttnTile * (ks + hd);      // this slot's K tile [kAttnTile][ks]
+  const int ks = hd + 4, qstride = hd + 4;  // K and q rows padded (16 bytes apart modulo 128 bytes)
+  float* qs = sm;                                                  // [group, qstride] rotated q
+  float* kt = qs + group * qstride + slot * kAttnTile * (ks + hd); // this slot's K tile [kAttnTile][ks]
   float* vt = kt + kAttnTile * ks;                                 // and V tile [kAttnTile][hd]
   // *d_pos and rows < pos were written by kernels that have completed (launch.cuh): read before waiting
   const int pos = *d_pos, ctx = pos + 1;
@@ -153,14 +226,14 @@ __global__ void __launch_bounds__(128 * kAttnMaxSlots) attn_decode_kernel(
     const float* src = qkv + size_t(kvh * group + g) * hd;
     const float x0 = src[a], x1 = src[b];
     const float2 c = cs[r];
-    qs[g * hd + a] = x0 * c.x - x1 * c.y;
-    qs[g * hd + b] = x0 * c.y + x1 * c.x;
+    qs[g * qstride + a] = x0 * c.x - x1 * c.y;
+    qs[g * qstride + b] = x0 * c.y + x1 * c.x;
   }
   if (holds_pos) {  // k (rotated) and v of position pos: to the caches, and to the tile that holds pos
     const int row = pos - (tiles - 1) * kAttnTile;
     const int ps = (tiles - 1 - tb) % slots;             // the slot that takes pos's tile,
     const bool first = tiles - 1 - tb < slots;           // as its first one (copied before the row existed)
-    float* pk = qs + group * hd + ps * kAttnTile * (ks + hd);
+    float* pk = qs + group * qstride + ps * kAttnTile * (ks + hd);
     float* pv = pk + kAttnTile * ks;
     const float* ksrc = qkv + qd + size_t(kvh) * hd;
     float* kd = kc + size_t(pos) * kvd + size_t(kvh) * hd;
@@ -189,6 +262,7 @@ __global__ void __launch_bounds__(128 * kAttnMaxSlots) attn_decode_kernel(
 
   float m[HPW], l[HPW];
   float4 acc[HPW][DPL];
+  AttnGroupState gs;  // kGrouped: this warp's positions, every head of the group
 #pragma unroll
   for (int i = 0; i < HPW; ++i) {
     m[i] = -FLT_MAX;
@@ -210,69 +284,73 @@ __global__ void __launch_bounds__(128 * kAttnMaxSlots) attn_decode_kernel(
     if (stamps && tid == 0 && k == 0) stamps[4] = global_ns();
     if (tile >= te) continue;  // this slot has no tile this round (slot-uniform)
     const int t0 = tile * kAttnTile, nt = min(kAttnTile, ctx - t0);
-    // scores: lane = position, the warp's heads at once (each K float4 read once for all of them)
-    float s[HPW];
+    if constexpr (kGrouped) {
+      attn_grouped_tile(gs, kt, vt, qs, nt, wq, lane, scale);
+    } else {
+      // scores: lane = position, the warp's heads at once (each K float4 read once for all of them)
+      float s[HPW];
 #pragma unroll
-    for (int i = 0; i < HPW; ++i) s[i] = 0.0f;
-    if (lane < nt) {
-      const float* kr = kt + lane * ks;
-      float s2[HPW];  // a second chain (the odd float4s) halves the dependent FMAs per score
+      for (int i = 0; i < HPW; ++i) s[i] = 0.0f;
+      if (lane < nt) {
+        const float* kr = kt + lane * ks;
+        float s2[HPW];  // a second chain (the odd float4s) halves the dependent FMAs per score
 #pragma unroll
-      for (int i = 0; i < HPW; ++i) s2[i] = 0.0f;
+        for (int i = 0; i < HPW; ++i) s2[i] = 0.0f;
 #pragma unroll(HD > 0 ? 8 : 1)
-      for (int d = 0; d < hd; d += 8) {
-        const bool odd = d + 4 < hd;  // hd is a multiple of 4, maybe not of 8
-        const float4 k0 = *reinterpret_cast<const float4*>(kr + d);
-        const float4 k1 = odd ? *reinterpret_cast<const float4*>(kr + d + 4) : make_float4(0.f, 0.f, 0.f, 0.f);
+        for (int d = 0; d < hd; d += 8) {
+          const bool odd = d + 4 < hd;  // hd is a multiple of 4, maybe not of 8
+          const float4 k0 = *reinterpret_cast<const float4*>(kr + d);
+          const float4 k1 = odd ? *reinterpret_cast<const float4*>(kr + d + 4) : make_float4(0.f, 0.f, 0.f, 0.f);
 #pragma unroll
-        for (int i = 0; i < HPW; ++i) {
-          const int h = wq + 4 * i;
-          if (G == 0 || h < group) {
-            const float* qh = qs + min(h, group - 1) * hd + d;
-            const float4 q0 = *reinterpret_cast<const float4*>(qh);
-            s[i] = fmaf(q0.x, k0.x, fmaf(q0.y, k0.y, fmaf(q0.z, k0.z, fmaf(q0.w, k0.w, s[i]))));
-            if (odd) {
-              const float4 q1 = *reinterpret_cast<const float4*>(qh + 4);
-              s2[i] = fmaf(q1.x, k1.x, fmaf(q1.y, k1.y, fmaf(q1.z, k1.z, fmaf(q1.w, k1.w, s2[i]))));
+          for (int i = 0; i < HPW; ++i) {
+            const int h = wq + 4 * i;
+            if (G == 0 || h < group) {
+              const float* qh = qs + min(h, group - 1) * qstride + d;
+              const float4 q0 = *reinterpret_cast<const float4*>(qh);
+              s[i] = fmaf(q0.x, k0.x, fmaf(q0.y, k0.y, fmaf(q0.z, k0.z, fmaf(q0.w, k0.w, s[i]))));
+              if (odd) {
+                const float4 q1 = *reinterpret_cast<const float4*>(qh + 4);
+                s2[i] = fmaf(q1.x, k1.x, fmaf(q1.y, k1.y, fmaf(q1.z, k1.z, fmaf(q1.w, k1.w, s2[i]))));
+              }
             }
           }
         }
+#pragma unroll
+        for (int i = 0; i < HPW; ++i) s[i] += s2[i];
       }
+      // online softmax per head, then P.V: lane owns dimensions 4 (lane + 32 r) .. + 3
 #pragma unroll
-      for (int i = 0; i < HPW; ++i) s[i] += s2[i];
-    }
-    // online softmax per head, then P.V: lane owns dimensions 4 (lane + 32 r) .. + 3
-#pragma unroll
-    for (int i = 0; i < HPW; ++i) {
-      const int h = wq + 4 * i;
-      if (h >= group) break;  // warp-uniform
-      const float sv = lane < nt ? s[i] * scale : -FLT_MAX;
-      const float mnew = fmaxf(m[i], warp_max(sv));
-      const float alpha = __expf(m[i] - mnew);
-      const float p = lane < nt ? __expf(sv - mnew) : 0.0f;
-      l[i] = l[i] * alpha + warp_sum(p);
-      m[i] = mnew;
-#pragma unroll
-      for (int r = 0; r < DPL; ++r) {
-        float4 o = acc[i][r];
-        o.x *= alpha;
-        o.y *= alpha;
-        o.z *= alpha;
-        o.w *= alpha;
-        acc[i][r] = o;
-      }
-#pragma unroll 4
-      for (int j = 0; j < nt; ++j) {
-        const float pj = __shfl_sync(0xffffffffu, p, j);
+      for (int i = 0; i < HPW; ++i) {
+        const int h = wq + 4 * i;
+        if (h >= group) break;  // warp-uniform
+        const float sv = lane < nt ? s[i] * scale : -FLT_MAX;
+        const float mnew = fmaxf(m[i], warp_max(sv));
+        const float alpha = __expf(m[i] - mnew);
+        const float p = lane < nt ? __expf(sv - mnew) : 0.0f;
+        l[i] = l[i] * alpha + warp_sum(p);
+        m[i] = mnew;
 #pragma unroll
         for (int r = 0; r < DPL; ++r) {
-          const int d = 4 * (lane + 32 * r);
-          if (d < hd) {
-            const float4 v = *reinterpret_cast<const float4*>(vt + j * hd + d);
-            acc[i][r].x = fmaf(pj, v.x, acc[i][r].x);
-            acc[i][r].y = fmaf(pj, v.y, acc[i][r].y);
-            acc[i][r].z = fmaf(pj, v.z, acc[i][r].z);
-            acc[i][r].w = fmaf(pj, v.w, acc[i][r].w);
+          float4 o = acc[i][r];
+          o.x *= alpha;
+          o.y *= alpha;
+          o.z *= alpha;
+          o.w *= alpha;
+          acc[i][r] = o;
+        }
+#pragma unroll 4
+        for (int j = 0; j < nt; ++j) {
+          const float pj = __shfl_sync(0xffffffffu, p, j);
+#pragma unroll
+          for (int r = 0; r < DPL; ++r) {
+            const int d = 4 * (lane + 32 * r);
+            if (d < hd) {
+              const float4 v = *reinterpret_cast<const float4*>(vt + j * hd + d);
+              acc[i][r].x = fmaf(pj, v.x, acc[i][r].x);
+              acc[i][r].y = fmaf(pj, v.y, acc[i][r].y);
+              acc[i][r].z = fmaf(pj, v.z, acc[i][r].z);
+              acc[i][r].w = fmaf(pj, v.w, acc[i][r].w);
+            }
           }
         }
       }
@@ -283,9 +361,38 @@ __global__ void __launch_bounds__(128 * kAttnMaxSlots) attn_decode_kernel(
   // the slots' runs merge per head in shared memory (the tiles are free once every slot is done): slot s
   // leaves (m, l) at ml[s][h] and its output at ac[s][h][hd]; then the warps of slot 0 combine them
   __syncthreads();
-  float* ml = qs + group * hd;                    // [slots][group][2]
+  float* ml = qs + group * qstride;               // [slots][group][2]
   float* ac = ml + ((slots * group * 2 + 3) & ~3);  // [slots][group][hd], 16-byte aligned
-  if (slots > 1) {
+  if constexpr (kGrouped) {
+    // 4 parts (warps) per slot, each with every head: (m, l) and output per part and head, then slot 0's
+    // warp h merges head h into m[0], l[0], acc[0][0] (what the rest expects: HPW = DPL = 1 here)
+    const int parts = 4 * slots, part = 4 * slot + wq;
+    float* gac = ml + parts * 4 * 2;  // [parts][4][128] (parts * 8 floats: 16-byte aligned)
+    if ((lane & 7) == 0) {
+      ml[(part * 4 + (lane >> 3)) * 2] = gs.m;
+      ml[(part * 4 + (lane >> 3)) * 2 + 1] = gs.l;
+    }
+#pragma unroll
+    for (int h = 0; h < 4; ++h) *reinterpret_cast<float4*>(gac + (part * 4 + h) * 128 + 4 * lane) = gs.acc[h];
+    __syncthreads();
+    if (slot == 0) {
+      float M = -FLT_MAX, L = 0.0f;
+      float4 o = make_float4(0.0f, 0.0f, 0.0f, 0.0f);
+      for (int q = 0; q < parts; ++q) M = fmaxf(M, ml[(q * 4 + wq) * 2]);
+      for (int q = 0; q < parts; ++q) {  // a part without positions (m = -FLT_MAX, l = 0, output 0) weighs nothing
+        const float w = __expf(ml[(q * 4 + wq) * 2] - M);
+        L = fmaf(ml[(q * 4 + wq) * 2 + 1], w, L);
+        const float4 v = *reinterpret_cast<const float4*>(gac + (q * 4 + wq) * 128 + 4 * lane);
+        o.x = fmaf(w, v.x, o.x);
+        o.y = fmaf(w, v.y, o.y);
+        o.z = fmaf(w, v.z, o.z);
+        o.w = fmaf(w, v.w, o.w);
+      }
+      m[0] = M;
+      l[0] = L;
+      acc[0][0] = o;
+    }
+  } else if (slots > 1) {
 #pragma unroll
     for (int i = 0; i < HPW; ++i) {
       const int h = wq + 4 * i;
@@ -393,7 +500,7 @@ __global__ void __launch_bounds__(128 * kAttnMaxSlots) attn_decode_kernel(
   if (tid < group * hd4) load8(partials(tid), 0, first);
   // the runs' weights per head, exp(m_c - M) / L, into shared memory (the tiles are free now): a warp per
   // head, a lane per run (nruns <= kAttnMaxRuns = 32)
-  float* wt = qs + group * hd;  // [group][kAttnMaxRuns]
+  float* wt = qs + group * qstride;  // [group][kAttnMaxRuns]
   for (int h = warp; h < group; h += nwarps) {
     const float* pm = part_ml + size_t(kvh * group + h) * max_parts * 2;
     const float mc = lane < nruns ? __ldcg(pm + 2 * lane) : -FLT_MAX;  // L2 loads: written by other blocks
@@ -712,7 +819,7 @@ void attention_decode(const float* qkv, const int* d_pos, const float2* rope, in
     LB_CUDA_CHECK(cudaDeviceGetAttribute(&v, cudaDevAttrMaxSharedMemoryPerBlockOptin, dev));
     return size_t(v);
   }();
-  const size_t q_bytes = size_t(group) * hd * sizeof(float);
+  const size_t q_bytes = size_t(group) * (hd + 4) * sizeof(float);  // rows padded (attn_decode_kernel)
   const size_t slot_bytes = size_t(kAttnTile) * (2 * size_t(hd) + 4) * sizeof(float);
   int slots = kAttnMaxSlots;
   while (slots > 1 && q_bytes + slots * slot_bytes > smem_max) --slots;
@@ -722,6 +829,8 @@ void attention_decode(const float* qkv, const int* d_pos, const float2* rope, in
   const float scale = 1.0f / sqrtf(float(hd));
   static EnvKnob<bool> late_knob([] { return env_switch("LOWBIT_ATTN_TRIGGER", "early", "late", false); });
   const bool late_trigger = late_knob.get();
+  // LOWBIT_ATTN_GROUPED=0|1: 4 heads of 128 dimensions take the grouped tile round (attn_grouped_tile)
+  static EnvKnob<bool> grouped_knob([] { return env_switch("LOWBIT_ATTN_GROUPED", "0", "1", true); });
   auto run = [&](auto kernel) {
     // the opt-in above 48 KB of dynamic shared memory, per kernel (the group sizes share one pointer type)
     static std::map<const void*, size_t> raised;
@@ -739,7 +848,12 @@ void attention_decode(const float* qkv, const int* d_pos, const float2* rope, in
     switch (group) {
       case 1: run(attn_decode_kernel<1, HD>); break;
       case 2: run(attn_decode_kernel<2, HD>); break;
-      case 4: run(attn_decode_kernel<4, HD>); break;
+      case 4:
+        if (HD == 128 && grouped_knob.get())
+          run(attn_decode_kernel<4, HD, HD == 128>);
+        else
+          run(attn_decode_kernel<4, HD>);
+        break;
       case 8: run(attn_decode_kernel<8, HD>); break;
       case 16: run(attn_decode_kernel<16, HD>); break;
       default: run(attn_decode_kernel<0, HD>); break;
