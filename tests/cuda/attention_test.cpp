@@ -2,13 +2,15 @@
 // blocks, the in-block and the last-block merges) against a CPU reference in double precision, for head
 // layouts from stories260K to Llama-3 405B's group of 16, at positions on both sides of the tile boundaries,
 // at contexts of one run and of several, and at long contexts where each slot takes several tiles in turn
-// (online softmax across them; position p's row copied back from the cache). Skips without a GPU.
+// (online softmax across them; position p's row copied back from the cache); groups of 4 heads of 128
+// dimensions in both tile rounds (grouped, the default, and per head). Skips without a GPU.
 //
 // Bound per output element: the GPU computes scores and weights in fp32 (__expf: relative error about
 // 2^-21) and sums up to max_seq terms; 1e-5 * sum_t p_t |v_t| + 1e-6 * |out| covers both with margin.
 #include <cuda_runtime.h>
 
 #include <cmath>
+#include <cstdlib>
 #include <string>
 #include <vector>
 
@@ -50,10 +52,11 @@ TEST(CudaAttention, DecodeMatchesReferenceAcrossTiles) {
   static_assert(kSlotTiles + 3 * T < 4700, "the long cases must give slots several tiles");
   const std::vector<int> long_ctx = {kAttnMaxRuns * T - 1, kAttnMaxRuns * T, 1100, 1499, kSlotTiles - 1, kSlotTiles,
                                      kSlotTiles + T + 5, 4699};
-  for (const Case& cs : {Case{{8, 4, 8, true}, 300, short_ctx}, Case{{32, 8, 128, false}, 300, short_ctx},
-                         Case{{4, 4, 64, false}, 300, short_ctx}, Case{{16, 1, 64, false}, 300, short_ctx},
-                         Case{{6, 2, 12, false}, 300, short_ctx}, Case{{32, 8, 128, false}, 4700, long_ctx},
-                         Case{{6, 2, 12, false}, 4700, long_ctx}, Case{{8, 1, 256, true}, 4700, long_ctx}}) {
+  const std::vector<Case> cases = {Case{{8, 4, 8, true}, 300, short_ctx},    Case{{32, 8, 128, false}, 300, short_ctx},
+                                   Case{{4, 4, 64, false}, 300, short_ctx},   Case{{16, 1, 64, false}, 300, short_ctx},
+                                   Case{{6, 2, 12, false}, 300, short_ctx},   Case{{32, 8, 128, false}, 4700, long_ctx},
+                                   Case{{6, 2, 12, false}, 4700, long_ctx},   Case{{8, 1, 256, true}, 4700, long_ctx}};
+  auto run_case = [&](const Case& cs) {
     const Layout L = cs.L;
     const int max_seq = cs.max_seq;
     SCOPED_TRACE("heads " + std::to_string(L.n_heads) + "/" + std::to_string(L.n_kv) + " hd " + std::to_string(L.hd) +
@@ -138,7 +141,23 @@ TEST(CudaAttention, DecodeMatchesReferenceAcrossTiles) {
         }
       }
     }
-  }
+  };
+  for (const Case& cs : cases) run_case(cs);
+  // groups of 4 heads of 128 dimensions take the grouped tile round by default: the per-head round too
+  // (LOWBIT_ATTN_GROUPED=0, re-read through the knobs' epoch)
+  SCOPED_TRACE("LOWBIT_ATTN_GROUPED=0");
+  struct PerHeadRound {  // set for this scope only, whatever fails inside
+    PerHeadRound() {
+      setenv("LOWBIT_ATTN_GROUPED", "0", 1);
+      ++env_knob_epoch();
+    }
+    ~PerHeadRound() {
+      unsetenv("LOWBIT_ATTN_GROUPED");
+      ++env_knob_epoch();
+    }
+  } per_head;
+  for (const Case& cs : cases)
+    if (cs.L.n_heads == 4 * cs.L.n_kv && cs.L.hd == 128) run_case(cs);
 }
 
 }  // namespace
