@@ -34,7 +34,7 @@ std::unique_ptr<Runner> make_cuda_runner(Model& model, const RunnerOptions& opt)
 // launch order (the CUDA_LAUNCH_BLOCKING-style view). Writes the KV cache at `pos`, consumes `token`.
 std::vector<std::pair<std::string, double>> cuda_profile_decode_step(Runner& r, int token, int pos);
 
-// Reads the CUDA backend's A/B knobs (LOWBIT_GEMV_*, LOWBIT_PDL, LOWBIT_ATTN_TRIGGER; docs/device.md) from
+// Reads the CUDA backend's A/B knobs (LOWBIT_GEMV_*, LOWBIT_PDL, LOWBIT_ATTN_*; docs/device.md) from
 // the environment again and drops the runner's captured decode graph, so that the next step runs (and
 // captures) under the new values: `lowbit bench --settings` measures several of one loaded model.
 void cuda_reread_env_knobs(Runner& r);

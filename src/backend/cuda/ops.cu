@@ -77,31 +77,13 @@ __global__ void rope_qkv_kernel(const float* qkv, const int* d_pos, const float2
   for (int j = threadIdx.x; j < kvd; j += blockDim.x) v_cache[size_t(p) * kvd + j] = src[qd + kvd + j];
 }
 
-// Decode attention for the token at position p = *d_pos (context p + 1), fused with its RoPE and KV-cache
-// write. grid (n_kv, max_parts), block 128 x slots (4 warps per slot). The context is cut into tiles of
-// kAttnTile positions, and the tiles into at most max_parts (= attention_parts(max_seq)) contiguous runs of
-// about `slots` tiles, one per block; the block's slots take its run's tiles in turn (tile tb + s, then
-// tb + s + slots, ...), so that a context of up to slots tiles is one block per kv head and needs no merge
-// across blocks. Block (kvh, r):
-//  * before pdl_wait(): each slot copies its first tile's K and V rows (positions < p: written by earlier
-//    steps, whose kernels have completed by then, see launch.cuh) into its shared memory with cp.async;
-//  * rotates the group's q into shared memory; the block whose run holds p rotates k, writes k and v at p
-//    to the caches and, where p's tile is its slot's first, into that slot's tile;
-//  * per tile: a lane per position, a warp per query head (heads w, w + 4, ... of the slot's warp w):
-//    scores, an online softmax (running max and sum per head), and P.V with a lane per 4 dimensions;
-//    the slots work in rounds of one tile each, a slot's next tile copied after the round (one buffer each);
-//  * the slots' (max, sum, unnormalised output) per head merge in shared memory; then one run writes the
-//    output, several leave their partials and the last block of a kv head to finish (an atomic count)
-//    merges the runs and resets the count.
-// Shared: q [group, hd], then per slot a K tile [kAttnTile][hd + 4] (rows 16 bytes apart modulo 128: 8 lanes
-// reading float4s of 8 rows hit 32 distinct banks) and a V tile [kAttnTile][hd].
-// G: the group size when known at compile time (1, 2, 4, 8, 16), 0 for any other up to kAttnMaxGroup;
-// HD: the head dimension when known at compile time (128: the loops over it unrolled), else 0.
-// stamps (the step timeline, or null): [0] entry, [1] after pdl_wait, [2] q and the row at p staged, [3] exit;
-// [4] the first round's tiles landed, [5] slot 0's tiles done (thread 0).
-// The grouped tile round (G = 4 heads of 128 dimensions). The per-head round above has each of a slot's 4
-// warps read the whole K and V tile for its head: 16 warps x ~32 KB of shared-memory reads per block and
-// round, ~2 us at 128 bytes per cycle. Here warp w of a slot takes positions 8 w .. 8 w + 7 of the tile
+// K rows and q rows are padded by this many floats (16 bytes: rows 16 bytes apart modulo 128, so that 8 lanes
+// reading float4s of 8 rows hit 32 distinct banks).
+constexpr int kAttnRowPad = 4;
+
+// The grouped tile round (G = 4 heads of 128 dimensions). The per-head round (attn_decode_kernel) has each
+// of a slot's 4 warps read the whole K and V tile for its head: 16 warps x ~32 KB of shared-memory reads per
+// block and round, ~2 us at 128 bytes per cycle. Here warp w of a slot takes positions 8 w .. 8 w + 7 of the tile
 // for all 4 heads, lane = (head lane / 8, position lane % 8): each K-row float4 is read once per
 // instruction for the 4 heads (8 distinct rows and 4 distinct q rows, all padded: conflict-free), and in
 // P.V each V-row float4 once for the 4 heads; the warp keeps its own online softmax per head (merged with
@@ -113,7 +95,7 @@ struct AttnGroupState {
 __device__ __forceinline__ void attn_grouped_tile(AttnGroupState& st, const float* kt, const float* vt,
                                                   const float* qs, int nt, int wq, int lane, float scale) {
   constexpr unsigned kAll = 0xffffffffu;
-  constexpr int kStride = 128 + 4;  // K and q rows
+  constexpr int kStride = 128 + kAttnRowPad;  // K and q rows
   const int pos = 8 * wq + (lane & 7);
   const int nj = min(8, nt - 8 * wq);  // this warp's positions in the tile (warp-uniform)
   if (nj <= 0) return;
@@ -170,6 +152,28 @@ __device__ __forceinline__ void attn_grouped_tile(AttnGroupState& st, const floa
   }
 }
 
+// Decode attention for the token at position p = *d_pos (context p + 1), fused with its RoPE and KV-cache
+// write. grid (n_kv, max_parts), block 128 x slots (4 warps per slot). The context is cut into tiles of
+// kAttnTile positions, and the tiles into at most max_parts (= attention_parts(max_seq)) contiguous runs of
+// about `slots` tiles, one per block; the block's slots take its run's tiles in turn (tile tb + s, then
+// tb + s + slots, ...), so that a context of up to slots tiles is one block per kv head and needs no merge
+// across blocks. Block (kvh, r):
+//  * before pdl_wait(): each slot copies its first tile's K and V rows (positions < p: written by earlier
+//    steps, whose kernels have completed by then, see launch.cuh) into its shared memory with cp.async;
+//  * rotates the group's q into shared memory; the block whose run holds p rotates k, writes k and v at p
+//    to the caches and, where p's tile is its slot's first, into that slot's tile;
+//  * per tile: a lane per position, a warp per query head (heads w, w + 4, ... of the slot's warp w):
+//    scores, an online softmax (running max and sum per head), and P.V with a lane per 4 dimensions;
+//    the slots work in rounds of one tile each, a slot's next tile copied after the round (one buffer each);
+//  * the slots' (max, sum, unnormalised output) per head merge in shared memory; then one run writes the
+//    output, several leave their partials and the last block of a kv head to finish (an atomic count)
+//    merges the runs and resets the count.
+// Shared: q [group][hd + kAttnRowPad], then per slot a K tile [kAttnTile][hd + kAttnRowPad] and a V tile
+// [kAttnTile][hd].
+// G: the group size when known at compile time (1, 2, 4, 8, 16), 0 for any other up to kAttnMaxGroup;
+// HD: the head dimension when known at compile time (128: the loops over it unrolled), else 0.
+// stamps (the step timeline, or null): [0] entry, [1] after pdl_wait, [2] q and the row at p staged, [3] exit;
+// [4] the first round's tiles landed, [5] slot 0's tiles done (thread 0).
 // kGrouped (G = 4, HD = 128: Llama 3): the tile round of attn_grouped_tile and its merge instead (below).
 template <int G, int HD, bool kGrouped = false>
 __global__ void __launch_bounds__(128 * kAttnMaxSlots) attn_decode_kernel(
@@ -188,7 +192,7 @@ __global__ void __launch_bounds__(128 * kAttnMaxSlots) attn_decode_kernel(
   const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5, nwarps = blockDim.x >> 5;
   const int slots = nwarps / 4, slot = warp >> 2, wq = warp & 3, stid = tid & 127;
   const int group = G > 0 ? G : n_heads / n_kv, kvd = n_kv * hd, qd = n_heads * hd, half = hd / 2, hd4 = hd / 4;
-  const int ks = hd + 4, qstride = hd + 4;  // K and q rows padded (16 bytes apart modulo 128 bytes)
+  const int ks = hd + kAttnRowPad, qstride = hd + kAttnRowPad;  // K and q rows padded
   float* qs = sm;                                                  // [group, qstride] rotated q
   float* kt = qs + group * qstride + slot * kAttnTile * (ks + hd); // this slot's K tile [kAttnTile][ks]
   float* vt = kt + kAttnTile * ks;                                 // and V tile [kAttnTile][hd]
@@ -819,8 +823,8 @@ void attention_decode(const float* qkv, const int* d_pos, const float2* rope, in
     LB_CUDA_CHECK(cudaDeviceGetAttribute(&v, cudaDevAttrMaxSharedMemoryPerBlockOptin, dev));
     return size_t(v);
   }();
-  const size_t q_bytes = size_t(group) * (hd + 4) * sizeof(float);  // rows padded (attn_decode_kernel)
-  const size_t slot_bytes = size_t(kAttnTile) * (2 * size_t(hd) + 4) * sizeof(float);
+  const size_t q_bytes = size_t(group) * (hd + kAttnRowPad) * sizeof(float);  // rows padded (attn_decode_kernel)
+  const size_t slot_bytes = size_t(kAttnTile) * (2 * size_t(hd) + kAttnRowPad) * sizeof(float);
   int slots = kAttnMaxSlots;
   while (slots > 1 && q_bytes + slots * slot_bytes > smem_max) --slots;
   const size_t smem = q_bytes + slots * slot_bytes;
