@@ -47,6 +47,7 @@ struct StepOpTimes {
   std::string name;
   bool stamped = false;
   int blocks = 0;        // blocks that wrote stamps
+  int doubled = 0;       // multiprocessors that ran more than one of them
   double start = 0;      // the first block's entry
   double released = 0;   // median over blocks: past pdl_wait (the previous kernel has completed)
   double staged = 0;     // median: inputs staged (x normalized and converted; attention: q and the new row)

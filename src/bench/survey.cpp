@@ -166,6 +166,7 @@ StepTimeline summarize_step_timeline(const std::vector<StepOpTimes>& ops) {
     const double from = prev_end < 0 ? o.start : prev_end;
     r.launches++;
     r.blocks += o.blocks;
+    r.doubled += o.doubled;
     r.resident += o.released - o.start;
     r.wait += o.released - from;
     r.stage += o.staged - o.released;
@@ -183,6 +184,7 @@ StepTimeline summarize_step_timeline(const std::vector<StepOpTimes>& ops) {
   for (auto& r : t.rows) {  // sums to averages per launch (span stays the total: "span x launches")
     const double n = r.launches;
     r.blocks = int(double(r.blocks) / n + 0.5);
+    r.doubled /= n;
     r.resident /= n;
     r.wait /= n;
     r.stage /= n;
@@ -206,8 +208,11 @@ std::string step_timeline_markdown(const std::vector<StepOpTimes>& ops, const st
   for (const auto& r : t.rows) {
     char inner[64] = "";
     if (r.inner > 0) std::snprintf(inner, sizeof inner, " (%.2f, +%.2f)", r.arrived, r.reduced);
-    std::snprintf(b, sizeof b, "| %s | %d | %d | %.2f | %.2f | %.2f%s | %.2f | %.2f | %.1f |\n", r.name.c_str(),
-                  r.launches, r.blocks, r.resident, r.wait, r.stage, inner, r.body, r.span / r.launches, r.span);
+    char doubled[48] = "";  // multiprocessors that ran two or more of the op's blocks (per launch)
+    if (r.doubled > 0) std::snprintf(doubled, sizeof doubled, " (%.1f SMs x2)", r.doubled);
+    std::snprintf(b, sizeof b, "| %s | %d | %d%s | %.2f | %.2f | %.2f%s | %.2f | %.2f | %.1f |\n", r.name.c_str(),
+                  r.launches, r.blocks, doubled, r.resident, r.wait, r.stage, inner, r.body, r.span / r.launches,
+                  r.span);
     s += b;
   }
   std::snprintf(b, sizeof b, "| stamped span | | | | | | | | %.1f |\n", t.stamped_span);

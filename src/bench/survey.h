@@ -51,6 +51,7 @@ std::string survey_csv(const SurveyMeta& m, const std::vector<SurveyRow>& rows);
 struct StepTimelineRow {
   std::string name;
   int launches = 0, blocks = 0;  // blocks: per launch, averaged
+  double doubled = 0;            // multiprocessors with more than one of a launch's blocks, averaged
   double resident = 0;           // first block's entry to the median release
   double wait = 0, stage = 0, body = 0, span = 0;
   int inner = 0;                 // launches with inner stamps, and their averages

@@ -77,6 +77,16 @@ TEST(StepTimeline, AveragesPerOpOverLaunches) {
   EXPECT_NE(md.find("| gemv | 2 | 129 | 3.00 | 1.50 | 3.50 (1.50, +1.00) | 7.50 | 12.50 | 25.0 |"), std::string::npos)
       << md;
   EXPECT_NE(md.find("| attn | 2 | 8 |"), std::string::npos) << md;
+  // multiprocessors that ran two of a launch's blocks: averaged per launch, shown beside the blocks
+  std::vector<StepOpTimes> shared = ops;
+  shared[1].doubled = 3;
+  shared[3].doubled = 0;
+  const StepTimeline ts = summarize_step_timeline(shared);
+  EXPECT_DOUBLE_EQ(ts.rows[0].doubled, 1.5);
+  EXPECT_DOUBLE_EQ(ts.rows[1].doubled, 0.0);
+  const std::string mds = step_timeline_markdown(shared, "int4, position 9");
+  EXPECT_NE(mds.find("| gemv | 2 | 129 (1.5 SMs x2) | 3.00 |"), std::string::npos) << mds;
+  EXPECT_NE(mds.find("| attn | 2 | 8 | "), std::string::npos) << mds;
   EXPECT_NE(md.find("| stamped span | | | | | | | | 38.0 |"), std::string::npos) << md;
   EXPECT_NE(md.find("(not stamped, inside the next op's wait: embed, sample)"), std::string::npos) << md;
 }

@@ -24,6 +24,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdlib>
 #include <cstring>
 #include <string>
 #include <tuple>
@@ -31,6 +32,7 @@
 
 #include <gtest/gtest.h>
 
+#include "backend/cuda/cuda_util.cuh"
 #include "backend/cuda/gemv.cuh"
 #include "backend/cuda/gemv_decode.h"
 #include "backend/cuda/linear.cuh"
@@ -370,6 +372,41 @@ TEST(CudaGemv, StreamSplitsTilesBetweenWarps) {
       run_and_check(gpu, glu.w, {&glu.gate, &glu.up}, M, GemvOut::SwiGluF32, GemvVariant::Stream, true, seed++);
     }
   }
+}
+
+TEST(CudaGemv, SharedStreamKernelsEveryFormat) {
+  // the stream kernels' shared form (LOWBIT_GEMV_SHARED=2: half a multiprocessor per block, the next
+  // kernel's block beside it) for every format, one token: Q|K|V-sized with the RMSNorm prologue, o-sized
+  // with the residual add, down-sized (K = 14336: the staging without a norm weight), a gate/up pair; with
+  // the trigger after the wait and once x has arrived too (the default: after the staging)
+  REQUIRE_GPU();
+  Gpu gpu;
+  uint64_t seed = 1900;
+  auto set = [](const char* name, const char* v) {
+    if (v) setenv(name, v, 1);
+    else unsetenv(name);
+    ++env_knob_epoch();
+  };
+  set("LOWBIT_GEMV_SHARED", "2");
+  for (Format f : weight_formats()) {
+    SCOPED_TRACE(format_name(f));
+    const QTensor qkv = random_qtensor(f, 6144, 4096, 0, seed++, "wqkv");
+    const GpuWeight wqkv = upload(repack_for_gpu(qkv), gpu.s);
+    run_and_check(gpu, wqkv, {&qkv}, 1, GemvOut::StoreF32, GemvVariant::Auto, true, seed++);
+    const QTensor o = random_qtensor(f, 4096, 4096, 0, seed++, "wo");
+    const GpuWeight wo = upload(repack_for_gpu(o), gpu.s);
+    for (const char* trig : {"staged", "wait", "arrived"}) {
+      set("LOWBIT_GEMV_TRIGGER", trig);
+      run_and_check(gpu, wo, {&o}, 1, GemvOut::AddF32, GemvVariant::Auto, false, seed++);
+    }
+    set("LOWBIT_GEMV_TRIGGER", nullptr);
+    const QTensor down = random_qtensor(f, 4096, 14336, 0, seed++, "w2");
+    const GpuWeight wd = upload(repack_for_gpu(down), gpu.s);
+    run_and_check(gpu, wd, {&down}, 1, GemvOut::AddF32, GemvVariant::Auto, false, seed++);
+    const GluPair glu = glu_pair(f, 1500, 4096, &seed, gpu.s);
+    run_and_check(gpu, glu.w, {&glu.gate, &glu.up}, 1, GemvOut::SwiGluF32, GemvVariant::Auto, true, seed++);
+  }
+  set("LOWBIT_GEMV_SHARED", nullptr);
 }
 
 TEST(CudaGemv, PlainFormatsK172) {

@@ -250,6 +250,7 @@ class CudaRunner final : public Runner {
     for (size_t o = 0; o < names.size(); ++o) {
       out[o].name = names[o];
       std::vector<unsigned long long> r, st, ar, rd;
+      std::map<unsigned long long, int> per_sm;
       unsigned long long f = ~0ull, e = 0;
       for (int b = 0; b < kMaxBlocks; ++b) {
         const unsigned long long* t = &h[o * kPerOp + size_t(b) * kTimelineStamps];
@@ -258,6 +259,7 @@ class CudaRunner final : public Runner {
         e = std::max(e, t[3]);
         r.push_back(t[1]);
         st.push_back(t[2]);
+        if (t[6] != 0 && ++per_sm[t[6]] == 2) ++out[o].doubled;
         if (t[4] != 0 && t[5] != 0) {
           ar.push_back(t[4]);
           rd.push_back(t[5]);

@@ -20,6 +20,9 @@ constexpr int kGemvWarps = kGemvThreads / 32;
 
 // GemvArgs::rest: when the stream kernels issue their weight batches after the `early` ones.
 constexpr int kRestEarly = 0, kRestArrived = 1, kRestLate = 2;
+// When a stream kernel lets the next kernel in the stream be scheduled (GemvArgs::trigger): right after
+// pdl_wait(), once its x has arrived, or after staging x.
+constexpr int kTriggerWait = 0, kTriggerArrived = 1, kTriggerStaged = 2;
 
 // Everything a GEMV launch needs (passed by value).
 struct GemvArgs {
@@ -47,6 +50,10 @@ struct GemvArgs {
   // once this warp's x has arrived (kRestArrived: x's loads do not queue behind them), after staging x
   int rest = 0;                  // kRestEarly, kRestArrived, kRestLate
   int norm_early = 1;            // the stream kernels load the norm weight before pdl_wait() (stage_w_issue)
+  // warps per block: kStreamWarps (one block per multiprocessor, all of it), or kStreamWarps / 2 (the shared
+  // kernels: half the registers and shared memory, so that the next kernel's block fits beside it)
+  int warps = 16;
+  int trigger = 0;               // kTriggerWait, kTriggerArrived, kTriggerStaged
   unsigned long long* timeline = nullptr;  // gemv_set_timeline(): kTimelineStamps per block, or null
 };
 

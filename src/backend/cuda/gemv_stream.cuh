@@ -32,12 +32,15 @@ constexpr int kStreamWarps = kStreamThreads / 32;
 constexpr int kStageChunks = 8;      // float4s of x per thread in the one-pass staging: K <= 16384
 constexpr int kStageChunksSmall = 2; // the plain kernel's variant for K <= 4096 (registers for a 2nd packet)
 
-// Packets per batch (stage): about 2 KB of codes per warp.
-LB_HD constexpr int stream_unroll(GpuCodec c) {
-  return codec_info(c).pw == 3 ? 1      // fp6: 1.5 KB per packet
-         : codec_info(c).pks >= 16 ? 1  // int1: 8 scale units per packet
-         : codec_info(c).pks >= 8 ? 2   // int2, ternary
-                                  : 4;  // 8-bit, int4, fp4
+// Packets per batch (stage): about 2 KB of codes per warp. The shared kernels (`shared`: half a
+// multiprocessor's shared memory per block) take 8-bit formats 2 at a time, so that their ring holds more
+// than two stages.
+LB_HD constexpr int stream_unroll(GpuCodec c, bool shared = false) {
+  return codec_info(c).pw == 3 ? 1                // fp6: 1.5 KB per packet
+         : codec_info(c).pks >= 16 ? 1            // int1: 8 scale units per packet
+         : codec_info(c).pks >= 8 ? 2             // int2, ternary
+         : shared && codec_info(c).pw == 2 ? 2    // 8-bit in the shared kernels: 2 KB
+                                           : 4;   // 8-bit, int4, fp4
 }
 // Bytes of one 32-column scale unit of a tile in the scale stream (8 lanes' entries): group-affine bf16
 // (s, m) x rows g, g+8; MX one E8M0 x 2 rows; NVFP4 two E4M3 blocks x 2 rows.
@@ -48,8 +51,8 @@ LB_HD constexpr int scale_unit_bytes(GpuCodec c) {
                                                   : 0;
 }
 // Bytes of one ring stage of a warp: the codes of U packets, then their scale units.
-LB_HD constexpr int stage_bytes(GpuCodec c) {
-  return stream_unroll(c) * (codec_info(c).pw * 512 + codec_info(c).pks / 2 * scale_unit_bytes(c));
+LB_HD constexpr int stage_bytes(GpuCodec c, bool shared = false) {
+  return stream_unroll(c, shared) * (codec_info(c).pw * 512 + codec_info(c).pks / 2 * scale_unit_bytes(c));
 }
 
 // Whether stage_x_one_pass applies: one token, K a multiple of 4 within the per-thread budget, 16-byte
@@ -418,14 +421,19 @@ __device__ __forceinline__ StreamShare stream_share(const GemvArgs& a, uint8_t* 
 // ---- tensor-core formats ------------------------------------------------------------------------------
 
 // IM: the integer path (has_imma(C), one token): x as limbs, mma.m16n8k32 on the codes as they are.
-template <GpuCodec C, bool IM>
-__global__ void __launch_bounds__(kStreamThreads, 1) gemv_stream_mma_kernel(const GemvArgs a) {
+// THREADS: kStreamThreads (one block per multiprocessor) or half of it, the shared kernels: two blocks fit
+// on a multiprocessor (registers and shared memory), so that the next kernel's block is scheduled beside
+// this one and streams its first ring stages while this one still runs (GemvArgs::warps). NCH, kNorm: the
+// one-pass staging's float4s of x per thread and whether there is a norm weight (stage_w_issue).
+template <GpuCodec C, bool IM, int THREADS = kStreamThreads, int NCH = kStageChunks, bool kNorm = true>
+__global__ void __launch_bounds__(THREADS, kStreamThreads / THREADS) gemv_stream_mma_kernel(const GemvArgs a) {
   static_assert(!IM || has_imma(C), "the integer path takes integer codes");
   constexpr CodecInfo ci = codec_info(C);
-  constexpr int PKS = ci.pks, PW = ci.pw, U = stream_unroll(C);
+  constexpr bool kShared = THREADS < kStreamThreads;
+  constexpr int PKS = ci.pks, PW = ci.pw, U = stream_unroll(C, kShared);
   constexpr ScaleKind SK = ci.scale;
   constexpr int NSC = PKS / 2 > 0 ? PKS / 2 : 1;
-  constexpr int SUB = scale_unit_bytes(C), CODE_BYTES = U * PW * 512, STAGE = stage_bytes(C);
+  constexpr int SUB = scale_unit_bytes(C), CODE_BYTES = U * PW * 512, STAGE = stage_bytes(C, kShared);
   extern __shared__ __align__(16) uint8_t smem[];
   float* st = reinterpret_cast<float*>(smem + a.off_stats);
   float* gsum = reinterpret_cast<float*>(smem + a.off_gsum);
@@ -489,12 +497,12 @@ __global__ void __launch_bounds__(kStreamThreads, 1) gemv_stream_mma_kernel(cons
   for (int k = 0; k < early; ++k) issue_next();
 
   unsigned long long* stamps = a.timeline ? a.timeline + kTimelineStamps * blockIdx.x : nullptr;
-  if (stamps && tid == 0) stamps[0] = global_ns();
-  const bool one_pass = one_pass_ok(a), w_early = one_pass && a.norm_early;
-  XLoads<> xl;
-  if (w_early) stage_w_issue(a, xl);
+  if (stamps && tid == 0) stamp_entry(stamps);
+  const bool one_pass = one_pass_ok<NCH>(a), w_early = kNorm && one_pass && a.norm_early;
+  XLoads<NCH> xl;
+  if (w_early) stage_w_issue<NCH, kNorm>(a, xl);
   pdl_wait();  // launch.cuh: x and the outputs only after this point
-  pdl_trigger();
+  if (a.trigger == kTriggerWait) pdl_trigger();
   if (stamps && tid == 0) stamps[1] = global_ns();
   if constexpr (C == GpuCodec::T5) {
     uint4* l = reinterpret_cast<uint4*>(smem);
@@ -509,13 +517,14 @@ __global__ void __launch_bounds__(kStreamThreads, 1) gemv_stream_mma_kernel(cons
     for (int k = early; k < S - 1; ++k) issue_next();
   };
   if (one_pass) {
-    stage_x_issue(a, xl, !w_early);
+    stage_x_issue<NCH, kNorm>(a, xl, !w_early);
     if (a.rest == kRestEarly) issue_rest();
     constexpr bool kSums = SK == ScaleKind::Affine || (IM && C == GpuCodec::T2);  // 32-column sums of x
-    stage_x_one_pass<true, kSums, IM ? C : GpuCodec::PlainF32>(a, xl, st, xb, nullptr, gsum, NP * PKS * 16, stamps,
-                                                              [&]() {
-                                                                if (a.rest == kRestArrived) issue_rest();
-                                                              });
+    stage_x_one_pass<true, kSums, IM ? C : GpuCodec::PlainF32, NCH>(a, xl, st, xb, nullptr, gsum, NP * PKS * 16,
+                                                                   stamps, [&]() {
+                                                                     if (a.rest == kRestArrived) issue_rest();
+                                                                     if (a.trigger == kTriggerArrived) pdl_trigger();
+                                                                   });
   } else {
     if (a.rest != kRestLate) issue_rest();
     if constexpr (IM) {
@@ -527,6 +536,7 @@ __global__ void __launch_bounds__(kStreamThreads, 1) gemv_stream_mma_kernel(cons
     __syncthreads();
   }
   if (a.rest == kRestLate) issue_rest();
+  if (a.trigger == kTriggerStaged || (a.trigger == kTriggerArrived && !one_pass)) pdl_trigger();
   if (stamps && tid == 0) stamps[2] = global_ns();
   const float* yscale = st + 16;
 
@@ -618,11 +628,13 @@ __global__ void __launch_bounds__(kStreamThreads, 1) gemv_stream_mma_kernel(cons
 // A packet here is 16 rows x 256 bytes: lane (h = lane / 16, c = lane % 16) loads chunk c of rows h, h + 2,
 // .. h + 14 (each load instruction of the warp reads two 256-byte row pieces).
 
-// NCH: float4s of x per thread in the one-pass staging. With kStageChunksSmall (K <= 4096) the registers
-// left over hold the second packet too, so that both are in flight while x is staged (DRAM otherwise idles
-// through the staging); with kStageChunks the second packet is loaded after the staging (it would spill).
-template <GpuCodec C, int MT, int NCH = kStageChunks, bool kNorm = true>
-__global__ void __launch_bounds__(kStreamThreads, 1) gemv_stream_plain_kernel(const GemvArgs a) {
+// NCH: float4s of x per thread in the one-pass staging. Where x's (and the norm weight's) float4s take at
+// most 8 registers' worth of float4s (kStageChunksSmall with a norm weight: K <= 4096; kStageChunks without)
+// the registers left over hold the second packet too, so that both are in flight while x is staged (DRAM
+// otherwise idles through the staging); otherwise the second packet is loaded after the staging (it would
+// spill). THREADS: as in gemv_stream_mma_kernel (half of kStreamThreads: the shared kernels).
+template <GpuCodec C, int MT, int NCH = kStageChunks, bool kNorm = true, int THREADS = kStreamThreads>
+__global__ void __launch_bounds__(THREADS, kStreamThreads / THREADS) gemv_stream_plain_kernel(const GemvArgs a) {
   constexpr int EPC = 16 / codec_info(C).esize;  // elements per 16-byte chunk
   extern __shared__ __align__(16) uint8_t smem[];
   float* st = reinterpret_cast<float*>(smem + a.off_stats);
@@ -651,12 +663,12 @@ __global__ void __launch_bounds__(kStreamThreads, 1) gemv_stream_plain_kernel(co
     }
   };
   unsigned long long* stamps = a.timeline ? a.timeline + kTimelineStamps * blockIdx.x : nullptr;
-  if (stamps && tid == 0) stamps[0] = global_ns();
+  if (stamps && tid == 0) stamp_entry(stamps);
   uint4 bA[8], bB[8];
   // the first packet before pdl_wait() (a.early != 0) or right after x's loads; the second right after x's
   // loads where NCH leaves it the registers, else after staging x
   // (a.early >= 2 and the registers: the second packet before pdl_wait() too)
-  constexpr bool kSecondEarly = NCH < kStageChunks || !kNorm;
+  constexpr bool kSecondEarly = NCH * (kNorm ? 2 : 1) <= kStageChunks;
   bool second_loaded = false;
   auto load_second_if = [&](bool now) {  // once, and only where the registers allow it before the staging
     if (kSecondEarly && now && !second_loaded) {
@@ -665,26 +677,30 @@ __global__ void __launch_bounds__(kStreamThreads, 1) gemv_stream_plain_kernel(co
     }
   };
   if (a.early != 0) load(bA);
-  load_second_if(a.early >= 2);
+  load_second_if(a.early >= 2 || a.early < 0);
 
   const bool one_pass = one_pass_ok<NCH>(a), w_early = kNorm && one_pass && a.norm_early;
   XLoads<NCH> xl;
   if (w_early) stage_w_issue<NCH, kNorm>(a, xl);
   pdl_wait();  // launch.cuh
-  pdl_trigger();
+  if (a.trigger == kTriggerWait) pdl_trigger();
   if (stamps && tid == 0) stamps[1] = global_ns();
   if (one_pass) {
     stage_x_issue<NCH, kNorm>(a, xl, !w_early);
     if (a.early == 0) load(bA);
     load_second_if(a.rest == kRestEarly);
     stage_x_one_pass<false, false, GpuCodec::PlainF32, NCH>(a, xl, st, nullptr, xs, nullptr, a.xstride, stamps,
-                                                            [&]() { load_second_if(a.rest == kRestArrived); });
+                                                            [&]() {
+                                                              load_second_if(a.rest == kRestArrived);
+                                                              if (a.trigger == kTriggerArrived) pdl_trigger();
+                                                            });
   } else {
     if (a.early == 0) load(bA);
     token_stats(a, st, false);
     stage_x_plain(a, st, xs, 0, a.xstride);
     __syncthreads();
   }
+  if (a.trigger == kTriggerStaged || (a.trigger == kTriggerArrived && !one_pass)) pdl_trigger();
   if (!second_loaded) load(bB);
   if (stamps && tid == 0) stamps[2] = global_ns();
 
@@ -800,14 +816,29 @@ template <GpuCodec C>
 void (*stream_kernel(const GemvArgs& a))(GemvArgs) {
   if constexpr (is_plain(C)) {
     if (a.M != 1) return nullptr;
+    if (a.warps != kStreamWarps) {  // the shared kernels: K <= 4096 (float4s of x and the norm weight in
+      constexpr int kHalf = kStreamThreads / 2, kSmall = 2 * kStageChunksSmall;  // registers), any K <= 16384
+      if (a.warps != kStreamWarps / 2) return nullptr;                           // without a norm weight
+      if (a.w.cols <= int64_t(4 * kSmall) * kHalf)
+        return a.norm_w ? gemv_stream_plain_kernel<C, 1, kSmall, true, kHalf>
+                        : gemv_stream_plain_kernel<C, 1, kSmall, false, kHalf>;
+      return a.norm_w ? nullptr : gemv_stream_plain_kernel<C, 1, 2 * kStageChunks, false, kHalf>;
+    }
     if (a.w.cols <= int64_t(4 * kStageChunksSmall) * kStreamThreads)
       return gemv_stream_plain_kernel<C, 1, kStageChunksSmall>;
     return a.norm_w ? gemv_stream_plain_kernel<C, 1> : gemv_stream_plain_kernel<C, 1, kStageChunks, false>;
-  } else if constexpr (has_imma(C)) {
-    const bool im = a.M == 1 && imma_enabled() && (imma_units(C) == 1 || a.w.group >= 32 * imma_units(C));
-    return im ? gemv_stream_mma_kernel<C, true> : gemv_stream_mma_kernel<C, false>;
   } else {
-    return gemv_stream_mma_kernel<C, false>;
+    const bool im = has_imma(C) && a.M == 1 && imma_enabled() &&
+                    (imma_units(C) == 1 || a.w.group >= 32 * imma_units(C));
+    constexpr bool kIm = has_imma(C);
+    if (a.warps != kStreamWarps) {  // the shared kernels: one token; integer codes on the integer path
+      constexpr int kHalf = kStreamThreads / 2;
+      if (a.warps != kStreamWarps / 2 || a.M != 1 || im != kIm) return nullptr;
+      // K <= 8192 with a norm weight (two float4s per chunk in registers), <= 16384 without (down)
+      return a.norm_w ? gemv_stream_mma_kernel<C, kIm, kHalf, kStageChunks, true>
+                      : gemv_stream_mma_kernel<C, kIm, kHalf, 2 * kStageChunks, false>;
+    }
+    return im ? gemv_stream_mma_kernel<C, kIm> : gemv_stream_mma_kernel<C, false>;
   }
 }
 
@@ -820,9 +851,9 @@ bool launch_gemv_stream(GemvArgs a, int smem_bytes, cudaStream_t s) {
   if (!kernel || a.tiles_per_block <= 0 || blocks_per_sm(kernel, smem_bytes) <= 0) return false;
   const int64_t tiles = a.w.rows_pad / 16;
   if (tiles * a.np >= (int64_t(1) << 30)) return false;
-  a.per_warp = int((int64_t(a.tiles_per_block) * a.np + kStreamWarps - 1) / kStreamWarps);
+  a.per_warp = int((int64_t(a.tiles_per_block) * a.np + a.warps - 1) / a.warps);
   const int64_t blocks = (tiles + a.tiles_per_block - 1) / a.tiles_per_block;
-  launch(kernel, unsigned(blocks), kStreamThreads, size_t(smem_bytes), s, a);
+  launch(kernel, unsigned(blocks), unsigned(32 * a.warps), size_t(smem_bytes), s, a);
   LB_CUDA_LAUNCH_CHECK();
   return true;
 }

@@ -36,6 +36,15 @@ __device__ __forceinline__ unsigned long long global_ns() {
   return t;
 }
 
+// A block's first timeline stamps: [0] its entry, [6] its multiprocessor + 1 (blocks of one kernel that
+// shared a multiprocessor show in the timeline).
+__device__ __forceinline__ void stamp_entry(unsigned long long* stamps) {
+  unsigned sm;
+  asm volatile("mov.u32 %0, %smid;" : "=r"(sm));
+  stamps[0] = global_ns();
+  stamps[6] = sm + 1ull;
+}
+
 template <typename... P, typename... A>
 void launch(void (*kernel)(P...), dim3 grid, dim3 block, size_t smem, cudaStream_t s, A&&... args) {
   cudaLaunchConfig_t cfg{};

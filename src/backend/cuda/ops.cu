@@ -205,7 +205,7 @@ __global__ void __launch_bounds__(128 * kAttnMaxSlots) attn_decode_kernel(
   const int tb = split * per_run, te = min(tiles, tb + per_run);
   const bool holds_pos = te == tiles;                 // the run whose last tile holds position pos
   if (stamps) stamps += kTimelineStamps * (size_t(split) * gridDim.x + kvh);
-  if (stamps && tid == 0) stamps[0] = global_ns();
+  if (stamps && tid == 0) stamp_entry(stamps);
 
   // this slot's threads copy rows [t0, min(t0 + kAttnTile, limit)) of K and V into its tile, then commit
   auto copy_tile = [&](int tile, int limit) {
