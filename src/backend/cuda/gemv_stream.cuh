@@ -803,6 +803,10 @@ inline int blocks_per_sm(void (*kernel)(GemvArgs), int smem_bytes) {
   const auto it = cache.find(key);
   if (it != cache.end()) return it->second;
   raise_smem_limit(kernel, smem_bytes);
+  // all of the unified L1 as shared memory (the stream kernels read weights past L1): the shared kernels'
+  // two blocks per multiprocessor need it, and kernels that share a multiprocessor need the same split
+  LB_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributePreferredSharedMemoryCarveout,
+                                     int(cudaSharedmemCarveoutMaxShared)));
   int n = 0;
   LB_CUDA_CHECK(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&n, kernel, kStreamThreads, smem_bytes));
   cache[key] = n;
