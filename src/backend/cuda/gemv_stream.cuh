@@ -127,19 +127,23 @@ __device__ __forceinline__ void stage_x_one_pass(const GemvArgs& a, const XLoads
   }
   if (stamps && tid == 0 && !(ss < 0.0f)) stamps[4] = global_ns();  // (the condition waits for the loads)
   on_arrival();  // (ss and am hold every loaded value: the loads have arrived)
-  float* red = st + 24;  // token_stats' warp partials
-  ss = warp_sum(ss);
-  am = warp_max(am);
-  if (lane == 0) {
-    red[warp] = ss;
-    red[64 + warp] = am;
-  }
-  __syncthreads();
-  ss = 0.0f;
-  am = 0.0f;
-  for (int w = 0; w < (nthr >> 5); ++w) {
-    ss += red[w];
-    am = fmaxf(am, red[64 + w]);
+  // fp32 x without a norm weight (the plain kernels' o / down) needs neither Σx² nor max|x|: no block
+  // reduction, no barrier before the conversion
+  if (kMma || a.norm_w) {
+    float* red = st + 24;  // token_stats' warp partials
+    ss = warp_sum(ss);
+    am = warp_max(am);
+    if (lane == 0) {
+      red[warp] = ss;
+      red[64 + warp] = am;
+    }
+    __syncthreads();
+    ss = 0.0f;
+    am = 0.0f;
+    for (int w = 0; w < (nthr >> 5); ++w) {
+      ss += red[w];
+      am = fmaxf(am, red[64 + w]);
+    }
   }
   if (stamps && tid == 0 && !(ss < 0.0f)) stamps[5] = global_ns();
   const float r = a.norm_w ? 1.0f / sqrtf(ss / float(K) + a.eps) : 1.0f;
