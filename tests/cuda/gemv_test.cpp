@@ -390,6 +390,7 @@ TEST(CudaGemv, SharedStreamKernelsEveryFormat) {
   set("LOWBIT_GEMV_SHARED", "2");
   for (Format f : weight_formats()) {
     SCOPED_TRACE(format_name(f));
+    const GemvStreamLaunches before = gemv_stream_launches();
     const QTensor qkv = random_qtensor(f, 6144, 4096, 0, seed++, "wqkv");
     const GpuWeight wqkv = upload(repack_for_gpu(qkv), gpu.s);
     run_and_check(gpu, wqkv, {&qkv}, 1, GemvOut::StoreF32, GemvVariant::Auto, true, seed++);
@@ -405,6 +406,10 @@ TEST(CudaGemv, SharedStreamKernelsEveryFormat) {
     run_and_check(gpu, wd, {&down}, 1, GemvOut::AddF32, GemvVariant::Auto, false, seed++);
     const GluPair glu = glu_pair(f, 1500, 4096, &seed, gpu.s);
     run_and_check(gpu, glu.w, {&glu.gate, &glu.up}, 1, GemvOut::SwiGluF32, GemvVariant::Auto, true, seed++);
+    // every launch above took the shared form (none fell back to the whole kernel)
+    const GemvStreamLaunches after = gemv_stream_launches();
+    EXPECT_EQ(after.whole, before.whole);
+    EXPECT_EQ(after.shared - before.shared, 6);
   }
   set("LOWBIT_GEMV_SHARED", nullptr);
 }

@@ -33,6 +33,7 @@ const char* gemv_variant_name(GemvVariant v) {
 namespace {
 
 unsigned long long* g_timeline = nullptr;
+GemvStreamLaunches g_stream_launches;
 
 int sm_count() {
   static const int n = [] {
@@ -175,7 +176,7 @@ int plan_stream_smem(GemvArgs& a) {
     off += 8 * int64_t(a.M) * a.xstride;
     off = (off + 15) / 16 * 16;
     a.off_red = int(off);
-    const int64_t ring = int64_t(a.warps) * stage_bytes(c, shared);
+    const int64_t ring = int64_t(a.warps) * stage_bytes(c);
     a.stages = shared ? shared_max_stages() : stream_max_stages();
     while (a.stages > 2 && off + a.stages * ring > budget) --a.stages;
     off += a.stages * ring;
@@ -242,6 +243,8 @@ __global__ void __launch_bounds__(kGemvThreads) gemv_reference_kernel(const Gemv
 }
 
 void gemv_set_timeline(unsigned long long* stamps) { g_timeline = stamps; }
+
+GemvStreamLaunches gemv_stream_launches() { return g_stream_launches; }
 
 // Weight batches the stream kernel issues before pdl_wait(), the others after x's loads (stream_rest; plain
 // formats: 0 none, 1 the first packet, >= 2 both where the registers allow). Default 1: on the H200 the blocks of a
@@ -362,7 +365,9 @@ void gemv(const GpuWeight& w, const float* x, int M, const GemvEpilogue& ep, cud
         sa.early = stream_early_batches(shared);
         sa.trigger = stream_trigger(shared);
         const int smem = plan_stream_smem(sa);
-        return smem > 0 && launch_stream(sa, smem, s);
+        if (smem <= 0 || !launch_stream(sa, smem, s)) return false;
+        ++(shared ? g_stream_launches.shared : g_stream_launches.whole);
+        return true;
       };
       const bool shared = M == 1 && stream_shared() > (is_plain(w.view.codec) ? 1 : 0);
       if ((shared && launch_as(true)) || launch_as(false)) {

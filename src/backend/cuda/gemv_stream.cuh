@@ -32,15 +32,12 @@ constexpr int kStreamWarps = kStreamThreads / 32;
 constexpr int kStageChunks = 8;      // float4s of x per thread in the one-pass staging: K <= 16384
 constexpr int kStageChunksSmall = 2; // the plain kernel's variant for K <= 4096 (registers for a 2nd packet)
 
-// Packets per batch (stage): about 2 KB of codes per warp. The shared kernels (`shared`: half a
-// multiprocessor's shared memory per block) take 8-bit formats 2 at a time, so that their ring holds more
-// than two stages.
-LB_HD constexpr int stream_unroll(GpuCodec c, bool shared = false) {
-  return codec_info(c).pw == 3 ? 1                // fp6: 1.5 KB per packet
-         : codec_info(c).pks >= 16 ? 1            // int1: 8 scale units per packet
-         : codec_info(c).pks >= 8 ? 2             // int2, ternary
-         : shared && codec_info(c).pw == 2 ? 2    // 8-bit in the shared kernels: 2 KB
-                                           : 4;   // 8-bit, int4, fp4
+// Packets per batch (stage): about 2 KB of codes per warp.
+LB_HD constexpr int stream_unroll(GpuCodec c) {
+  return codec_info(c).pw == 3 ? 1      // fp6: 1.5 KB per packet
+         : codec_info(c).pks >= 16 ? 1  // int1: 8 scale units per packet
+         : codec_info(c).pks >= 8 ? 2   // int2, ternary
+                                  : 4;  // 8-bit, int4, fp4
 }
 // Bytes of one 32-column scale unit of a tile in the scale stream (8 lanes' entries): group-affine bf16
 // (s, m) x rows g, g+8; MX one E8M0 x 2 rows; NVFP4 two E4M3 blocks x 2 rows.
@@ -51,8 +48,8 @@ LB_HD constexpr int scale_unit_bytes(GpuCodec c) {
                                                   : 0;
 }
 // Bytes of one ring stage of a warp: the codes of U packets, then their scale units.
-LB_HD constexpr int stage_bytes(GpuCodec c, bool shared = false) {
-  return stream_unroll(c, shared) * (codec_info(c).pw * 512 + codec_info(c).pks / 2 * scale_unit_bytes(c));
+LB_HD constexpr int stage_bytes(GpuCodec c) {
+  return stream_unroll(c) * (codec_info(c).pw * 512 + codec_info(c).pks / 2 * scale_unit_bytes(c));
 }
 
 // Whether stage_x_one_pass applies: one token, K a multiple of 4 within the per-thread budget, 16-byte
@@ -433,11 +430,10 @@ template <GpuCodec C, bool IM, int THREADS = kStreamThreads, int NCH = kStageChu
 __global__ void __launch_bounds__(THREADS, kStreamThreads / THREADS) gemv_stream_mma_kernel(const GemvArgs a) {
   static_assert(!IM || has_imma(C), "the integer path takes integer codes");
   constexpr CodecInfo ci = codec_info(C);
-  constexpr bool kShared = THREADS < kStreamThreads;
-  constexpr int PKS = ci.pks, PW = ci.pw, U = stream_unroll(C, kShared);
+  constexpr int PKS = ci.pks, PW = ci.pw, U = stream_unroll(C);
   constexpr ScaleKind SK = ci.scale;
   constexpr int NSC = PKS / 2 > 0 ? PKS / 2 : 1;
-  constexpr int SUB = scale_unit_bytes(C), CODE_BYTES = U * PW * 512, STAGE = stage_bytes(C, kShared);
+  constexpr int SUB = scale_unit_bytes(C), CODE_BYTES = U * PW * 512, STAGE = stage_bytes(C);
   extern __shared__ __align__(16) uint8_t smem[];
   float* st = reinterpret_cast<float*>(smem + a.off_stats);
   float* gsum = reinterpret_cast<float*>(smem + a.off_gsum);
@@ -800,19 +796,20 @@ __global__ void __launch_bounds__(THREADS, kStreamThreads / THREADS) gemv_stream
 // (default; LOWBIT_GEMV_IMMA=0 selects the fp16 path for A/B measurements). gemv.cu.
 bool imma_enabled();
 
-// Blocks per multiprocessor of a kernel with this much dynamic shared memory (cached per kernel and size).
-inline int blocks_per_sm(void (*kernel)(GemvArgs), int smem_bytes) {
+// Blocks per multiprocessor of a kernel with this much dynamic shared memory and `threads` per block
+// (cached per kernel and size). `shared`: the shared kernels, which prefer all of L1 as shared memory (two
+// blocks per multiprocessor need the 228 KB split, and kernels sharing a multiprocessor the same split).
+inline int blocks_per_sm(void (*kernel)(GemvArgs), int smem_bytes, int threads, bool shared) {
   static std::map<std::pair<const void*, int>, int> cache;
   const auto key = std::make_pair(reinterpret_cast<const void*>(kernel), smem_bytes);
   const auto it = cache.find(key);
   if (it != cache.end()) return it->second;
   raise_smem_limit(kernel, smem_bytes);
-  // all of the unified L1 as shared memory (the stream kernels read weights past L1): the shared kernels'
-  // two blocks per multiprocessor need it, and kernels that share a multiprocessor need the same split
-  LB_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributePreferredSharedMemoryCarveout,
-                                     int(cudaSharedmemCarveoutMaxShared)));
+  if (shared)
+    LB_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributePreferredSharedMemoryCarveout,
+                                       int(cudaSharedmemCarveoutMaxShared)));
   int n = 0;
-  LB_CUDA_CHECK(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&n, kernel, kStreamThreads, smem_bytes));
+  LB_CUDA_CHECK(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&n, kernel, threads, smem_bytes));
   cache[key] = n;
   return n;
 }
@@ -856,7 +853,10 @@ void (*stream_kernel(const GemvArgs& a))(GemvArgs) {
 template <GpuCodec C>
 bool launch_gemv_stream(GemvArgs a, int smem_bytes, cudaStream_t s) {
   const auto kernel = stream_kernel<C>(a);
-  if (!kernel || a.tiles_per_block <= 0 || blocks_per_sm(kernel, smem_bytes) <= 0) return false;
+  const bool shared = a.warps != kStreamWarps;
+  // the shared kernels need two blocks per multiprocessor (their point), the whole ones one
+  if (!kernel || a.tiles_per_block <= 0 || blocks_per_sm(kernel, smem_bytes, 32 * a.warps, shared) < (shared ? 2 : 1))
+    return false;
   const int64_t tiles = a.w.rows_pad / 16;
   if (tiles * a.np >= (int64_t(1) << 30)) return false;
   a.per_warp = int((int64_t(a.tiles_per_block) * a.np + a.warps - 1) / a.warps);
