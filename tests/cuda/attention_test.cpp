@@ -172,6 +172,8 @@ TEST(CudaAttention, FewerSlotsPerBlock) {
   // 2 and 1 slots change the runs, rounds and merges; the Llama 3 layout (grouped round) at short and long
   // contexts, and a head dimension of 256
   if (!gpu_present()) GTEST_SKIP() << "no GPU";
+  const char* was = std::getenv("LOWBIT_ATTN_SLOTS");  // restored at the end (a run may set it for all tests)
+  const std::string was_value = was ? was : "";
   for (const char* slots : {"2", "1"}) {
     SCOPED_TRACE(std::string("LOWBIT_ATTN_SLOTS=") + slots);
     setenv("LOWBIT_ATTN_SLOTS", slots, 1);
@@ -180,7 +182,8 @@ TEST(CudaAttention, FewerSlotsPerBlock) {
                            Case{{32, 8, 128, false}, 4700, {1023, 1100, 4095, 4699}},
                            Case{{8, 1, 256, true}, 4700, {0, 130, 4699}}});
   }
-  unsetenv("LOWBIT_ATTN_SLOTS");
+  if (was) setenv("LOWBIT_ATTN_SLOTS", was_value.c_str(), 1);
+  else unsetenv("LOWBIT_ATTN_SLOTS");
   ++env_knob_epoch();
 }
 

@@ -387,6 +387,8 @@ TEST(CudaGemv, SharedStreamKernelsEveryFormat) {
     else unsetenv(name);
     ++env_knob_epoch();
   };
+  const char* was = std::getenv("LOWBIT_GEMV_SHARED");  // restored at the end (a run may set it for all tests)
+  const std::string was_value = was ? was : "";
   set("LOWBIT_GEMV_SHARED", "2");
   for (Format f : weight_formats()) {
     SCOPED_TRACE(format_name(f));
@@ -411,7 +413,7 @@ TEST(CudaGemv, SharedStreamKernelsEveryFormat) {
     EXPECT_EQ(after.whole, before.whole);
     EXPECT_EQ(after.shared - before.shared, 6);
   }
-  set("LOWBIT_GEMV_SHARED", nullptr);
+  set("LOWBIT_GEMV_SHARED", was ? was_value.c_str() : nullptr);
 }
 
 TEST(CudaGemv, PlainFormatsK172) {
