@@ -272,12 +272,8 @@ static int stream_shared() {
 // next kernel's first ring stages would otherwise be requested together with this one's x).
 static int stream_trigger(bool shared) {
   static EnvKnob<int> knob([] { return env_choice("LOWBIT_GEMV_TRIGGER", {"auto", "wait", "arrived", "staged"}, 0); });
-  switch (knob.get()) {
-    case 1: return kTriggerWait;
-    case 2: return kTriggerArrived;
-    case 3: return kTriggerStaged;
-    default: return shared ? kTriggerStaged : kTriggerWait;
-  }
+  static_assert(kTriggerWait == 0 && kTriggerArrived == 1 && kTriggerStaged == 2, "choices 1..3 in this order");
+  return knob.get() > 0 ? knob.get() - 1 : shared ? kTriggerStaged : kTriggerWait;
 }
 
 // LOWBIT_GEMV_REST=auto|early|arrived|late: when the stream kernels issue their weight batches beyond
@@ -288,12 +284,8 @@ static int stream_trigger(bool shared) {
 // packet's).
 static int stream_rest(GpuCodec c) {
   static EnvKnob<int> knob([] { return env_choice("LOWBIT_GEMV_REST", {"auto", "early", "arrived", "late"}, 0); });
-  switch (knob.get()) {
-    case 1: return kRestEarly;
-    case 2: return kRestArrived;
-    case 3: return kRestLate;
-    default: return is_plain(c) ? kRestArrived : kRestEarly;
-  }
+  static_assert(kRestEarly == 0 && kRestArrived == 1 && kRestLate == 2, "choices 1..3 in this order");
+  return knob.get() > 0 ? knob.get() - 1 : is_plain(c) ? kRestArrived : kRestEarly;
 }
 
 // Whether the stream kernels load the norm weight before pdl_wait() (stage_w_issue, gemv_stream.cuh):

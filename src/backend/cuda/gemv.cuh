@@ -62,12 +62,11 @@ GemvVariant gemv_auto_variant(const GpuWeight& w, int M);
 
 // Instrumentation for the kernel benchmark: while set (non-null, device memory of kTimelineStamps x 8 bytes
 // per block), every launch of the stream kernels writes %globaltimer stamps per block: [0] entry, [1] after
-// pdl_wait(), [2] after staging x, [3] end; in the one-pass staging also [4] when x has arrived and [5]
-// after the block reduction. Null (the default) turns it off.
+// pdl_wait(), [2] after staging x, [3] end, [6] the block's multiprocessor + 1; in the one-pass staging also
+// [4] when x has arrived and [5] after the block reduction. Null (the default) turns it off.
 // The attention kernel writes the same stamps (ops.cu), and the runner's step timeline reads both.
 constexpr int kTimelineStamps = 8;
 void gemv_set_timeline(unsigned long long* stamps);
-// [6] holds the block's multiprocessor + 1.
 
 // Stream-kernel launches so far (host-side counts, for tests): whole blocks, and the shared form
 // (LOWBIT_GEMV_SHARED, half a multiprocessor per block).

@@ -18,6 +18,11 @@ namespace lowbit::cuda {
 constexpr int kGemvThreads = 256;  // the largest block (8 warps); blocks have 32 * rt * ks threads
 constexpr int kGemvWarps = kGemvThreads / 32;
 
+// The stream kernels' blocks (gemv_stream.cuh): one of 16 warps per multiprocessor, or half of it (the
+// shared form, GemvArgs::warps).
+constexpr int kStreamThreads = 512;
+constexpr int kStreamWarps = kStreamThreads / 32;
+
 // GemvArgs::rest: when the stream kernels issue their weight batches after the `early` ones.
 constexpr int kRestEarly = 0, kRestArrived = 1, kRestLate = 2;
 // When a stream kernel lets the next kernel in the stream be scheduled (GemvArgs::trigger): right after
@@ -52,7 +57,7 @@ struct GemvArgs {
   int norm_early = 1;            // the stream kernels load the norm weight before pdl_wait() (stage_w_issue)
   // warps per block: kStreamWarps (one block per multiprocessor, all of it), or kStreamWarps / 2 (the shared
   // kernels: half the registers and shared memory, so that the next kernel's block fits beside it)
-  int warps = 16;
+  int warps = kStreamWarps;
   int trigger = 0;               // kTriggerWait, kTriggerArrived, kTriggerStaged
   unsigned long long* timeline = nullptr;  // gemv_set_timeline(): kTimelineStamps per block, or null
 };

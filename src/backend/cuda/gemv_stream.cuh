@@ -27,8 +27,6 @@
 namespace lowbit::cuda {
 
 constexpr int kStreamMaxTokens = 4;
-constexpr int kStreamThreads = 512;  // one block of 16 warps per multiprocessor
-constexpr int kStreamWarps = kStreamThreads / 32;
 constexpr int kStageChunks = 8;      // float4s of x per thread in the one-pass staging: K <= 16384
 constexpr int kStageChunksSmall = 2; // the plain kernel's variant for K <= 4096 (registers for a 2nd packet)
 
@@ -667,7 +665,7 @@ __global__ void __launch_bounds__(THREADS, kStreamThreads / THREADS) gemv_stream
   uint4 bA[8], bB[8];
   // the first packet before pdl_wait() (a.early != 0) or right after x's loads; the second right after x's
   // loads where NCH leaves it the registers, else after staging x
-  // (a.early >= 2 and the registers: the second packet before pdl_wait() too)
+  // (a.early >= 2 or -1, all, and the registers: the second packet before pdl_wait() too)
   constexpr bool kSecondEarly = NCH * (kNorm ? 2 : 1) <= kStageChunks;
   bool second_loaded = false;
   auto load_second_if = [&](bool now) {  // once, and only where the registers allow it before the staging
@@ -821,9 +819,11 @@ template <GpuCodec C>
 void (*stream_kernel(const GemvArgs& a))(GemvArgs) {
   if constexpr (is_plain(C)) {
     if (a.M != 1) return nullptr;
-    if (a.warps != kStreamWarps) {  // the shared kernels: K <= 4096 (float4s of x and the norm weight in
-      constexpr int kHalf = kStreamThreads / 2, kSmall = 2 * kStageChunksSmall;  // registers), any K <= 16384
-      if (a.warps != kStreamWarps / 2) return nullptr;                           // without a norm weight
+    if (a.warps != kStreamWarps) {
+      // the shared kernels: K <= 4096 with a norm weight (x's and its float4s in registers), K <= 16384
+      // without one
+      constexpr int kHalf = kStreamThreads / 2, kSmall = 2 * kStageChunksSmall;
+      if (a.warps != kStreamWarps / 2) return nullptr;
       if (a.w.cols <= int64_t(4 * kSmall) * kHalf)
         return a.norm_w ? gemv_stream_plain_kernel<C, 1, kSmall, true, kHalf>
                         : gemv_stream_plain_kernel<C, 1, kSmall, false, kHalf>;
