@@ -33,7 +33,6 @@ const char* gemv_variant_name(GemvVariant v) {
 namespace {
 
 unsigned long long* g_timeline = nullptr;
-GemvStreamLaunches g_stream_launches;
 
 int sm_count() {
   static const int n = [] {
@@ -113,21 +112,9 @@ static int stream_max_stages() {
   return knob.get();
 }
 
-// Ring stages per warp of the shared stream kernels (LOWBIT_GEMV_SHARED_STAGES=2..8; default 0: as many
-// as fit in half a multiprocessor's shared memory, up to 8).
-static int shared_max_stages() {
-  static EnvKnob<int> knob([] {
-    const int v = env_int("LOWBIT_GEMV_SHARED_STAGES", 0, 0, 8);
-    LB_CHECK(v != 1, "LOWBIT_GEMV_SHARED_STAGES=1: expected 0 (as many as fit) or 2..8");
-    return v == 0 ? 8 : v;
-  });
-  return knob.get();
-}
-
 // The stream kernel's plan: token statistics, x of the whole row (and the unit sums of group-affine
-// formats), then for the tensor-core formats each warp's ring of a.stages stages (4 where they fit; the
-// shared kernels, a.warps < kStreamWarps: as many as fit in half a multiprocessor's shared memory);
-// returns the bytes of shared memory, or 0 when x (or a ring of 2 stages, shared kernels) does not fit.
+// formats), then for the tensor-core formats each warp's ring of a.stages stages (4 where they fit);
+// returns the bytes of shared memory, or 0 when x does not fit.
 int plan_stream_smem(GemvArgs& a) {
   static const int max_bytes = [] {
     int dev = 0, v = 0;
@@ -135,16 +122,6 @@ int plan_stream_smem(GemvArgs& a) {
     LB_CUDA_CHECK(cudaDeviceGetAttribute(&v, cudaDevAttrMaxSharedMemoryPerBlockOptin, dev));
     return v;
   }();
-  // two blocks per multiprocessor: each half of it, less the shared memory the system reserves per block
-  static const int half_bytes = [] {
-    int dev = 0, sm = 0, reserved = 0;
-    LB_CUDA_CHECK(cudaGetDevice(&dev));
-    LB_CUDA_CHECK(cudaDeviceGetAttribute(&sm, cudaDevAttrMaxSharedMemoryPerMultiprocessor, dev));
-    LB_CUDA_CHECK(cudaDeviceGetAttribute(&reserved, cudaDevAttrReservedSharedMemoryPerBlock, dev));
-    return sm / 2 - reserved;
-  }();
-  const bool shared = a.warps < kStreamWarps;
-  const int budget = shared ? half_bytes : max_bytes;
   const GpuCodec c = a.w.codec;
   const CodecInfo ci = codec_info(c);
   int64_t off = c == GpuCodec::T5 ? kT5LutBytes : 0;
@@ -154,7 +131,7 @@ int plan_stream_smem(GemvArgs& a) {
   // (one slot per tile and per warp) and a counter per tile
   a.tiles_per_block = int(ceil_div(a.w.rows_pad / 16, sm_count()));
   a.off_pieces = int(off);
-  off += (int64_t(a.tiles_per_block) + a.warps) * 64 * 4 + int64_t(a.tiles_per_block) * 4;
+  off += (int64_t(a.tiles_per_block) + kStreamWarps) * 64 * 4 + int64_t(a.tiles_per_block) * 4;
   off = (off + 15) / 16 * 16;
   if (is_plain(c)) {
     a.np = int((a.w.row_stride + 255) / 256);       // 256-byte row pieces
@@ -176,13 +153,13 @@ int plan_stream_smem(GemvArgs& a) {
     off += 8 * int64_t(a.M) * a.xstride;
     off = (off + 15) / 16 * 16;
     a.off_red = int(off);
-    const int64_t ring = int64_t(a.warps) * stage_bytes(c);
-    a.stages = shared ? shared_max_stages() : stream_max_stages();
-    while (a.stages > 2 && off + a.stages * ring > budget) --a.stages;
+    const int64_t ring = int64_t(kStreamWarps) * stage_bytes(c);
+    a.stages = stream_max_stages();
+    while (a.stages > 2 && off + a.stages * ring > max_bytes) --a.stages;
     off += a.stages * ring;
   }
   a.kt = a.np;
-  return off <= budget ? int(off) : 0;
+  return off <= max_bytes ? int(off) : 0;
 }
 
 bool launch_stream(const GemvArgs& a, int smem, cudaStream_t s) {
@@ -244,36 +221,23 @@ __global__ void __launch_bounds__(kGemvThreads) gemv_reference_kernel(const Gemv
 
 void gemv_set_timeline(unsigned long long* stamps) { g_timeline = stamps; }
 
-GemvStreamLaunches gemv_stream_launches() { return g_stream_launches; }
-
 // Weight batches the stream kernel issues before pdl_wait(), the others after x's loads (stream_rest; plain
 // formats: 0 none, 1 the first packet, >= 2 both where the registers allow). Default 1: on the H200 the blocks of a
 // launch mostly start after the previous kernel has ended, so that more early batches only delay x's loads
-// (int4 survey 358 -> 370 tok/s against all of them, -1); LOWBIT_GEMV_EARLY=<n> for A/B measurements (-1:
-// all of the ring's S - 1). The shared kernels (LOWBIT_GEMV_SHARED) default to all of them: their blocks are
-// scheduled while the previous kernel still runs.
-static int stream_early_batches(bool shared) {
-  static EnvKnob<int> knob([] { return env_int("LOWBIT_GEMV_EARLY", -2, -2, 8); });
-  const int v = knob.get();
-  return v != -2 ? v : shared ? -1 : 1;
-}
-
-// LOWBIT_GEMV_SHARED=0|1|2: the stream kernels in their shared form (half a multiprocessor per block, 8
-// warps: the next kernel's block fits beside it; gemv_stream.cuh) for one token: 1 the tensor-core formats,
-// 2 the plain ones (f32, bf16, fp16) too.
-static int stream_shared() {
-  static EnvKnob<int> knob([] { return env_int("LOWBIT_GEMV_SHARED", 0, 0, 2); });
+// (int4 survey 358 -> 370 tok/s against all of them, -1); LOWBIT_GEMV_EARLY=<n> for A/B measurements.
+static int stream_early_batches() {
+  static EnvKnob<int> knob([] { return env_int("LOWBIT_GEMV_EARLY", 1, -1, 8); });
   return knob.get();
 }
 
-// LOWBIT_GEMV_TRIGGER=auto|wait|arrived|staged: when a tensor-core stream kernel lets the next kernel be
-// scheduled (GemvArgs::trigger). auto: right after pdl_wait() where blocks take a whole multiprocessor (the
-// next kernel's blocks cannot start before they exit anyway), after staging x in the shared kernels (the
-// next kernel's first ring stages would otherwise be requested together with this one's x).
-static int stream_trigger(bool shared) {
-  static EnvKnob<int> knob([] { return env_choice("LOWBIT_GEMV_TRIGGER", {"auto", "wait", "arrived", "staged"}, 0); });
-  static_assert(kTriggerWait == 0 && kTriggerArrived == 1 && kTriggerStaged == 2, "choices 1..3 in this order");
-  return knob.get() > 0 ? knob.get() - 1 : shared ? kTriggerStaged : kTriggerWait;
+// LOWBIT_GEMV_TRIGGER=wait|arrived|staged: when a stream kernel lets the next kernel be scheduled
+// (GemvArgs::trigger). Default wait, right after pdl_wait(): a block takes a whole multiprocessor, so the
+// next kernel's blocks cannot start before this one's exit anyway (the later placements were measured with
+// the shared kernels, docs/cuda-kernels.md).
+static int stream_trigger() {
+  static EnvKnob<int> knob([] { return env_choice("LOWBIT_GEMV_TRIGGER", {"wait", "arrived", "staged"}, 0); });
+  static_assert(kTriggerWait == 0 && kTriggerArrived == 1 && kTriggerStaged == 2, "the choices in this order");
+  return knob.get();
 }
 
 // LOWBIT_GEMV_REST=auto|early|arrived|late: when the stream kernels issue their weight batches beyond
@@ -351,24 +315,15 @@ void gemv(const GpuWeight& w, const float* x, int M, const GemvEpilogue& ep, cud
       sa.rest = stream_rest(w.view.codec);
       sa.norm_early = stream_norm_early();
       sa.M = std::min(M, kStreamMaxTokens);
-      // the shared kernel where it applies (one token, tensor-core formats, its plan fits), else the whole one
-      auto launch_as = [&](bool shared) {
-        sa.warps = shared ? kStreamWarps / 2 : kStreamWarps;
-        sa.early = stream_early_batches(shared);
-        sa.trigger = stream_trigger(shared);
-        const int smem = plan_stream_smem(sa);
-        if (smem <= 0 || !launch_stream(sa, smem, s)) return false;
-        ++(shared ? g_stream_launches.shared : g_stream_launches.whole);
-        return true;
-      };
-      const bool shared = M == 1 && stream_shared() > (is_plain(w.view.codec) ? 1 : 0);
-      if ((shared && launch_as(true)) || launch_as(false)) {
+      sa.early = stream_early_batches();
+      sa.trigger = stream_trigger();
+      const int smem = plan_stream_smem(sa);
+      if (smem > 0 && launch_stream(sa, smem, s)) {
         if (two_passes) {
           const size_t out_bytes = ep.kind == GemvOut::StoreBF16 || ep.kind == GemvOut::SwiGluBF16 ? 2 : 4;
           sa.x = x + int64_t(kStreamMaxTokens) * w.view.cols;
           sa.out = static_cast<char*>(ep.out) + size_t(kStreamMaxTokens) * size_t(a.ld) * out_bytes;
           sa.M = M - kStreamMaxTokens;
-          sa.warps = kStreamWarps;
           const int smem2 = plan_stream_smem(sa);
           LB_CHECK(smem2 > 0 && launch_stream(sa, smem2, s), "gemv('", w.name,
                    "'): the second pass of the stream kernel could not be launched");

@@ -68,13 +68,6 @@ GemvVariant gemv_auto_variant(const GpuWeight& w, int M);
 constexpr int kTimelineStamps = 8;
 void gemv_set_timeline(unsigned long long* stamps);
 
-// Stream-kernel launches so far (host-side counts, for tests): whole blocks, and the shared form
-// (LOWBIT_GEMV_SHARED, half a multiprocessor per block).
-struct GemvStreamLaunches {
-  long long whole = 0, shared = 0;
-};
-GemvStreamLaunches gemv_stream_launches();
-
 // x: [M, K] fp32 on the device, 1 <= M <= 8. Checks the arguments (Error) and every launch.
 void gemv(const GpuWeight& w, const float* x, int M, const GemvEpilogue& ep, cudaStream_t s,
           GemvVariant v = GemvVariant::Auto);

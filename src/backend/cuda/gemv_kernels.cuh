@@ -18,8 +18,7 @@ namespace lowbit::cuda {
 constexpr int kGemvThreads = 256;  // the largest block (8 warps); blocks have 32 * rt * ks threads
 constexpr int kGemvWarps = kGemvThreads / 32;
 
-// The stream kernels' blocks (gemv_stream.cuh): one of 16 warps per multiprocessor, or half of it (the
-// shared form, GemvArgs::warps).
+// The stream kernels' blocks (gemv_stream.cuh): one of 16 warps per multiprocessor.
 constexpr int kStreamThreads = 512;
 constexpr int kStreamWarps = kStreamThreads / 32;
 
@@ -55,9 +54,6 @@ struct GemvArgs {
   // once this warp's x has arrived (kRestArrived: x's loads do not queue behind them), after staging x
   int rest = 0;                  // kRestEarly, kRestArrived, kRestLate
   int norm_early = 1;            // the stream kernels load the norm weight before pdl_wait() (stage_w_issue)
-  // warps per block: kStreamWarps (one block per multiprocessor, all of it), or kStreamWarps / 2 (the shared
-  // kernels: half the registers and shared memory, so that the next kernel's block fits beside it)
-  int warps = kStreamWarps;
   int trigger = 0;               // kTriggerWait, kTriggerArrived, kTriggerStaged
   unsigned long long* timeline = nullptr;  // gemv_set_timeline(): kTimelineStamps per block, or null
 };

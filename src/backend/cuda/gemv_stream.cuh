@@ -420,12 +420,10 @@ __device__ __forceinline__ StreamShare stream_share(const GemvArgs& a, uint8_t* 
 // ---- tensor-core formats ------------------------------------------------------------------------------
 
 // IM: the integer path (has_imma(C), one token): x as limbs, mma.m16n8k32 on the codes as they are.
-// THREADS: kStreamThreads (one block per multiprocessor) or half of it, the shared kernels: two blocks fit
-// on a multiprocessor (registers and shared memory), so that the next kernel's block is scheduled beside
-// this one and streams its first ring stages while this one still runs (GemvArgs::warps). NCH, kNorm: the
-// one-pass staging's float4s of x per thread and whether there is a norm weight (stage_w_issue).
-template <GpuCodec C, bool IM, int THREADS = kStreamThreads, int NCH = kStageChunks, bool kNorm = true>
-__global__ void __launch_bounds__(THREADS, kStreamThreads / THREADS) gemv_stream_mma_kernel(const GemvArgs a) {
+template <GpuCodec C, bool IM>
+__global__ void __launch_bounds__(kStreamThreads, 1) gemv_stream_mma_kernel(const GemvArgs a) {
+  constexpr int NCH = kStageChunks;  // the one-pass staging's float4s of x (and the norm weight) per thread
+  constexpr bool kNorm = true;       // (a norm weight may be present: stage_w_issue)
   static_assert(!IM || has_imma(C), "the integer path takes integer codes");
   constexpr CodecInfo ci = codec_info(C);
   constexpr int PKS = ci.pks, PW = ci.pw, U = stream_unroll(C);
@@ -630,9 +628,9 @@ __global__ void __launch_bounds__(THREADS, kStreamThreads / THREADS) gemv_stream
 // most 8 registers' worth of float4s (kStageChunksSmall with a norm weight: K <= 4096; kStageChunks without)
 // the registers left over hold the second packet too, so that both are in flight while x is staged (DRAM
 // otherwise idles through the staging); otherwise the second packet is loaded after the staging (it would
-// spill). THREADS: as in gemv_stream_mma_kernel (half of kStreamThreads: the shared kernels).
-template <GpuCodec C, int MT, int NCH = kStageChunks, bool kNorm = true, int THREADS = kStreamThreads>
-__global__ void __launch_bounds__(THREADS, kStreamThreads / THREADS) gemv_stream_plain_kernel(const GemvArgs a) {
+// spill). kNorm false: the launch has no norm weight (o, down).
+template <GpuCodec C, int MT, int NCH = kStageChunks, bool kNorm = true>
+__global__ void __launch_bounds__(kStreamThreads, 1) gemv_stream_plain_kernel(const GemvArgs a) {
   constexpr int EPC = 16 / codec_info(C).esize;  // elements per 16-byte chunk
   extern __shared__ __align__(16) uint8_t smem[];
   float* st = reinterpret_cast<float*>(smem + a.off_stats);
@@ -794,20 +792,16 @@ __global__ void __launch_bounds__(THREADS, kStreamThreads / THREADS) gemv_stream
 // (default; LOWBIT_GEMV_IMMA=0 selects the fp16 path for A/B measurements). gemv.cu.
 bool imma_enabled();
 
-// Blocks per multiprocessor of a kernel with this much dynamic shared memory and `threads` per block
-// (cached per kernel and size). `shared`: the shared kernels, which prefer all of L1 as shared memory (two
-// blocks per multiprocessor need the 228 KB split, and kernels sharing a multiprocessor the same split).
-inline int blocks_per_sm(void (*kernel)(GemvArgs), int smem_bytes, int threads, bool shared) {
+// Blocks per multiprocessor of a stream kernel with this much dynamic shared memory (cached per kernel and
+// size).
+inline int blocks_per_sm(void (*kernel)(GemvArgs), int smem_bytes) {
   static std::map<std::pair<const void*, int>, int> cache;
   const auto key = std::make_pair(reinterpret_cast<const void*>(kernel), smem_bytes);
   const auto it = cache.find(key);
   if (it != cache.end()) return it->second;
   raise_smem_limit(kernel, smem_bytes);
-  if (shared)
-    LB_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributePreferredSharedMemoryCarveout,
-                                       int(cudaSharedmemCarveoutMaxShared)));
   int n = 0;
-  LB_CUDA_CHECK(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&n, kernel, threads, smem_bytes));
+  LB_CUDA_CHECK(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&n, kernel, kStreamThreads, smem_bytes));
   cache[key] = n;
   return n;
 }
@@ -819,31 +813,13 @@ template <GpuCodec C>
 void (*stream_kernel(const GemvArgs& a))(GemvArgs) {
   if constexpr (is_plain(C)) {
     if (a.M != 1) return nullptr;
-    if (a.warps != kStreamWarps) {
-      // the shared kernels: K <= 4096 with a norm weight (x's and its float4s in registers), K <= 16384
-      // without one
-      constexpr int kHalf = kStreamThreads / 2, kSmall = 2 * kStageChunksSmall;
-      if (a.warps != kStreamWarps / 2) return nullptr;
-      if (a.w.cols <= int64_t(4 * kSmall) * kHalf)
-        return a.norm_w ? gemv_stream_plain_kernel<C, 1, kSmall, true, kHalf>
-                        : gemv_stream_plain_kernel<C, 1, kSmall, false, kHalf>;
-      return a.norm_w ? nullptr : gemv_stream_plain_kernel<C, 1, 2 * kStageChunks, false, kHalf>;
-    }
     if (a.w.cols <= int64_t(4 * kStageChunksSmall) * kStreamThreads)
       return gemv_stream_plain_kernel<C, 1, kStageChunksSmall>;
     return a.norm_w ? gemv_stream_plain_kernel<C, 1> : gemv_stream_plain_kernel<C, 1, kStageChunks, false>;
   } else {
     const bool im = has_imma(C) && a.M == 1 && imma_enabled() &&
                     (imma_units(C) == 1 || a.w.group >= 32 * imma_units(C));
-    constexpr bool kIm = has_imma(C);
-    if (a.warps != kStreamWarps) {  // the shared kernels: one token; integer codes on the integer path
-      constexpr int kHalf = kStreamThreads / 2;
-      if (a.warps != kStreamWarps / 2 || a.M != 1 || im != kIm) return nullptr;
-      // K <= 8192 with a norm weight (two float4s per chunk in registers), <= 16384 without (down)
-      return a.norm_w ? gemv_stream_mma_kernel<C, kIm, kHalf, kStageChunks, true>
-                      : gemv_stream_mma_kernel<C, kIm, kHalf, 2 * kStageChunks, false>;
-    }
-    return im ? gemv_stream_mma_kernel<C, kIm> : gemv_stream_mma_kernel<C, false>;
+    return im ? gemv_stream_mma_kernel<C, has_imma(C)> : gemv_stream_mma_kernel<C, false>;
   }
 }
 
@@ -853,15 +829,12 @@ void (*stream_kernel(const GemvArgs& a))(GemvArgs) {
 template <GpuCodec C>
 bool launch_gemv_stream(GemvArgs a, int smem_bytes, cudaStream_t s) {
   const auto kernel = stream_kernel<C>(a);
-  const bool shared = a.warps != kStreamWarps;
-  // the shared kernels need two blocks per multiprocessor (their point), the whole ones one
-  if (!kernel || a.tiles_per_block <= 0 || blocks_per_sm(kernel, smem_bytes, 32 * a.warps, shared) < (shared ? 2 : 1))
-    return false;
+  if (!kernel || a.tiles_per_block <= 0 || blocks_per_sm(kernel, smem_bytes) <= 0) return false;
   const int64_t tiles = a.w.rows_pad / 16;
   if (tiles * a.np >= (int64_t(1) << 30)) return false;
-  a.per_warp = int((int64_t(a.tiles_per_block) * a.np + a.warps - 1) / a.warps);
+  a.per_warp = int((int64_t(a.tiles_per_block) * a.np + kStreamWarps - 1) / kStreamWarps);
   const int64_t blocks = (tiles + a.tiles_per_block - 1) / a.tiles_per_block;
-  launch(kernel, unsigned(blocks), unsigned(32 * a.warps), size_t(smem_bytes), s, a);
+  launch(kernel, unsigned(blocks), kStreamThreads, size_t(smem_bytes), s, a);
   LB_CUDA_LAUNCH_CHECK();
   return true;
 }

@@ -826,8 +826,7 @@ void attention_decode(const float* qkv, const int* d_pos, const float2* rope, in
   }();
   const size_t q_bytes = size_t(group) * (hd + kAttnRowPad) * sizeof(float);  // rows padded (attn_decode_kernel)
   const size_t slot_bytes = size_t(kAttnTile) * (2 * size_t(hd) + kAttnRowPad) * sizeof(float);
-  // LOWBIT_ATTN_SLOTS=1..4 caps them (0, default: no cap); fewer slots leave room on the multiprocessor for
-  // a block of the next kernel (the shared stream GEMVs, LOWBIT_GEMV_SHARED: 2 slots fit beside one)
+  // LOWBIT_ATTN_SLOTS=1..4 caps them (0, default: no cap; smaller blocks, for A/B measurements)
   static EnvKnob<int> slots_knob([] { return env_int("LOWBIT_ATTN_SLOTS", 0, 0, kAttnMaxSlots); });
   int slots = slots_knob.get() > 0 ? slots_knob.get() : kAttnMaxSlots;
   while (slots > 1 && q_bytes + slots * slot_bytes > smem_max) --slots;
