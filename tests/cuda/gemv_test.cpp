@@ -374,10 +374,11 @@ TEST(CudaGemv, StreamSplitsTilesBetweenWarps) {
   }
 }
 
-TEST(CudaGemv, StreamTriggerPlacements) {
-  // the stream kernels with the next kernel's trigger after pdl_wait() (default), once x has arrived and
-  // after the staging (LOWBIT_GEMV_TRIGGER), every format, one token: Q|K|V-sized with the RMSNorm
-  // prologue, o-sized with the residual add
+TEST(CudaGemv, StreamTriggerAndLoadPlacements) {
+  // the stream kernels with the next kernel's trigger after pdl_wait(), once x has arrived and after the
+  // staging (LOWBIT_GEMV_TRIGGER), and with the weight loads beyond the early ones after the staging or once
+  // the block has all of x, none before pdl_wait() (LOWBIT_GEMV_REST, LOWBIT_GEMV_EARLY), every format, one
+  // token: Q|K|V-sized with the RMSNorm prologue, o-sized with the residual add
   REQUIRE_GPU();
   Gpu gpu;
   uint64_t seed = 1900;
@@ -386,22 +387,36 @@ TEST(CudaGemv, StreamTriggerPlacements) {
     else unsetenv(name);
     ++env_knob_epoch();
   };
-  const char* was = std::getenv("LOWBIT_GEMV_TRIGGER");  // restored at the end (a run may set it for all tests)
-  const std::string was_value = was ? was : "";
+  // restored at the end (a run may set them for all tests)
+  const char* names[3] = {"LOWBIT_GEMV_TRIGGER", "LOWBIT_GEMV_REST", "LOWBIT_GEMV_EARLY"};
+  std::string was[3];
+  bool had[3];
+  for (int i = 0; i < 3; ++i) {
+    const char* v = std::getenv(names[i]);
+    had[i] = v != nullptr;
+    was[i] = v ? v : "";
+  }
   for (Format f : weight_formats()) {
     SCOPED_TRACE(format_name(f));
     const QTensor qkv = random_qtensor(f, 6144, 4096, 0, seed++, "wqkv");
     const GpuWeight wqkv = upload(repack_for_gpu(qkv), gpu.s);
     const QTensor o = random_qtensor(f, 4096, 4096, 0, seed++, "wo");
     const GpuWeight wo = upload(repack_for_gpu(o), gpu.s);
-    for (const char* trig : {"wait", "arrived", "staged"}) {
-      SCOPED_TRACE(trig);
-      set("LOWBIT_GEMV_TRIGGER", trig);
+    // {trigger, rest, early}
+    const char* settings[][3] = {{"wait", nullptr, nullptr},
+                                 {"arrived", nullptr, nullptr},
+                                 {"staged", nullptr, nullptr},
+                                 {nullptr, "late", nullptr},
+                                 {nullptr, "reduced", "0"},
+                                 {nullptr, "reduced", "1"}};
+    for (const auto& st : settings) {
+      SCOPED_TRACE(std::string(st[0] ? st[0] : "-") + " " + (st[1] ? st[1] : "-") + " " + (st[2] ? st[2] : "-"));
+      for (int i = 0; i < 3; ++i) set(names[i], st[i]);
       run_and_check(gpu, wqkv, {&qkv}, 1, GemvOut::StoreF32, GemvVariant::Auto, true, seed++);
       run_and_check(gpu, wo, {&o}, 1, GemvOut::AddF32, GemvVariant::Auto, false, seed++);
     }
   }
-  set("LOWBIT_GEMV_TRIGGER", was ? was_value.c_str() : nullptr);
+  for (int i = 0; i < 3; ++i) set(names[i], had[i] ? was[i].c_str() : nullptr);
 }
 
 TEST(CudaGemv, PlainFormatsK172) {

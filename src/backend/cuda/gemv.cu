@@ -243,15 +243,20 @@ static int stream_trigger() {
   return kByChoice[knob.get()];
 }
 
-// LOWBIT_GEMV_REST=auto|early|arrived|late: when the stream kernels issue their weight batches beyond
-// `early` (GemvArgs::rest; plain formats: their second packet where registers allow): right after x's
-// loads, once this warp's x has arrived, or after staging x. auto (default): the tensor-core kernels
-// early, the plain ones once x has arrived (H200, bench --settings: int4 442.9 / 439.2 / 419.3 tok/s
+// LOWBIT_GEMV_REST=auto|early|arrived|late|reduced: when the stream kernels issue their weight batches
+// beyond `early` (GemvArgs::rest; plain formats: their second packet where registers allow): right after
+// x's loads, once this warp's x has arrived, after staging x, or once the whole block's x has arrived
+// (after the block reduction, before the conversion). With LOWBIT_GEMV_EARLY=0 and `arrived`, thread 0's x
+// arrived ~0.5 us after the release on an H100 (1.1-2.5 by default) but the other warps' x queued behind
+// its ring loads (the block reduction ended 2-4.4 us later); `reduced` holds every warp's ring loads until
+// all of x is in. auto (default): the tensor-core kernels early, the plain ones once x has arrived (H200, bench --settings: int4 442.9 / 439.2 / 419.3 tok/s
 // early / arrived / late; bf16 227.7 / 235.8 / 231.8: the plain kernel's x loads queue behind its second
 // packet's).
 static int stream_rest(GpuCodec c) {
-  static EnvKnob<int> knob([] { return env_choice("LOWBIT_GEMV_REST", {"auto", "early", "arrived", "late"}, 0); });
-  static_assert(kRestEarly == 0 && kRestArrived == 1 && kRestLate == 2, "choices 1..3 in this order");
+  static EnvKnob<int> knob(
+      [] { return env_choice("LOWBIT_GEMV_REST", {"auto", "early", "arrived", "late", "reduced"}, 0); });
+  static_assert(kRestEarly == 0 && kRestArrived == 1 && kRestLate == 2 && kRestReduced == 3,
+                "choices 1..4 in this order");
   return knob.get() > 0 ? knob.get() - 1 : is_plain(c) ? kRestArrived : kRestEarly;
 }
 

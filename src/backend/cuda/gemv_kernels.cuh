@@ -23,7 +23,7 @@ constexpr int kStreamThreads = 512;
 constexpr int kStreamWarps = kStreamThreads / 32;
 
 // GemvArgs::rest: when the stream kernels issue their weight batches after the `early` ones.
-constexpr int kRestEarly = 0, kRestArrived = 1, kRestLate = 2;
+constexpr int kRestEarly = 0, kRestArrived = 1, kRestLate = 2, kRestReduced = 3;
 // When a stream kernel lets the next kernel in the stream be scheduled (GemvArgs::trigger): right after
 // pdl_wait(), once its x has arrived, or after staging x.
 constexpr int kTriggerWait = 0, kTriggerArrived = 1, kTriggerStaged = 2;
@@ -52,7 +52,8 @@ struct GemvArgs {
   int early = -1;                // weight batches issued before pdl_wait(), the rest after x's loads (-1: all)
   // when the batches after `early` are issued (LOWBIT_GEMV_REST): right after x's loads (kRestEarly),
   // once this warp's x has arrived (kRestArrived: x's loads do not queue behind them), after staging x
-  int rest = 0;                  // kRestEarly, kRestArrived, kRestLate
+  // (kRestLate), or once the block has all of x (kRestReduced: after the block reduction, before converting)
+  int rest = 0;                  // kRestEarly, kRestArrived, kRestLate, kRestReduced
   int norm_early = 1;            // the stream kernels load the norm weight before pdl_wait() (stage_w_issue)
   int trigger = 0;               // kTriggerWait, kTriggerArrived, kTriggerStaged
   unsigned long long* timeline = nullptr;  // gemv_set_timeline(): kTimelineStamps per block, or null

@@ -97,16 +97,18 @@ __device__ __forceinline__ void stage_x_issue(const GemvArgs& a, XLoads<NCH>& v,
 // kLimbCodec (an integer codec, has_imma): x as 4 int8 limbs at imma_x_offset instead of fp16 hi / lo (xb
 // then points to the bytes), scaled by 2^-e with |x| 2^-e < 64.
 // stamps (the timeline, or null): [4] when thread 0's loads of x have arrived, [5] after the block reduction.
-// on_arrival() runs in every thread once its loads of x have arrived (before the block reduction).
+// on_arrival() runs in every thread once its loads of x have arrived (before the block reduction);
+// on_reduced() once the whole block's have (after the block reduction, before the conversion; where there
+// is no reduction, right after on_arrival()).
 struct NoOp {
   __device__ void operator()() const {}
 };
 template <bool kMma, bool kAffine, GpuCodec kLimbCodec = GpuCodec::PlainF32, int NCH = kStageChunks,
-          typename OnArrival = NoOp>
+          typename OnArrival = NoOp, typename OnReduced = NoOp>
 __device__ __forceinline__ void stage_x_one_pass(const GemvArgs& a, const XLoads<NCH>& ld, float* st, uint32_t* xb,
                                                  float* xs, float* gsum, int cols,
                                                  unsigned long long* stamps = nullptr,
-                                                 OnArrival on_arrival = NoOp{}) {
+                                                 OnArrival on_arrival = NoOp{}, OnReduced on_reduced = NoOp{}) {
   constexpr bool kLimbs = has_imma(kLimbCodec);
   uint8_t* xl = reinterpret_cast<uint8_t*>(xb);
   const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5, nthr = blockDim.x;
@@ -140,6 +142,7 @@ __device__ __forceinline__ void stage_x_one_pass(const GemvArgs& a, const XLoads
       am = fmaxf(am, red[64 + w]);
     }
   }
+  on_reduced();
   if (stamps && tid == 0 && !(ss < 0.0f)) stamps[5] = global_ns();
   const float r = a.norm_w ? 1.0f / sqrtf(ss / float(K) + a.eps) : 1.0f;
   int e = 0;
@@ -516,11 +519,15 @@ __global__ void __launch_bounds__(kStreamThreads, 1) gemv_stream_mma_kernel(cons
     stage_x_issue<NCH, kNorm>(a, xl, !w_early);
     if (a.rest == kRestEarly) issue_rest();
     constexpr bool kSums = SK == ScaleKind::Affine || (IM && C == GpuCodec::T2);  // 32-column sums of x
-    stage_x_one_pass<true, kSums, IM ? C : GpuCodec::PlainF32, NCH>(a, xl, st, xb, nullptr, gsum, NP * PKS * 16,
-                                                                   stamps, [&]() {
-                                                                     if (a.rest == kRestArrived) issue_rest();
-                                                                     if (a.trigger == kTriggerArrived) pdl_trigger();
-                                                                   });
+    stage_x_one_pass<true, kSums, IM ? C : GpuCodec::PlainF32, NCH>(
+        a, xl, st, xb, nullptr, gsum, NP * PKS * 16, stamps,
+        [&]() {
+          if (a.rest == kRestArrived) issue_rest();
+          if (a.trigger == kTriggerArrived) pdl_trigger();
+        },
+        [&]() {
+          if (a.rest == kRestReduced) issue_rest();
+        });
   } else {
     if (a.rest != kRestLate) issue_rest();
     if constexpr (IM) {
@@ -685,11 +692,13 @@ __global__ void __launch_bounds__(kStreamThreads, 1) gemv_stream_plain_kernel(co
     stage_x_issue<NCH, kNorm>(a, xl, !w_early);
     if (a.early == 0) load(bA);
     load_second_if(a.rest == kRestEarly);
-    stage_x_one_pass<false, false, GpuCodec::PlainF32, NCH>(a, xl, st, nullptr, xs, nullptr, a.xstride, stamps,
-                                                            [&]() {
-                                                              load_second_if(a.rest == kRestArrived);
-                                                              if (a.trigger == kTriggerArrived) pdl_trigger();
-                                                            });
+    stage_x_one_pass<false, false, GpuCodec::PlainF32, NCH>(
+        a, xl, st, nullptr, xs, nullptr, a.xstride, stamps,
+        [&]() {
+          load_second_if(a.rest == kRestArrived);
+          if (a.trigger == kTriggerArrived) pdl_trigger();
+        },
+        [&]() { load_second_if(a.rest == kRestReduced); });
   } else {
     if (a.early == 0) load(bA);
     token_stats(a, st, false);
