@@ -18,6 +18,7 @@
 
 #include "backend/cuda/cuda_util.cuh"
 #include "backend/cuda/ops.cuh"
+#include "scoped_knobs.h"
 #include "util/rng.h"
 
 namespace lowbit::cuda {
@@ -153,38 +154,25 @@ TEST(CudaAttention, DecodeMatchesReferenceAcrossTiles) {
   // groups of 4 heads of 128 dimensions take the grouped tile round by default: the per-head round too
   // (LOWBIT_ATTN_GROUPED=0, re-read through the knobs' epoch)
   SCOPED_TRACE("LOWBIT_ATTN_GROUPED=0");
-  struct PerHeadRound {  // set for this scope only, whatever fails inside
-    PerHeadRound() {
-      setenv("LOWBIT_ATTN_GROUPED", "0", 1);
-      ++env_knob_epoch();
-    }
-    ~PerHeadRound() {
-      unsetenv("LOWBIT_ATTN_GROUPED");
-      ++env_knob_epoch();
-    }
-  } per_head;
+  ScopedKnobs knobs;
+  knobs.set("LOWBIT_ATTN_GROUPED", "0");
   for (const Case& cs : cases)
     if (cs.L.n_heads == 4 * cs.L.n_kv && cs.L.hd == 128) check_case(cs);
 }
 
 TEST(CudaAttention, FewerSlotsPerBlock) {
-  // LOWBIT_ATTN_SLOTS caps the slots per block (room on the multiprocessor for the next kernel's block):
+  // LOWBIT_ATTN_SLOTS caps the slots per block (smaller blocks, an A/B knob):
   // 2 and 1 slots change the runs, rounds and merges; the Llama 3 layout (grouped round) at short and long
   // contexts, and a head dimension of 256
   if (!gpu_present()) GTEST_SKIP() << "no GPU";
-  const char* was = std::getenv("LOWBIT_ATTN_SLOTS");  // restored at the end (a run may set it for all tests)
-  const std::string was_value = was ? was : "";
+  ScopedKnobs knobs;
   for (const char* slots : {"2", "1"}) {
     SCOPED_TRACE(std::string("LOWBIT_ATTN_SLOTS=") + slots);
-    setenv("LOWBIT_ATTN_SLOTS", slots, 1);
-    ++env_knob_epoch();
+    knobs.set("LOWBIT_ATTN_SLOTS", slots);
     check_attention_cases({Case{{32, 8, 128, false}, 300, {0, 1, 31, 32, 33, 99, 299}},
                            Case{{32, 8, 128, false}, 4700, {1023, 1100, 4095, 4699}},
                            Case{{8, 1, 256, true}, 4700, {0, 130, 4699}}});
   }
-  if (was) setenv("LOWBIT_ATTN_SLOTS", was_value.c_str(), 1);
-  else unsetenv("LOWBIT_ATTN_SLOTS");
-  ++env_knob_epoch();
 }
 
 }  // namespace

@@ -37,6 +37,7 @@
 #include "backend/cuda/gemv_decode.h"
 #include "backend/cuda/linear.cuh"
 #include "backend/cuda/weights.cuh"
+#include "scoped_knobs.h"
 #include "formats/codec.h"
 #include "formats/format.h"
 #include "formats/qtensor.h"
@@ -382,20 +383,8 @@ TEST(CudaGemv, StreamTriggerAndLoadPlacements) {
   REQUIRE_GPU();
   Gpu gpu;
   uint64_t seed = 1900;
-  auto set = [](const char* name, const char* v) {
-    if (v) setenv(name, v, 1);
-    else unsetenv(name);
-    ++env_knob_epoch();
-  };
-  // restored at the end (a run may set them for all tests)
   const char* names[3] = {"LOWBIT_GEMV_TRIGGER", "LOWBIT_GEMV_REST", "LOWBIT_GEMV_EARLY"};
-  std::string was[3];
-  bool had[3];
-  for (int i = 0; i < 3; ++i) {
-    const char* v = std::getenv(names[i]);
-    had[i] = v != nullptr;
-    was[i] = v ? v : "";
-  }
+  ScopedKnobs knobs;
   for (Format f : weight_formats()) {
     SCOPED_TRACE(format_name(f));
     const QTensor qkv = random_qtensor(f, 6144, 4096, 0, seed++, "wqkv");
@@ -411,12 +400,11 @@ TEST(CudaGemv, StreamTriggerAndLoadPlacements) {
                                  {nullptr, "reduced", "1"}};
     for (const auto& st : settings) {
       SCOPED_TRACE(std::string(st[0] ? st[0] : "-") + " " + (st[1] ? st[1] : "-") + " " + (st[2] ? st[2] : "-"));
-      for (int i = 0; i < 3; ++i) set(names[i], st[i]);
+      for (int i = 0; i < 3; ++i) knobs.set(names[i], st[i]);
       run_and_check(gpu, wqkv, {&qkv}, 1, GemvOut::StoreF32, GemvVariant::Auto, true, seed++);
       run_and_check(gpu, wo, {&o}, 1, GemvOut::AddF32, GemvVariant::Auto, false, seed++);
     }
   }
-  for (int i = 0; i < 3; ++i) set(names[i], had[i] ? was[i].c_str() : nullptr);
 }
 
 TEST(CudaGemv, PlainFormatsK172) {

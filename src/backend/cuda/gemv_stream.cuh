@@ -426,7 +426,6 @@ __device__ __forceinline__ StreamShare stream_share(const GemvArgs& a, uint8_t* 
 template <GpuCodec C, bool IM>
 __global__ void __launch_bounds__(kStreamThreads, 1) gemv_stream_mma_kernel(const GemvArgs a) {
   constexpr int NCH = kStageChunks;  // the one-pass staging's float4s of x (and the norm weight) per thread
-  constexpr bool kNorm = true;       // (a norm weight may be present: stage_w_issue)
   static_assert(!IM || has_imma(C), "the integer path takes integer codes");
   constexpr CodecInfo ci = codec_info(C);
   constexpr int PKS = ci.pks, PW = ci.pw, U = stream_unroll(C);
@@ -497,9 +496,9 @@ __global__ void __launch_bounds__(kStreamThreads, 1) gemv_stream_mma_kernel(cons
 
   unsigned long long* stamps = a.timeline ? a.timeline + kTimelineStamps * blockIdx.x : nullptr;
   if (stamps && tid == 0) stamp_entry(stamps);
-  const bool one_pass = one_pass_ok<NCH>(a), w_early = kNorm && one_pass && a.norm_early;
+  const bool one_pass = one_pass_ok<NCH>(a), w_early = one_pass && a.norm_early;
   XLoads<NCH> xl;
-  if (w_early) stage_w_issue<NCH, kNorm>(a, xl);
+  if (w_early) stage_w_issue<NCH>(a, xl);
   pdl_wait();  // launch.cuh: x and the outputs only after this point
   if (a.trigger == kTriggerWait) pdl_trigger();
   if (stamps && tid == 0) stamps[1] = global_ns();
@@ -516,7 +515,7 @@ __global__ void __launch_bounds__(kStreamThreads, 1) gemv_stream_mma_kernel(cons
     for (int k = early; k < S - 1; ++k) issue_next();
   };
   if (one_pass) {
-    stage_x_issue<NCH, kNorm>(a, xl, !w_early);
+    stage_x_issue<NCH>(a, xl, !w_early);
     if (a.rest == kRestEarly) issue_rest();
     constexpr bool kSums = SK == ScaleKind::Affine || (IM && C == GpuCodec::T2);  // 32-column sums of x
     stage_x_one_pass<true, kSums, IM ? C : GpuCodec::PlainF32, NCH>(

@@ -4,7 +4,6 @@
 #include <cfloat>
 #include <cstdlib>
 #include <map>
-#include <set>
 #include <type_traits>
 
 #include "backend/cuda/async_copy.cuh"
@@ -846,12 +845,6 @@ void attention_decode(const float* qkv, const int* d_pos, const float2* rope, in
       LB_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, int(smem)));
       r = smem;
     }
-    // with its slots capped the block is to share a multiprocessor with a shared stream GEMV block: the same
-    // L1 / shared-memory split as those (all shared); set once per kernel
-    static std::set<const void*> carveout_set;
-    if (slots_knob.get() > 0 && carveout_set.insert(reinterpret_cast<const void*>(kernel)).second)
-      LB_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributePreferredSharedMemoryCarveout,
-                                         int(cudaSharedmemCarveoutMaxShared)));
     launch(kernel, dim3(n_kv, parts), 128 * slots, smem, s, qkv, d_pos, rope, n_heads, n_kv, hd, interleaved, scale, parts,
            k_cache, v_cache, part_o, part_ml, counters, out, stamps, late_trigger);
   };
