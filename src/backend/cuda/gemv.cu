@@ -260,6 +260,16 @@ static int stream_rest(GpuCodec c) {
   return knob.get() > 0 ? knob.get() - 1 : is_plain(c) ? kRestArrived : kRestEarly;
 }
 
+// LOWBIT_GEMV_PREFETCH=<n> (default 0): the stream kernels prefetch into L2 the n weight batches (plain
+// formats: packets) that follow those they have issued by the time x's loads are out, right after them
+// (prefetch.global.L2: no L1 line, no register, nothing to wait for), so that the ring loads issued after
+// the staging (LOWBIT_GEMV_REST=reduced|late) or in the loop's first rounds hit L2 instead of DRAM while the
+// multiprocessor's own queue holds only x's loads.
+static int stream_prefetch() {
+  static EnvKnob<int> knob([] { return env_int("LOWBIT_GEMV_PREFETCH", 0, 0, 64); });
+  return knob.get();
+}
+
 // Whether the stream kernels load the norm weight before pdl_wait() (stage_w_issue, gemv_stream.cuh):
 // LOWBIT_GEMV_NORM_EARLY=0|1 (default 1).
 static bool stream_norm_early() {
@@ -325,6 +335,7 @@ void gemv(const GpuWeight& w, const float* x, int M, const GemvEpilogue& ep, cud
       sa.M = std::min(M, kStreamMaxTokens);
       sa.early = stream_early_batches();
       sa.trigger = stream_trigger();
+      sa.prefetch = stream_prefetch();
       const int smem = plan_stream_smem(sa);
       if (smem > 0 && launch_stream(sa, smem, s)) {
         if (two_passes) {

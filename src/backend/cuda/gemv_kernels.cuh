@@ -56,6 +56,8 @@ struct GemvArgs {
   int rest = 0;                  // kRestEarly, kRestArrived, kRestLate, kRestReduced
   int norm_early = 1;            // the stream kernels load the norm weight before pdl_wait() (stage_w_issue)
   int trigger = 0;               // kTriggerWait, kTriggerArrived, kTriggerStaged
+  int prefetch = 0;              // weight batches (plain formats: packets) after those issued with x's loads
+                                 // that are prefetched into L2 right after them (LOWBIT_GEMV_PREFETCH)
   unsigned long long* timeline = nullptr;  // gemv_set_timeline(): kTimelineStamps per block, or null
 };
 

@@ -489,6 +489,36 @@ __global__ void __launch_bounds__(kStreamThreads, 1) gemv_stream_mma_kernel(cons
     si = si + 1 == S ? 0 : si + 1;
   };
 
+  // Prefetches into L2 the nb batches from the issue cursor on (the same walk as issue_next, without
+  // moving the cursor): each lane the lines of its own 16-byte words and scale piece.
+  auto prefetch_ahead = [&](int nb) {
+    int q = qi, k = ki;
+    const uint8_t* gp = gi;
+    const uint8_t* sr = srow;
+    for (int b = 0; b < nb && q < pend; ++b) {
+      const int n = min(U, min(NP - k, pend - q));
+#pragma unroll
+      for (int u = 0; u < U; ++u)
+#pragma unroll
+        for (int j = 0; j < PW; ++j)
+          if (u < n) prefetch_l2(gp + (u * PW + j) * 512);
+      if constexpr (SUB > 0) {
+        if (lane < n * kUnits * kPieces) {
+          const int unit = k * kUnits + lane / kPieces;
+          const int entry = SK == ScaleKind::Affine ? unit >> gshift : unit;
+          prefetch_l2(sr + int64_t(entry) * SUB + (lane % kPieces) * 16);
+        }
+      }
+      q += n;
+      gp += n * PW * 512;
+      k += n;
+      if (k == NP) {
+        k = 0;
+        sr += unit_row;
+      }
+    }
+  };
+
   // `early` of the S - 1 batches in flight before anything else (they do not depend on the previous
   // kernel); the others right after x's loads, so that x's loads do not queue behind them
   const int early = a.early < 0 ? S - 1 : min(a.early, S - 1);
@@ -517,6 +547,7 @@ __global__ void __launch_bounds__(kStreamThreads, 1) gemv_stream_mma_kernel(cons
   if (one_pass) {
     stage_x_issue<NCH>(a, xl, !w_early);
     if (a.rest == kRestEarly) issue_rest();
+    if (a.prefetch > 0) prefetch_ahead(a.rest == kRestEarly ? a.prefetch : a.prefetch + S - 1 - early);
     constexpr bool kSums = SK == ScaleKind::Affine || (IM && C == GpuCodec::T2);  // 32-column sums of x
     stage_x_one_pass<true, kSums, IM ? C : GpuCodec::PlainF32, NCH>(
         a, xl, st, xb, nullptr, gsum, NP * PKS * 16, stamps,
@@ -529,6 +560,7 @@ __global__ void __launch_bounds__(kStreamThreads, 1) gemv_stream_mma_kernel(cons
         });
   } else {
     if (a.rest != kRestLate) issue_rest();
+    if (a.prefetch > 0) prefetch_ahead(a.rest == kRestLate ? a.prefetch + S - 1 - early : a.prefetch);
     if constexpr (IM) {
       stage_x_limbs<C>(a, st, reinterpret_cast<uint8_t*>(xb), gsum, NP * PKS * 16);
     } else {
@@ -664,6 +696,22 @@ __global__ void __launch_bounds__(kStreamThreads, 1) gemv_stream_plain_kernel(co
       ++lt;
     }
   };
+  // Prefetches into L2 the n packets from the load cursor on (the same walk as load, cursor unmoved).
+  auto prefetch_ahead = [&](int n) {
+    int q = lq, t = lt, k = lk;
+    for (int b = 0; b < n && q < pend; ++b) {
+      const int64_t chunk = int64_t(k) * 16 + c;
+      const uint4* base = reinterpret_cast<const uint4*>(a.w.codes + (int64_t(t) * 16 + h) * a.w.row_stride) + chunk;
+      if (chunk < chunks_row)
+#pragma unroll
+        for (int i = 0; i < 8; ++i) prefetch_l2(base + i * 2 * chunks_row);
+      ++q;
+      if (++k == NP) {
+        k = 0;
+        ++t;
+      }
+    }
+  };
   unsigned long long* stamps = a.timeline ? a.timeline + kTimelineStamps * blockIdx.x : nullptr;
   if (stamps && tid == 0) stamp_entry(stamps);
   uint4 bA[8], bB[8];
@@ -691,6 +739,7 @@ __global__ void __launch_bounds__(kStreamThreads, 1) gemv_stream_plain_kernel(co
     stage_x_issue<NCH, kNorm>(a, xl, !w_early);
     if (a.early == 0) load(bA);
     load_second_if(a.rest == kRestEarly);
+    if (a.prefetch > 0) prefetch_ahead(a.prefetch + (second_loaded ? 0 : 1));
     stage_x_one_pass<false, false, GpuCodec::PlainF32, NCH>(
         a, xl, st, nullptr, xs, nullptr, a.xstride, stamps,
         [&]() {
@@ -700,6 +749,7 @@ __global__ void __launch_bounds__(kStreamThreads, 1) gemv_stream_plain_kernel(co
         [&]() { load_second_if(a.rest == kRestReduced); });
   } else {
     if (a.early == 0) load(bA);
+    if (a.prefetch > 0) prefetch_ahead(a.prefetch + (second_loaded ? 0 : 1));
     token_stats(a, st, false);
     stage_x_plain(a, st, xs, 0, a.xstride);
     __syncthreads();
