@@ -53,6 +53,8 @@ struct StepOpTimes {
   double staged = 0;     // median: inputs staged (x normalized and converted; attention: q and the new row)
   double arrived = 0;    // stream GEMVs' one-pass staging, medians (0 where not written): x's loads arrived,
   double reduced = 0;    // and the block reduction (RMSNorm, scaling) done
+  double last_released = 0;  // medians of each block's last warp: past pdl_wait,
+  double last_arrived = 0;   // and its x arrived (0 where not written)
   double end = 0;        // the last block's exit
 };
 // Captures one decode step with stamps into a graph of its own, replays it twice (warm-up, then measured)

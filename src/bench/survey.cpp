@@ -177,6 +177,11 @@ StepTimeline summarize_step_timeline(const std::vector<StepOpTimes>& ops) {
       r.arrived += o.arrived - o.released;
       r.reduced += o.reduced - o.arrived;
     }
+    if (o.last_arrived > 0) {
+      r.warps++;
+      r.last_released += o.last_released - o.released;
+      r.last_arrived += o.last_arrived - o.released;
+    }
     prev_end = o.end;
     if (first < 0) first = o.start;
     last = o.end;
@@ -193,6 +198,10 @@ StepTimeline summarize_step_timeline(const std::vector<StepOpTimes>& ops) {
       r.arrived /= r.inner;
       r.reduced /= r.inner;
     }
+    if (r.warps > 0) {
+      r.last_released /= r.warps;
+      r.last_arrived /= r.warps;
+    }
   }
   t.stamped_span = first < 0 ? 0.0 : last - first;
   return t;
@@ -202,12 +211,17 @@ std::string step_timeline_markdown(const std::vector<StepOpTimes>& ops, const st
   const StepTimeline t = summarize_step_timeline(ops);
   std::string s = "\nstep timeline (" + label +
                   "; one graph replay, %globaltimer stamps per block, us per launch averaged over launches)\n"
-                  "| op | launches | blocks | resident before release | wait | stage (x arrived, reduced) | body | "
+                  "| op | launches | blocks | resident before release | wait | stage (x arrived; last warp released, its x "
+                  "arrived; reduced) | body | "
                   "span | span x launches |\n|---|---|---|---|---|---|---|---|---|\n";
   char b[512];
   for (const auto& r : t.rows) {
     char inner[64] = "";
-    if (r.inner > 0) std::snprintf(inner, sizeof inner, " (%.2f, +%.2f)", r.arrived, r.reduced);
+    if (r.inner > 0 && r.warps > 0)
+      std::snprintf(inner, sizeof inner, " (%.2f; %.2f, %.2f; +%.2f)", r.arrived, r.last_released, r.last_arrived,
+                    r.reduced);
+    else if (r.inner > 0)
+      std::snprintf(inner, sizeof inner, " (%.2f, +%.2f)", r.arrived, r.reduced);
     char doubled[48] = "";  // multiprocessors that ran two or more of the op's blocks (per launch)
     if (r.doubled > 0) std::snprintf(doubled, sizeof doubled, " (%.1f SMs x2)", r.doubled);
     std::snprintf(b, sizeof b, "| %s | %d | %d%s | %.2f | %.2f | %.2f%s | %.2f | %.2f | %.1f |\n", r.name.c_str(),

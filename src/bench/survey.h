@@ -56,6 +56,8 @@ struct StepTimelineRow {
   double wait = 0, stage = 0, body = 0, span = 0;
   int inner = 0;                 // launches with inner stamps, and their averages
   double arrived = 0, reduced = 0;
+  int warps = 0;                 // launches with per-warp stamps: the blocks' last warp past pdl_wait and
+  double last_released = 0, last_arrived = 0;  // with its x in, after the release
 };
 struct StepTimeline {
   std::vector<StepTimelineRow> rows;  // in order of first launch

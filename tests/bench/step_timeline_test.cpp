@@ -91,6 +91,23 @@ TEST(StepTimeline, AveragesPerOpOverLaunches) {
   EXPECT_NE(md.find("(not stamped, inside the next op's wait: embed, sample)"), std::string::npos) << md;
 }
 
+TEST(StepTimeline, LastWarpStamps) {
+  // per-warp stamps (the stream GEMVs): the blocks' last warp past pdl_wait and with its x in, after the release
+  std::vector<StepOpTimes> ops = {op("gemv", 0.0, 2.0, 6.0, 10.0, 128, 3.0, 5.0),
+                                  op("gemv", 10.0, 11.0, 15.0, 20.0, 128, 12.0, 14.0)};
+  ops[0].last_released = 2.5;
+  ops[0].last_arrived = 4.5;
+  ops[1].last_released = 11.5;
+  ops[1].last_arrived = 14.5;
+  const StepTimeline t = summarize_step_timeline(ops);
+  ASSERT_EQ(t.rows.size(), 1u);
+  EXPECT_EQ(t.rows[0].warps, 2);
+  EXPECT_DOUBLE_EQ(t.rows[0].last_released, 0.5);
+  EXPECT_DOUBLE_EQ(t.rows[0].last_arrived, (2.5 + 3.5) / 2);
+  const std::string md = step_timeline_markdown(ops, "int4");
+  EXPECT_NE(md.find("| gemv | 2 | 128 | 1.50 | 1.50 | 4.00 (1.00; 0.50, 3.00; +2.00) |"), std::string::npos) << md;
+}
+
 TEST(StepTimeline, NothingStamped) {
   const StepTimeline t = summarize_step_timeline({unstamped("embed"), unstamped("sample")});
   EXPECT_TRUE(t.rows.empty());

@@ -379,12 +379,14 @@ TEST(CudaGemv, StreamTriggerAndLoadPlacements) {
   // the stream kernels with the next kernel's trigger after pdl_wait(), once x has arrived and after the
   // staging (LOWBIT_GEMV_TRIGGER), and with the weight loads beyond the early ones after the staging or once
   // the block has all of x, none before pdl_wait() (LOWBIT_GEMV_REST, LOWBIT_GEMV_EARLY), and with L2
-  // prefetches of the batches that follow (LOWBIT_GEMV_PREFETCH), every format, one token: Q|K|V-sized with
-  // the RMSNorm prologue, o-sized with the residual add
+  // prefetches of the batches that follow (LOWBIT_GEMV_PREFETCH), with warp 0 alone waiting for the previous
+  // kernel (LOWBIT_PDL_WAIT), every format, one token: Q|K|V-sized with the RMSNorm prologue, o-sized with the
+  // residual add
   REQUIRE_GPU();
   Gpu gpu;
   uint64_t seed = 1900;
-  const char* names[4] = {"LOWBIT_GEMV_TRIGGER", "LOWBIT_GEMV_REST", "LOWBIT_GEMV_EARLY", "LOWBIT_GEMV_PREFETCH"};
+  const char* names[5] = {"LOWBIT_GEMV_TRIGGER", "LOWBIT_GEMV_REST", "LOWBIT_GEMV_EARLY", "LOWBIT_GEMV_PREFETCH",
+                          "LOWBIT_PDL_WAIT"};
   ScopedKnobs knobs;
   for (Format f : weight_formats()) {
     SCOPED_TRACE(format_name(f));
@@ -392,18 +394,19 @@ TEST(CudaGemv, StreamTriggerAndLoadPlacements) {
     const GpuWeight wqkv = upload(repack_for_gpu(qkv), gpu.s);
     const QTensor o = random_qtensor(f, 4096, 4096, 0, seed++, "wo");
     const GpuWeight wo = upload(repack_for_gpu(o), gpu.s);
-    // {trigger, rest, early, prefetch}
-    const char* settings[][4] = {{"wait", nullptr, nullptr, nullptr},
-                                 {"arrived", nullptr, nullptr, nullptr},
-                                 {"staged", nullptr, nullptr, "64"},
-                                 {nullptr, "late", nullptr, nullptr},
-                                 {nullptr, "reduced", "0", "3"},
-                                 {nullptr, "reduced", "1", nullptr}};
+    // {trigger, rest, early, prefetch, pdl wait}
+    const char* settings[][5] = {{"wait", nullptr, nullptr, nullptr, "one"},
+                                 {"arrived", nullptr, nullptr, nullptr, nullptr},
+                                 {"staged", nullptr, nullptr, "64", nullptr},
+                                 {nullptr, "late", nullptr, nullptr, nullptr},
+                                 {nullptr, "reduced", "0", "3", "one"},
+                                 {nullptr, "reduced", "1", nullptr, nullptr},
+                                 {nullptr, nullptr, nullptr, nullptr, "one"}};
     for (const auto& st : settings) {
       std::string trace;
       for (const char* v : st) trace += std::string(v ? v : "-") + " ";
       SCOPED_TRACE(trace);
-      for (int i = 0; i < 4; ++i) knobs.set(names[i], st[i]);
+      for (int i = 0; i < 5; ++i) knobs.set(names[i], st[i]);
       run_and_check(gpu, wqkv, {&qkv}, 1, GemvOut::StoreF32, GemvVariant::Auto, true, seed++);
       run_and_check(gpu, wo, {&o}, 1, GemvOut::AddF32, GemvVariant::Auto, false, seed++);
     }

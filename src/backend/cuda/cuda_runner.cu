@@ -246,10 +246,10 @@ class CudaRunner final : public Runner {
     std::vector<StepOpTimes> out(names.size());
     unsigned long long t0 = ~0ull;
     std::vector<unsigned long long> first(names.size()), rel(names.size()), stg(names.size()), last(names.size()),
-        arr(names.size()), red(names.size());
+        arr(names.size()), red(names.size()), lrel(names.size()), larr(names.size());
     for (size_t o = 0; o < names.size(); ++o) {
       out[o].name = names[o];
-      std::vector<unsigned long long> r, st, ar, rd;
+      std::vector<unsigned long long> r, st, ar, rd, lr, la;
       std::map<unsigned long long, int> per_sm;
       unsigned long long f = ~0ull, e = 0;
       for (int b = 0; b < kMaxBlocks; ++b) {
@@ -264,6 +264,10 @@ class CudaRunner final : public Runner {
           ar.push_back(t[4]);
           rd.push_back(t[5]);
         }
+        if (t[7] != 0 && t[8] != 0) {
+          lr.push_back(t[7]);
+          la.push_back(t[8]);
+        }
       }
       out[o].blocks = int(r.size());
       if (r.empty()) continue;
@@ -274,6 +278,8 @@ class CudaRunner final : public Runner {
       stg[o] = median(st);
       arr[o] = ar.empty() ? 0 : median(ar);
       red[o] = rd.empty() ? 0 : median(rd);
+      lrel[o] = lr.empty() ? 0 : median(lr);
+      larr[o] = la.empty() ? 0 : median(la);
       t0 = std::min(t0, f);
     }
     for (size_t o = 0; o < names.size(); ++o)
@@ -285,6 +291,10 @@ class CudaRunner final : public Runner {
         if (arr[o] != 0) {
           out[o].arrived = double(arr[o] - t0) * 1e-3;
           out[o].reduced = double(red[o] - t0) * 1e-3;
+        }
+        if (larr[o] != 0) {
+          out[o].last_released = double(lrel[o] - t0) * 1e-3;
+          out[o].last_arrived = double(larr[o] - t0) * 1e-3;
         }
       }
     return out;

@@ -270,6 +270,14 @@ static int stream_prefetch() {
   return knob.get();
 }
 
+// LOWBIT_PDL_WAIT=all|one: in the stream kernels every thread waits for the previous kernel (default) or warp
+// 0 does and the other warps wait for it at a barrier (GemvArgs::wait_one): whether the warps of a block leave
+// griddepcontrol.wait together.
+static bool stream_wait_one() {
+  static EnvKnob<bool> knob([] { return env_switch("LOWBIT_PDL_WAIT", "all", "one", false); });
+  return knob.get();
+}
+
 // Whether the stream kernels load the norm weight before pdl_wait() (stage_w_issue, gemv_stream.cuh):
 // LOWBIT_GEMV_NORM_EARLY=0|1 (default 1).
 static bool stream_norm_early() {
@@ -336,6 +344,7 @@ void gemv(const GpuWeight& w, const float* x, int M, const GemvEpilogue& ep, cud
       sa.early = stream_early_batches();
       sa.trigger = stream_trigger();
       sa.prefetch = stream_prefetch();
+      sa.wait_one = stream_wait_one();
       const int smem = plan_stream_smem(sa);
       if (smem > 0 && launch_stream(sa, smem, s)) {
         if (two_passes) {

@@ -63,9 +63,11 @@ GemvVariant gemv_auto_variant(const GpuWeight& w, int M);
 // Instrumentation for the kernel benchmark: while set (non-null, device memory of kTimelineStamps x 8 bytes
 // per block), every launch of the stream kernels writes %globaltimer stamps per block: [0] entry, [1] after
 // pdl_wait(), [2] after staging x, [3] end, [6] the block's multiprocessor + 1; in the one-pass staging also
-// [4] when x has arrived and [5] after the block reduction. Null (the default) turns it off.
-// The attention kernel writes the same stamps (ops.cu), and the runner's step timeline reads both.
-constexpr int kTimelineStamps = 8;
+// [4] when x has arrived and [5] after the block reduction; [7] the last of its warps past pdl_wait() and
+// [8] the last warp whose x has arrived (atomicMax of every warp's stamp: the buffer starts zeroed). Null (the
+// default) turns it off. The attention kernel writes [0]..[6] (ops.cu), and the runner's step timeline reads
+// both.
+constexpr int kTimelineStamps = 10;
 void gemv_set_timeline(unsigned long long* stamps);
 
 // x: [M, K] fp32 on the device, 1 <= M <= 8. Checks the arguments (Error) and every launch.

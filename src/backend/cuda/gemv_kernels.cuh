@@ -56,6 +56,7 @@ struct GemvArgs {
   int rest = 0;                  // kRestEarly, kRestArrived, kRestLate, kRestReduced
   int norm_early = 1;            // the stream kernels load the norm weight before pdl_wait() (stage_w_issue)
   int trigger = 0;               // kTriggerWait, kTriggerArrived, kTriggerStaged
+  int wait_one = 0;              // pdl_wait_block(wait_one): warp 0 waits, the others at a barrier (LOWBIT_PDL_WAIT)
   int prefetch = 0;              // weight batches (plain formats: packets) after those issued with x's loads
                                  // that are prefetched into L2 right after them (LOWBIT_GEMV_PREFETCH)
   unsigned long long* timeline = nullptr;  // gemv_set_timeline(): kTimelineStamps per block, or null

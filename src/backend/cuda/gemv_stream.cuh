@@ -130,6 +130,7 @@ __device__ __forceinline__ void stage_x_one_pass(const GemvArgs& a, const XLoads
     float* red = st + 24;  // token_stats' warp partials
     ss = warp_sum(ss);
     am = warp_max(am);
+    if (stamps && lane == 0 && !(ss < 0.0f)) atomicMax(stamps + 8, global_ns());  // every lane's x is in
     if (lane == 0) {
       red[warp] = ss;
       red[64 + warp] = am;
@@ -529,9 +530,10 @@ __global__ void __launch_bounds__(kStreamThreads, 1) gemv_stream_mma_kernel(cons
   const bool one_pass = one_pass_ok<NCH>(a), w_early = one_pass && a.norm_early;
   XLoads<NCH> xl;
   if (w_early) stage_w_issue<NCH>(a, xl);
-  pdl_wait();  // launch.cuh: x and the outputs only after this point
+  pdl_wait_block(a.wait_one);  // launch.cuh: x and the outputs only after this point
   if (a.trigger == kTriggerWait) pdl_trigger();
   if (stamps && tid == 0) stamps[1] = global_ns();
+  if (stamps && lane == 0) atomicMax(stamps + 7, global_ns());
   if constexpr (C == GpuCodec::T5) {
     uint4* l = reinterpret_cast<uint4*>(smem);
     for (int i = tid; i < 256 * 8; i += blockDim.x) {
@@ -732,9 +734,10 @@ __global__ void __launch_bounds__(kStreamThreads, 1) gemv_stream_plain_kernel(co
   const bool one_pass = one_pass_ok<NCH>(a), w_early = kNorm && one_pass && a.norm_early;
   XLoads<NCH> xl;
   if (w_early) stage_w_issue<NCH, kNorm>(a, xl);
-  pdl_wait();  // launch.cuh
+  pdl_wait_block(a.wait_one);  // launch.cuh
   if (a.trigger == kTriggerWait) pdl_trigger();
   if (stamps && tid == 0) stamps[1] = global_ns();
+  if (stamps && (tid & 31) == 0) atomicMax(stamps + 7, global_ns());
   if (one_pass) {
     stage_x_issue<NCH, kNorm>(a, xl, !w_early);
     if (a.early == 0) load(bA);

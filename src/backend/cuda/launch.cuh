@@ -22,6 +22,17 @@ __device__ __forceinline__ void pdl_wait() {
   asm volatile("griddepcontrol.wait;" ::: "memory");
 #endif
 }
+// pdl_wait() for a whole block: every thread waits (one_warp false), or warp 0 waits and the others meet it
+// at a barrier (griddepcontrol.wait makes the previous grid's memory visible to this grid, and the barrier
+// orders the other warps after warp 0's wait). Contains __syncthreads() where one_warp: block-uniform only.
+__device__ __forceinline__ void pdl_wait_block(bool one_warp) {
+  if (one_warp) {
+    if (threadIdx.x < 32) pdl_wait();
+    __syncthreads();
+  } else {
+    pdl_wait();
+  }
+}
 // Lets the next kernel in the stream be scheduled now (it still waits for this grid in pdl_wait()).
 __device__ __forceinline__ void pdl_trigger() {
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
