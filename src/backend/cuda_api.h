@@ -56,6 +56,7 @@ struct StepOpTimes {
   double last_released = 0;  // medians of each block's last warp: past pdl_wait,
   double last_arrived = 0;   // and its x arrived (0 where not written)
   double end = 0;        // the last block's exit
+  double end_median = 0; // the median block's exit
 };
 // Captures one decode step with stamps into a graph of its own, replays it twice (warm-up, then measured)
 // and returns its ops in launch order. Consumes `token` at `pos` and the sampled token at pos + 1.

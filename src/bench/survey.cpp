@@ -171,6 +171,7 @@ StepTimeline summarize_step_timeline(const std::vector<StepOpTimes>& ops) {
     r.wait += o.released - from;
     r.stage += o.staged - o.released;
     r.body += o.end - o.staged;
+    r.body_median += (o.end_median > 0 ? o.end_median : o.end) - o.staged;
     r.span += o.end - from;
     if (o.arrived > 0) {
       r.inner++;
@@ -194,6 +195,7 @@ StepTimeline summarize_step_timeline(const std::vector<StepOpTimes>& ops) {
     r.wait /= n;
     r.stage /= n;
     r.body /= n;
+    r.body_median /= n;
     if (r.inner > 0) {
       r.arrived /= r.inner;
       r.reduced /= r.inner;
@@ -212,7 +214,7 @@ std::string step_timeline_markdown(const std::vector<StepOpTimes>& ops, const st
   std::string s = "\nstep timeline (" + label +
                   "; one graph replay, %globaltimer stamps per block, us per launch averaged over launches)\n"
                   "| op | launches | blocks | resident before release | wait | stage (x arrived; last warp released, its x "
-                  "arrived; reduced) | body | "
+                  "arrived; reduced) | body (median block) | "
                   "span | span x launches |\n|---|---|---|---|---|---|---|---|---|\n";
   char b[512];
   for (const auto& r : t.rows) {
@@ -224,9 +226,9 @@ std::string step_timeline_markdown(const std::vector<StepOpTimes>& ops, const st
       std::snprintf(inner, sizeof inner, " (%.2f, +%.2f)", r.arrived, r.reduced);
     char doubled[48] = "";  // multiprocessors that ran two or more of the op's blocks (per launch)
     if (r.doubled > 0) std::snprintf(doubled, sizeof doubled, " (%.1f SMs x2)", r.doubled);
-    std::snprintf(b, sizeof b, "| %s | %d | %d%s | %.2f | %.2f | %.2f%s | %.2f | %.2f | %.1f |\n", r.name.c_str(),
-                  r.launches, r.blocks, doubled, r.resident, r.wait, r.stage, inner, r.body, r.span / r.launches,
-                  r.span);
+    std::snprintf(b, sizeof b, "| %s | %d | %d%s | %.2f | %.2f | %.2f%s | %.2f (%.2f) | %.2f | %.1f |\n",
+                  r.name.c_str(), r.launches, r.blocks, doubled, r.resident, r.wait, r.stage, inner, r.body,
+                  r.body_median, r.span / r.launches, r.span);
     s += b;
   }
   std::snprintf(b, sizeof b, "| stamped span | | | | | | | | %.1f |\n", t.stamped_span);

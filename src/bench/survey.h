@@ -54,6 +54,7 @@ struct StepTimelineRow {
   double doubled = 0;            // multiprocessors with more than one of a launch's blocks, averaged
   double resident = 0;           // first block's entry to the median release
   double wait = 0, stage = 0, body = 0, span = 0;
+  double body_median = 0;        // the median block's exit after the median staging
   int inner = 0;                 // launches with inner stamps, and their averages
   double arrived = 0, reduced = 0;
   int warps = 0;                 // launches with per-warp stamps: the blocks' last warp past pdl_wait and

@@ -74,7 +74,7 @@ TEST(StepTimeline, AveragesPerOpOverLaunches) {
 
   const std::string md = step_timeline_markdown(ops, "int4, position 9");
   EXPECT_NE(md.find("step timeline (int4, position 9;"), std::string::npos) << md;
-  EXPECT_NE(md.find("| gemv | 2 | 129 | 3.00 | 1.50 | 3.50 (1.50, +1.00) | 7.50 | 12.50 | 25.0 |"), std::string::npos)
+  EXPECT_NE(md.find("| gemv | 2 | 129 | 3.00 | 1.50 | 3.50 (1.50, +1.00) | 7.50 (7.50) | 12.50 | 25.0 |"), std::string::npos)
       << md;
   EXPECT_NE(md.find("| attn | 2 | 8 |"), std::string::npos) << md;
   // multiprocessors that ran two of a launch's blocks: averaged per launch, shown beside the blocks
@@ -99,13 +99,16 @@ TEST(StepTimeline, LastWarpStamps) {
   ops[0].last_arrived = 4.5;
   ops[1].last_released = 11.5;
   ops[1].last_arrived = 14.5;
+  ops[0].end_median = 8.0;  // the median block left 2 us before the last one; ops[1] has no median (its end)
   const StepTimeline t = summarize_step_timeline(ops);
   ASSERT_EQ(t.rows.size(), 1u);
   EXPECT_EQ(t.rows[0].warps, 2);
   EXPECT_DOUBLE_EQ(t.rows[0].last_released, 0.5);
   EXPECT_DOUBLE_EQ(t.rows[0].last_arrived, (2.5 + 3.5) / 2);
   const std::string md = step_timeline_markdown(ops, "int4");
-  EXPECT_NE(md.find("| gemv | 2 | 128 | 1.50 | 1.50 | 4.00 (1.00; 0.50, 3.00; +2.00) |"), std::string::npos) << md;
+  EXPECT_DOUBLE_EQ(t.rows[0].body_median, (2.0 + 5.0) / 2);
+  EXPECT_NE(md.find("| gemv | 2 | 128 | 1.50 | 1.50 | 4.00 (1.00; 0.50, 3.00; +2.00) | 4.50 (3.50) |"), std::string::npos)
+      << md;
 }
 
 TEST(StepTimeline, NothingStamped) {

@@ -246,10 +246,10 @@ class CudaRunner final : public Runner {
     std::vector<StepOpTimes> out(names.size());
     unsigned long long t0 = ~0ull;
     std::vector<unsigned long long> first(names.size()), rel(names.size()), stg(names.size()), last(names.size()),
-        arr(names.size()), red(names.size()), lrel(names.size()), larr(names.size());
+        arr(names.size()), red(names.size()), lrel(names.size()), larr(names.size()), emed(names.size());
     for (size_t o = 0; o < names.size(); ++o) {
       out[o].name = names[o];
-      std::vector<unsigned long long> r, st, ar, rd, lr, la;
+      std::vector<unsigned long long> r, st, ar, rd, lr, la, en;
       std::map<unsigned long long, int> per_sm;
       unsigned long long f = ~0ull, e = 0;
       for (int b = 0; b < kMaxBlocks; ++b) {
@@ -259,6 +259,7 @@ class CudaRunner final : public Runner {
         e = std::max(e, t[3]);
         r.push_back(t[1]);
         st.push_back(t[2]);
+        en.push_back(t[3]);
         if (t[6] != 0 && ++per_sm[t[6]] == 2) ++out[o].doubled;
         if (t[4] != 0 && t[5] != 0) {
           ar.push_back(t[4]);
@@ -276,6 +277,7 @@ class CudaRunner final : public Runner {
       last[o] = e;
       rel[o] = median(r);
       stg[o] = median(st);
+      emed[o] = median(en);
       arr[o] = ar.empty() ? 0 : median(ar);
       red[o] = rd.empty() ? 0 : median(rd);
       lrel[o] = lr.empty() ? 0 : median(lr);
@@ -288,6 +290,7 @@ class CudaRunner final : public Runner {
         out[o].released = double(rel[o] - t0) * 1e-3;
         out[o].staged = double(stg[o] - t0) * 1e-3;
         out[o].end = double(last[o] - t0) * 1e-3;
+        out[o].end_median = double(emed[o] - t0) * 1e-3;
         if (arr[o] != 0) {
           out[o].arrived = double(arr[o] - t0) * 1e-3;
           out[o].reduced = double(red[o] - t0) * 1e-3;
