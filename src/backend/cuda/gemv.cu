@@ -33,6 +33,7 @@ const char* gemv_variant_name(GemvVariant v) {
 namespace {
 
 unsigned long long* g_timeline = nullptr;
+bool g_after_narrow = false;  // gemv_set_after_narrow()
 
 int sm_count() {
   static const int n = [] {
@@ -220,6 +221,7 @@ __global__ void __launch_bounds__(kGemvThreads) gemv_reference_kernel(const Gemv
 }
 
 void gemv_set_timeline(unsigned long long* stamps) { g_timeline = stamps; }
+void gemv_set_after_narrow(bool on) { g_after_narrow = on; }
 
 // Weight batches the stream kernel issues before pdl_wait(), the others after x's loads (stream_rest; plain
 // formats: 0 none, 1 the first packet, >= 2 both where the registers allow). Default 1: on the H200 the blocks of a
@@ -227,6 +229,13 @@ void gemv_set_timeline(unsigned long long* stamps) { g_timeline = stamps; }
 // (int4 survey 358 -> 370 tok/s against all of them, -1); LOWBIT_GEMV_EARLY=<n> for A/B measurements.
 static int stream_early_batches() {
   static EnvKnob<int> knob([] { return env_int("LOWBIT_GEMV_EARLY", 1, -1, 8); });
+  return knob.get();
+}
+// The same after a kernel of few blocks (gemv_set_after_narrow: o after the decode attention's 8 blocks),
+// LOWBIT_GEMV_EARLY_NARROW=<n> (default -1, every ring batch): this launch's blocks are mostly resident long
+// before the release, beside an idle memory system, so the whole ring fills before pdl_wait().
+static int stream_early_narrow() {
+  static EnvKnob<int> knob([] { return env_int("LOWBIT_GEMV_EARLY_NARROW", -1, -1, 8); });
   return knob.get();
 }
 
@@ -341,7 +350,7 @@ void gemv(const GpuWeight& w, const float* x, int M, const GemvEpilogue& ep, cud
       sa.rest = stream_rest(w.view.codec);
       sa.norm_early = stream_norm_early();
       sa.M = std::min(M, kStreamMaxTokens);
-      sa.early = stream_early_batches();
+      sa.early = g_after_narrow ? stream_early_narrow() : stream_early_batches();
       sa.trigger = stream_trigger();
       sa.prefetch = stream_prefetch();
       sa.wait_one = stream_wait_one();

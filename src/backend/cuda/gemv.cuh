@@ -69,6 +69,10 @@ GemvVariant gemv_auto_variant(const GpuWeight& w, int M);
 // both.
 constexpr int kTimelineStamps = 10;
 void gemv_set_timeline(unsigned long long* stamps);
+// While set, the stream kernels launched are told that the kernel before them runs few blocks (e.g. the decode
+// attention), so that theirs start long before its end: their whole ring is issued before pdl_wait()
+// (LOWBIT_GEMV_EARLY_NARROW). Read at launch, like the timeline (baked into captured graphs).
+void gemv_set_after_narrow(bool on);
 
 // x: [M, K] fp32 on the device, 1 <= M <= 8. Checks the arguments (Error) and every launch.
 void gemv(const GpuWeight& w, const float* x, int M, const GemvEpilogue& ep, cudaStream_t s,
