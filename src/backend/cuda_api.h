@@ -57,6 +57,9 @@ struct StepOpTimes {
   double last_arrived = 0;   // and its x arrived (0 where not written)
   double end = 0;        // the last block's exit
   double end_median = 0; // the median block's exit
+  // the blocks that exit last (the latest tenth, at least one) against the median block: how much later they
+  // entered, passed pdl_wait, finished staging and exited (0 where fewer than 8 blocks)
+  double late_entry = 0, late_release = 0, late_staged = 0, late_end = 0;
 };
 // Captures one decode step with stamps into a graph of its own, replays it twice (warm-up, then measured)
 // and returns its ops in launch order. Consumes `token` at `pos` and the sampled token at pos + 1.

@@ -178,6 +178,13 @@ StepTimeline summarize_step_timeline(const std::vector<StepOpTimes>& ops) {
       r.arrived += o.arrived - o.released;
       r.reduced += o.reduced - o.arrived;
     }
+    if (o.late_end > 0) {
+      r.late++;
+      r.late_entry += o.late_entry;
+      r.late_release += o.late_release;
+      r.late_staged += o.late_staged;
+      r.late_end += o.late_end;
+    }
     if (o.last_arrived > 0) {
       r.warps++;
       r.last_released += o.last_released - o.released;
@@ -199,6 +206,12 @@ StepTimeline summarize_step_timeline(const std::vector<StepOpTimes>& ops) {
     if (r.inner > 0) {
       r.arrived /= r.inner;
       r.reduced /= r.inner;
+    }
+    if (r.late > 0) {
+      r.late_entry /= r.late;
+      r.late_release /= r.late;
+      r.late_staged /= r.late;
+      r.late_end /= r.late;
     }
     if (r.warps > 0) {
       r.last_released /= r.warps;
@@ -233,6 +246,18 @@ std::string step_timeline_markdown(const std::vector<StepOpTimes>& ops, const st
   }
   std::snprintf(b, sizeof b, "| stamped span | | | | | | | | %.1f |\n", t.stamped_span);
   s += b;
+  bool any_late = false;
+  for (const auto& r : t.rows) any_late = any_late || r.late > 0;
+  if (any_late) {
+    s += "\nthe latest-exiting tenth of each launch's blocks against its median block (us later, averaged over "
+         "launches)\n| op | entered | released | staged | exited |\n|---|---|---|---|---|\n";
+    for (const auto& r : t.rows) {
+      if (r.late == 0) continue;
+      std::snprintf(b, sizeof b, "| %s | %+.2f | %+.2f | %+.2f | %+.2f |\n", r.name.c_str(), r.late_entry,
+                    r.late_release, r.late_staged, r.late_end);
+      s += b;
+    }
+  }
   if (!t.unstamped.empty()) {
     s += "(not stamped, inside the next op's wait:";
     for (size_t i = 0; i < t.unstamped.size(); ++i) s += (i ? ", " : " ") + t.unstamped[i];

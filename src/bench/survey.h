@@ -55,6 +55,8 @@ struct StepTimelineRow {
   double resident = 0;           // first block's entry to the median release
   double wait = 0, stage = 0, body = 0, span = 0;
   double body_median = 0;        // the median block's exit after the median staging
+  int late = 0;                  // launches with straggler figures (StepOpTimes::late_*), and their averages
+  double late_entry = 0, late_release = 0, late_staged = 0, late_end = 0;
   int inner = 0;                 // launches with inner stamps, and their averages
   double arrived = 0, reduced = 0;
   int warps = 0;                 // launches with per-warp stamps: the blocks' last warp past pdl_wait and

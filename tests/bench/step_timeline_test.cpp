@@ -107,6 +107,16 @@ TEST(StepTimeline, LastWarpStamps) {
   EXPECT_DOUBLE_EQ(t.rows[0].last_arrived, (2.5 + 3.5) / 2);
   const std::string md = step_timeline_markdown(ops, "int4");
   EXPECT_DOUBLE_EQ(t.rows[0].body_median, (2.0 + 5.0) / 2);
+  EXPECT_EQ(md.find("latest-exiting tenth"), std::string::npos) << md;  // none given: no straggler table
+  ops[0].late_entry = 1.0;  // the first launch's stragglers entered 1 us late ...
+  ops[0].late_release = 0.0;
+  ops[0].late_staged = 0.5;
+  ops[0].late_end = 2.0;
+  const StepTimeline tl = summarize_step_timeline(ops);
+  EXPECT_EQ(tl.rows[0].late, 1);  // ... the second launch has no figures (fewer than 8 blocks, say)
+  EXPECT_DOUBLE_EQ(tl.rows[0].late_end, 2.0);
+  const std::string mdl = step_timeline_markdown(ops, "int4");
+  EXPECT_NE(mdl.find("| gemv | +1.00 | +0.00 | +0.50 | +2.00 |"), std::string::npos) << mdl;
   EXPECT_NE(md.find("| gemv | 2 | 128 | 1.50 | 1.50 | 4.00 (1.00; 0.50, 3.00; +2.00) | 4.50 (3.50) |"), std::string::npos)
       << md;
 }

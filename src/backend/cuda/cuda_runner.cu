@@ -249,7 +249,7 @@ class CudaRunner final : public Runner {
         arr(names.size()), red(names.size()), lrel(names.size()), larr(names.size()), emed(names.size());
     for (size_t o = 0; o < names.size(); ++o) {
       out[o].name = names[o];
-      std::vector<unsigned long long> r, st, ar, rd, lr, la, en;
+      std::vector<unsigned long long> r, st, ar, rd, lr, la, en, ent;
       std::map<unsigned long long, int> per_sm;
       unsigned long long f = ~0ull, e = 0;
       for (int b = 0; b < kMaxBlocks; ++b) {
@@ -260,6 +260,7 @@ class CudaRunner final : public Runner {
         r.push_back(t[1]);
         st.push_back(t[2]);
         en.push_back(t[3]);
+        ent.push_back(t[0]);
         if (t[6] != 0 && ++per_sm[t[6]] == 2) ++out[o].doubled;
         if (t[4] != 0 && t[5] != 0) {
           ar.push_back(t[4]);
@@ -278,6 +279,24 @@ class CudaRunner final : public Runner {
       rel[o] = median(r);
       stg[o] = median(st);
       emed[o] = median(en);
+      if (en.size() >= 8) {  // the latest-exiting tenth against the median block
+        std::vector<size_t> idx(en.size());
+        for (size_t k = 0; k < idx.size(); ++k) idx[k] = k;
+        std::sort(idx.begin(), idx.end(), [&](size_t x, size_t y) { return en[x] > en[y]; });
+        const size_t n_late = std::max<size_t>(1, idx.size() / 10);
+        double de = 0, dr = 0, ds = 0, dx = 0;
+        const double me = double(median(ent)), mr = double(rel[o]), ms = double(stg[o]), mx = double(emed[o]);
+        for (size_t k = 0; k < n_late; ++k) {
+          de += double(ent[idx[k]]) - me;
+          dr += double(r[idx[k]]) - mr;
+          ds += double(st[idx[k]]) - ms;
+          dx += double(en[idx[k]]) - mx;
+        }
+        out[o].late_entry = de / double(n_late) * 1e-3;
+        out[o].late_release = dr / double(n_late) * 1e-3;
+        out[o].late_staged = ds / double(n_late) * 1e-3;
+        out[o].late_end = dx / double(n_late) * 1e-3;
+      }
       arr[o] = ar.empty() ? 0 : median(ar);
       red[o] = rd.empty() ? 0 : median(rd);
       lrel[o] = lr.empty() ? 0 : median(lr);
