@@ -380,13 +380,14 @@ TEST(CudaGemv, StreamTriggerAndLoadPlacements) {
   // staging (LOWBIT_GEMV_TRIGGER), and with the weight loads beyond the early ones after the staging or once
   // the block has all of x, none before pdl_wait() (LOWBIT_GEMV_REST, LOWBIT_GEMV_EARLY), and with L2
   // prefetches of the batches that follow (LOWBIT_GEMV_PREFETCH), with warp 0 alone waiting for the previous
-  // kernel (LOWBIT_PDL_WAIT), every format, one token: Q|K|V-sized with the RMSNorm prologue, o-sized with the
-  // residual add
+  // kernel (LOWBIT_PDL_WAIT), with a block per multiprocessor and runs of unequal length
+  // (LOWBIT_GEMV_SPLIT=balanced), every format, one token: Q|K|V-sized with the RMSNorm prologue, o-sized with
+  // the residual add
   REQUIRE_GPU();
   Gpu gpu;
   uint64_t seed = 1900;
-  const char* names[5] = {"LOWBIT_GEMV_TRIGGER", "LOWBIT_GEMV_REST", "LOWBIT_GEMV_EARLY", "LOWBIT_GEMV_PREFETCH",
-                          "LOWBIT_PDL_WAIT"};
+  const char* names[6] = {"LOWBIT_GEMV_TRIGGER", "LOWBIT_GEMV_REST", "LOWBIT_GEMV_EARLY", "LOWBIT_GEMV_PREFETCH",
+                          "LOWBIT_PDL_WAIT",     "LOWBIT_GEMV_SPLIT"};
   ScopedKnobs knobs;
   for (Format f : weight_formats()) {
     SCOPED_TRACE(format_name(f));
@@ -394,19 +395,19 @@ TEST(CudaGemv, StreamTriggerAndLoadPlacements) {
     const GpuWeight wqkv = upload(repack_for_gpu(qkv), gpu.s);
     const QTensor o = random_qtensor(f, 4096, 4096, 0, seed++, "wo");
     const GpuWeight wo = upload(repack_for_gpu(o), gpu.s);
-    // {trigger, rest, early, prefetch, pdl wait}
-    const char* settings[][5] = {{"wait", nullptr, nullptr, nullptr, "one"},
-                                 {"arrived", nullptr, nullptr, nullptr, nullptr},
-                                 {"staged", nullptr, nullptr, "64", nullptr},
-                                 {nullptr, "late", nullptr, nullptr, nullptr},
-                                 {nullptr, "reduced", "0", "3", "one"},
-                                 {nullptr, "reduced", "1", nullptr, nullptr},
-                                 {nullptr, nullptr, nullptr, nullptr, "one"}};
+    // {trigger, rest, early, prefetch, pdl wait, split}
+    const char* settings[][6] = {{"wait", nullptr, nullptr, nullptr, "one", nullptr},
+                                 {"arrived", nullptr, nullptr, nullptr, nullptr, "balanced"},
+                                 {"staged", nullptr, nullptr, "64", nullptr, nullptr},
+                                 {nullptr, "late", nullptr, nullptr, nullptr, "even"},
+                                 {nullptr, "reduced", "0", "3", "one", nullptr},
+                                 {nullptr, "reduced", "1", nullptr, nullptr, nullptr},
+                                 {nullptr, nullptr, "-1", nullptr, "one", "balanced"}};
     for (const auto& st : settings) {
       std::string trace;
       for (const char* v : st) trace += std::string(v ? v : "-") + " ";
       SCOPED_TRACE(trace);
-      for (int i = 0; i < 5; ++i) knobs.set(names[i], st[i]);
+      for (int i = 0; i < 6; ++i) knobs.set(names[i], st[i]);
       run_and_check(gpu, wqkv, {&qkv}, 1, GemvOut::StoreF32, GemvVariant::Auto, true, seed++);
       run_and_check(gpu, wo, {&o}, 1, GemvOut::AddF32, GemvVariant::Auto, false, seed++);
     }

@@ -107,6 +107,14 @@ int plan_smem(GemvArgs& a) {
   return off;
 }
 
+// LOWBIT_GEMV_SPLIT=even|balanced (GemvArgs::split_blocks): each stream block a run of ceil(tiles / SMs)
+// tiles (even, default; some multiprocessors idle), or one block per multiprocessor with the first
+// tiles % SMs of them one tile more.
+static bool stream_split_balanced() {
+  static EnvKnob<bool> knob([] { return env_switch("LOWBIT_GEMV_SPLIT", "even", "balanced", false); });
+  return knob.get();
+}
+
 // Ring stages per warp of the stream kernel where shared memory allows (LOWBIT_GEMV_STAGES=2..7, default 4).
 static int stream_max_stages() {
   static EnvKnob<int> knob([] { return env_int("LOWBIT_GEMV_STAGES", 4, 2, 7); });
@@ -131,6 +139,9 @@ int plan_stream_smem(GemvArgs& a) {
   // one block per multiprocessor, each a run of whole tiles; the partial sums of the tiles its warps split
   // (one slot per tile and per warp) and a counter per tile
   a.tiles_per_block = int(ceil_div(a.w.rows_pad / 16, sm_count()));
+  // LOWBIT_GEMV_SPLIT=balanced: every multiprocessor a block (ceil_div leaves some idle: 128 of 132 blocks
+  // at the Llama shapes), the blocks scheduled last (highest index) a tile less
+  a.split_blocks = stream_split_balanced() ? int(std::min<int64_t>(a.w.rows_pad / 16, sm_count())) : 0;
   a.off_pieces = int(off);
   off += (int64_t(a.tiles_per_block) + kStreamWarps) * 64 * 4 + int64_t(a.tiles_per_block) * 4;
   off = (off + 15) / 16 * 16;

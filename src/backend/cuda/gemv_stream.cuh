@@ -362,6 +362,19 @@ __device__ __forceinline__ void emit_rows(const GemvArgs& a, int64_t tile, int j
   }
 }
 
+// This block's run of tiles: its first tile and their count (a.split_blocks > 0: the first tiles % blocks
+// blocks, scheduled first, one tile more), and the packets per warp of the run.
+__device__ __forceinline__ int2 block_tiles(const GemvArgs& a) {
+  const int b = int(blockIdx.x);
+  if (a.split_blocks <= 0) return make_int2(b * a.tiles_per_block, a.tiles_per_block);
+  const int tiles = int(a.w.rows_pad / 16), base = tiles / a.split_blocks, extra = tiles % a.split_blocks;
+  return make_int2(b * base + min(b, extra), base + (b < extra ? 1 : 0));
+}
+__device__ __forceinline__ int block_per_warp(const GemvArgs& a) {
+  if (a.split_blocks <= 0) return a.per_warp;
+  const int warps = int(blockDim.x >> 5);
+  return (block_tiles(a).y * a.np + warps - 1) / warps;
+}
 // A warp's sums for tile `lt` of its block are complete when it covered the whole tile; otherwise they are
 // one piece: stored in shared memory, counted, and the warp that brings the last piece adds all pieces (in
 // piece order) and returns true with v0 / v1 replaced by the totals. NP pairs (row j, token m) per lane,
@@ -372,7 +385,8 @@ __device__ __forceinline__ bool stream_fixup(const GemvArgs& a, float* pieces, u
                                              float* v1) {
   if (whole) return true;
   const int lane = threadIdx.x & 31;
-  const int first = lt * a.np / a.per_warp, last = (lt * a.np + a.np - 1) / a.per_warp;
+  const int per_warp = block_per_warp(a);  // (recomputed here, not held in a register through the loop)
+  const int first = lt * a.np / per_warp, last = (lt * a.np + a.np - 1) / per_warp;
   // piece index lt + warp: unique, since the warps of tile lt + 1 start where those of tile lt end
   float* mine = pieces + (lt + warp) * 64;
 #pragma unroll
@@ -401,7 +415,7 @@ __device__ __forceinline__ bool stream_fixup(const GemvArgs& a, float* pieces, u
   return true;
 }
 
-// This block's run of tiles [bt0, bt1) and this warp's packets [pbeg, pend); zeroes the piece counters
+// This block's run of tiles [bt0, bt0 + TB) and this warp's packets [pbeg, pend); zeroes the piece counters
 // (ordered before their use by the staging's barrier).
 struct StreamShare {
   int bt0, pbeg, pend;
@@ -409,15 +423,17 @@ struct StreamShare {
   unsigned* pcnt;
 };
 __device__ __forceinline__ StreamShare stream_share(const GemvArgs& a, uint8_t* smem) {
-  const int TB = a.tiles_per_block, tiles = int(a.w.rows_pad / 16), warp = int(threadIdx.x >> 5);
+  const int tiles = int(a.w.rows_pad / 16), warp = int(threadIdx.x >> 5);
   StreamShare sh;
-  sh.bt0 = int(blockIdx.x) * TB;
-  const int bend = min(tiles, sh.bt0 + TB) * a.np;
-  sh.pbeg = min(sh.bt0 * a.np + warp * a.per_warp, bend);
-  sh.pend = min(sh.pbeg + a.per_warp, bend);
+  const int2 run = block_tiles(a);
+  const int per_warp = block_per_warp(a);
+  sh.bt0 = run.x;
+  const int bend = min(tiles, sh.bt0 + run.y) * a.np;
+  sh.pbeg = min(sh.bt0 * a.np + warp * per_warp, bend);
+  sh.pend = min(sh.pbeg + per_warp, bend);
   sh.pieces = reinterpret_cast<float*>(smem + a.off_pieces);
-  sh.pcnt = reinterpret_cast<unsigned*>(sh.pieces + (TB + int(blockDim.x >> 5)) * 64);
-  for (int i = int(threadIdx.x); i < TB; i += int(blockDim.x)) sh.pcnt[i] = 0u;
+  sh.pcnt = reinterpret_cast<unsigned*>(sh.pieces + (a.tiles_per_block + int(blockDim.x >> 5)) * 64);
+  for (int i = int(threadIdx.x); i < a.tiles_per_block; i += int(blockDim.x)) sh.pcnt[i] = 0u;
   return sh;
 }
 
@@ -894,7 +910,7 @@ bool launch_gemv_stream(GemvArgs a, int smem_bytes, cudaStream_t s) {
   const int64_t tiles = a.w.rows_pad / 16;
   if (tiles * a.np >= (int64_t(1) << 30)) return false;
   a.per_warp = int((int64_t(a.tiles_per_block) * a.np + kStreamWarps - 1) / kStreamWarps);
-  const int64_t blocks = (tiles + a.tiles_per_block - 1) / a.tiles_per_block;
+  const int64_t blocks = a.split_blocks > 0 ? a.split_blocks : (tiles + a.tiles_per_block - 1) / a.tiles_per_block;
   launch(kernel, unsigned(blocks), kStreamThreads, size_t(smem_bytes), s, a);
   LB_CUDA_LAUNCH_CHECK();
   return true;
