@@ -269,7 +269,8 @@ static int stream_trigger() {
 // (after the block reduction, before the conversion). With LOWBIT_GEMV_EARLY=0 and `arrived`, thread 0's x
 // arrived ~0.5 us after the release on an H100 (1.1-2.5 by default) but the other warps' x queued behind
 // its ring loads (the block reduction ended 2-4.4 us later); `reduced` holds every warp's ring loads until
-// all of x is in. auto (default): the tensor-core kernels early, the plain ones once x has arrived (H200, bench --settings: int4 442.9 / 439.2 / 419.3 tok/s
+// all of x is in (H100, bench --settings: int4 387.4 -> 382.0 tok/s, int8 289.5 -> 282.1, bf16 179.3 -> 178.0:
+// the issue then stalls the conversion). auto (default): the tensor-core kernels early, the plain ones once x has arrived (H200, bench --settings: int4 442.9 / 439.2 / 419.3 tok/s
 // early / arrived / late; bf16 227.7 / 235.8 / 231.8: the plain kernel's x loads queue behind its second
 // packet's).
 static int stream_rest(GpuCodec c) {
@@ -284,7 +285,8 @@ static int stream_rest(GpuCodec c) {
 // formats: packets) that follow those they have issued by the time x's loads are out, right after them
 // (prefetch.global.L2: no L1 line, no register, nothing to wait for), so that the ring loads issued after
 // the staging (LOWBIT_GEMV_REST=reduced|late) or in the loop's first rounds hit L2 instead of DRAM while the
-// multiprocessor's own queue holds only x's loads.
+// multiprocessor's own queue holds only x's loads. Measured slower (H100, 4 batches: int4 387.4 -> 371.5 tok/s,
+// int8 289.5 -> 277.6, bf16 179.3 -> 171.6; with EARLY=0 REST=reduced 353.5 / 264.1 / 166.2): kept for A/B.
 static int stream_prefetch() {
   static EnvKnob<int> knob([] { return env_int("LOWBIT_GEMV_PREFETCH", 0, 0, 64); });
   return knob.get();
