@@ -47,9 +47,9 @@ struct GemvArgs {
   int np = 0;                    // packets per tile row (plain formats: 256-byte row pieces)
   int tiles_per_block = 0;       // each block takes a run of whole tiles ...
   int per_warp = 0;              // ... and each of its warps an equal share of their packets
-  // > 0 (LOWBIT_GEMV_SPLIT=balanced): the tiles spread over this many blocks instead, the first
-  // tiles % split_blocks of them one tile more (at most tiles_per_block); per_warp is then per block
-  int split_blocks = 0;
+  // > 0 (LOWBIT_GEMV_SPLIT=balanced): the tiles spread over this many blocks instead: the first split_extra
+  // blocks split_base + 1 tiles (per_warp packets per warp), the others split_base (per_warp_lo)
+  int split_blocks = 0, split_base = 0, split_extra = 0, per_warp_lo = 0;
   int off_pieces = 0;            // shared memory: partial sums of split tiles, then their counters
   int stages = 0;                // ring stages per warp (tensor-core formats; ring at off_red)
   int early = -1;                // weight batches issued before pdl_wait(), the rest after x's loads (-1: all)

@@ -364,16 +364,14 @@ __device__ __forceinline__ void emit_rows(const GemvArgs& a, int64_t tile, int j
 
 // This block's run of tiles: its first tile and their count (a.split_blocks > 0: the first tiles % blocks
 // blocks, scheduled first, one tile more), and the packets per warp of the run.
+// (no divisions: the host computed the counts, launch_gemv_stream)
 __device__ __forceinline__ int2 block_tiles(const GemvArgs& a) {
   const int b = int(blockIdx.x);
   if (a.split_blocks <= 0) return make_int2(b * a.tiles_per_block, a.tiles_per_block);
-  const int tiles = int(a.w.rows_pad / 16), base = tiles / a.split_blocks, extra = tiles % a.split_blocks;
-  return make_int2(b * base + min(b, extra), base + (b < extra ? 1 : 0));
+  return make_int2(b * a.split_base + min(b, a.split_extra), a.split_base + (b < a.split_extra ? 1 : 0));
 }
 __device__ __forceinline__ int block_per_warp(const GemvArgs& a) {
-  if (a.split_blocks <= 0) return a.per_warp;
-  const int warps = int(blockDim.x >> 5);
-  return (block_tiles(a).y * a.np + warps - 1) / warps;
+  return a.split_blocks > 0 && int(blockIdx.x) >= a.split_extra ? a.per_warp_lo : a.per_warp;
 }
 // A warp's sums for tile `lt` of its block are complete when it covered the whole tile; otherwise they are
 // one piece: stored in shared memory, counted, and the warp that brings the last piece adds all pieces (in
@@ -910,6 +908,13 @@ bool launch_gemv_stream(GemvArgs a, int smem_bytes, cudaStream_t s) {
   const int64_t tiles = a.w.rows_pad / 16;
   if (tiles * a.np >= (int64_t(1) << 30)) return false;
   a.per_warp = int((int64_t(a.tiles_per_block) * a.np + kStreamWarps - 1) / kStreamWarps);
+  if (a.split_blocks > 0) {  // base or base + 1 tiles per block (<= tiles_per_block = ceil(tiles / SMs))
+    a.split_base = int(tiles / a.split_blocks);
+    a.split_extra = int(tiles % a.split_blocks);
+    if (a.split_base + (a.split_extra > 0 ? 1 : 0) > a.tiles_per_block) return false;
+    a.per_warp = int((int64_t(a.split_base + 1) * a.np + kStreamWarps - 1) / kStreamWarps);
+    a.per_warp_lo = int((int64_t(a.split_base) * a.np + kStreamWarps - 1) / kStreamWarps);
+  }
   const int64_t blocks = a.split_blocks > 0 ? a.split_blocks : (tiles + a.tiles_per_block - 1) / a.tiles_per_block;
   launch(kernel, unsigned(blocks), kStreamThreads, size_t(smem_bytes), s, a);
   LB_CUDA_LAUNCH_CHECK();
