@@ -523,14 +523,13 @@ class CudaRunner final : public Runner {
       static EnvKnob<bool> repeat([] { return env_switch("LOWBIT_ATTN_REPEAT", "0", "1", false); });
       if (repeat.get()) op("attention_decode (repeated)", attend);
       op("o_gemv+residual", [&] {
-        gemv_set_after_narrow(true);  // the attention runs n_kv_heads x a few blocks: o's fill their ring early
-        try {
-          L.wo->gemv(att_.get<float>(), 1, nullptr, 0.0f, LinearEpilogue::AddTo, x, stream_);
-        } catch (...) {
-          gemv_set_after_narrow(false);
-          throw;
-        }
-        gemv_set_after_narrow(false);
+        // the attention runs n_kv_heads x a few blocks: o's blocks may fill their ring early (reset however
+        // the launch ends)
+        struct AfterNarrow {
+          AfterNarrow() { gemv_set_after_narrow(true); }
+          ~AfterNarrow() { gemv_set_after_narrow(false); }
+        } after_narrow;
+        L.wo->gemv(att_.get<float>(), 1, nullptr, 0.0f, LinearEpilogue::AddTo, x, stream_);
       });
       op("gate_up_gemv+rmsnorm+swiglu", [&] {
         L.w13->gemv(x, 1, L.ffn_norm.get<float>(), c_.norm_eps, LinearEpilogue::SwiGLU, h_.get<float>(), stream_);

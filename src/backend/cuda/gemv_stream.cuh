@@ -473,65 +473,52 @@ __global__ void __launch_bounds__(kStreamThreads, 1) gemv_stream_mma_kernel(cons
   int qi = pbeg, ki = kp0, si = 0;
   const uint8_t* gi = codes + int64_t(pbeg) * PW * 512 + lane * 16;
   const uint8_t* srow = a.w.scales + int64_t(tile0) * unit_row;
-  // Issues the copies of the next batch into ring slot si and commits them as one group (empty groups
-  // too, so that the group count is the batch count). Each lane copies its own 16-byte word of every
-  // packet and at most one 16-byte piece of the batch's scale units.
-  auto issue_next = [&]() {
-    const int n = qi < pend ? min(U, min(NP - ki, pend - qi)) : 0;
-    uint8_t* dst = ring + si * STAGE;
-    if (n > 0) {
+  // One batch of the walk at cursor (q, k, gp, sr) (packet, offset in its tile, this lane's word of its
+  // codes, its tile's scale row): calls code(offset in the stage, source) for each of this lane's 16-byte
+  // code words and scale(source) for its (at most one) 16-byte piece of the batch's scale units, moves the
+  // cursor past the batch and returns its packets (0 at the end of the share).
+  auto walk_batch = [&](int& q, int& k, const uint8_t*& gp, const uint8_t*& sr, auto&& code, auto&& scale) {
+    const int n = q < pend ? min(U, min(NP - k, pend - q)) : 0;
+    if (n == 0) return 0;
 #pragma unroll
-      for (int u = 0; u < U; ++u)
+    for (int u = 0; u < U; ++u)
 #pragma unroll
-        for (int j = 0; j < PW; ++j)
-          if (u < n) cp_async16(dst + (u * PW + j) * 512 + lane * 16, gi + (u * PW + j) * 512);
-      if constexpr (SUB > 0) {
-        if (lane < n * kUnits * kPieces) {
-          const int unit = ki * kUnits + lane / kPieces;  // 32-column unit along K
-          const int entry = SK == ScaleKind::Affine ? unit >> gshift : unit;
-          cp_async16(dst + CODE_BYTES + lane * 16, srow + int64_t(entry) * SUB + (lane % kPieces) * 16);
-        }
-      }
-      qi += n;
-      gi += n * PW * 512;
-      ki += n;
-      if (ki == NP) {
-        ki = 0;
-        srow += unit_row;
+      for (int j = 0; j < PW; ++j)
+        if (u < n) code((u * PW + j) * 512, gp + (u * PW + j) * 512);
+    if constexpr (SUB > 0) {
+      if (lane < n * kUnits * kPieces) {
+        const int unit = k * kUnits + lane / kPieces;  // 32-column unit along K
+        const int entry = SK == ScaleKind::Affine ? unit >> gshift : unit;
+        scale(sr + int64_t(entry) * SUB + (lane % kPieces) * 16);
       }
     }
+    q += n;
+    gp += n * PW * 512;
+    k += n;
+    if (k == NP) {
+      k = 0;
+      sr += unit_row;
+    }
+    return n;
+  };
+  // Issues the copies of the next batch into ring slot si and commits them as one group (empty groups
+  // too, so that the group count is the batch count).
+  auto issue_next = [&]() {
+    uint8_t* dst = ring + si * STAGE;
+    walk_batch(
+        qi, ki, gi, srow, [&](int off, const uint8_t* src) { cp_async16(dst + off + lane * 16, src); },
+        [&](const uint8_t* src) { cp_async16(dst + CODE_BYTES + lane * 16, src); });
     cp_async_commit();
     si = si + 1 == S ? 0 : si + 1;
   };
-
-  // Prefetches into L2 the nb batches from the issue cursor on (the same walk as issue_next, without
-  // moving the cursor): each lane the lines of its own 16-byte words and scale piece.
+  // Prefetches into L2 the nb batches from the issue cursor on (a copy of the cursor walks them).
   auto prefetch_ahead = [&](int nb) {
     int q = qi, k = ki;
     const uint8_t* gp = gi;
     const uint8_t* sr = srow;
-    for (int b = 0; b < nb && q < pend; ++b) {
-      const int n = min(U, min(NP - k, pend - q));
-#pragma unroll
-      for (int u = 0; u < U; ++u)
-#pragma unroll
-        for (int j = 0; j < PW; ++j)
-          if (u < n) prefetch_l2(gp + (u * PW + j) * 512);
-      if constexpr (SUB > 0) {
-        if (lane < n * kUnits * kPieces) {
-          const int unit = k * kUnits + lane / kPieces;
-          const int entry = SK == ScaleKind::Affine ? unit >> gshift : unit;
-          prefetch_l2(sr + int64_t(entry) * SUB + (lane % kPieces) * 16);
-        }
-      }
-      q += n;
-      gp += n * PW * 512;
-      k += n;
-      if (k == NP) {
-        k = 0;
-        sr += unit_row;
-      }
-    }
+    const auto pf = [](const uint8_t* src) { prefetch_l2(src); };
+    for (int b = 0; b < nb; ++b)
+      if (walk_batch(q, k, gp, sr, [&](int, const uint8_t* src) { pf(src); }, pf) == 0) break;
   };
 
   // `early` of the S - 1 batches in flight before anything else (they do not depend on the previous
@@ -699,34 +686,34 @@ __global__ void __launch_bounds__(kStreamThreads, 1) gemv_stream_plain_kernel(co
   // advance by additions only (no runtime division per packet).
   const int tile0 = pbeg / NP, kp0 = pbeg - tile0 * NP;
   int lq = pbeg, lt = tile0, lk = kp0;  // the next packet to load
-  auto load = [&](uint4* buf) {
-    if (lq >= pend) return;
-    const int64_t chunk = int64_t(lk) * 16 + c;
-    const uint4* base = reinterpret_cast<const uint4*>(a.w.codes + (int64_t(lt) * 16 + h) * a.w.row_stride) + chunk;
-    const int64_t step = 2 * chunks_row;  // two rows, in 16-byte chunks
-#pragma unroll
-    for (int i = 0; i < 8; ++i) buf[i] = chunk < chunks_row ? ldg_stream(base + i * step) : make_uint4(0u, 0u, 0u, 0u);
-    ++lq;
-    if (++lk == NP) {
-      lk = 0;
-      ++lt;
+  // The packet at cursor (q, t, k): calls f(address of this lane's first chunk, chunk step, in_row) — its 8
+  // chunks are address + i * step, none where !in_row (past the row) — then moves the cursor to the next one.
+  auto walk_packet = [&](int& q, int& t, int& k, auto&& f) {
+    const int64_t chunk = int64_t(k) * 16 + c;
+    f(reinterpret_cast<const uint4*>(a.w.codes + (int64_t(t) * 16 + h) * a.w.row_stride) + chunk,
+      2 * chunks_row, chunk < chunks_row);  // step: two rows, in 16-byte chunks
+    ++q;
+    if (++k == NP) {
+      k = 0;
+      ++t;
     }
   };
-  // Prefetches into L2 the n packets from the load cursor on (the same walk as load, cursor unmoved).
+  auto load = [&](uint4* buf) {
+    if (lq >= pend) return;
+    walk_packet(lq, lt, lk, [&](const uint4* base, int64_t step, bool in_row) {
+#pragma unroll
+      for (int i = 0; i < 8; ++i) buf[i] = in_row ? ldg_stream(base + i * step) : make_uint4(0u, 0u, 0u, 0u);
+    });
+  };
+  // Prefetches into L2 the n packets from the load cursor on (a copy of the cursor walks them).
   auto prefetch_ahead = [&](int n) {
     int q = lq, t = lt, k = lk;
-    for (int b = 0; b < n && q < pend; ++b) {
-      const int64_t chunk = int64_t(k) * 16 + c;
-      const uint4* base = reinterpret_cast<const uint4*>(a.w.codes + (int64_t(t) * 16 + h) * a.w.row_stride) + chunk;
-      if (chunk < chunks_row)
+    for (int b = 0; b < n && q < pend; ++b)
+      walk_packet(q, t, k, [](const uint4* base, int64_t step, bool in_row) {
+        if (in_row)
 #pragma unroll
-        for (int i = 0; i < 8; ++i) prefetch_l2(base + i * 2 * chunks_row);
-      ++q;
-      if (++k == NP) {
-        k = 0;
-        ++t;
-      }
-    }
+          for (int i = 0; i < 8; ++i) prefetch_l2(base + i * step);
+      });
   };
   unsigned long long* stamps = a.timeline ? a.timeline + kTimelineStamps * blockIdx.x : nullptr;
   if (stamps && tid == 0) stamp_entry(stamps);
