@@ -5,7 +5,7 @@
 # where this ncu exports them). For the GPU machine (docs/device.md).
 #
 #   bench/ncu_source.sh <command ...>
-# Environment: KERNEL=gemv_stream_kernel (regex), SKIP=512, COUNT=4, TOP=30, OUT=out, NCU_TIMEOUT=240
+# Environment: KERNEL=gemv_stream_mma_kernel (regex), SKIP=512, COUNT=4, TOP=30, OUT=out, NCU_TIMEOUT=240
 # Example (int4, eager decode; a 6-token prompt takes 256 stream launches, a decode step 128):
 #   bench/ncu_source.sh .carry/bin/lowbit bench --formats int4 --reps 1 --new-tokens 8 --modes eager
 set -uo pipefail
@@ -17,7 +17,7 @@ if ! command -v ncu >/dev/null; then
   exit 0
 fi
 rep="$OUT/ncu_source"
-timeout "${NCU_TIMEOUT:-240}" ncu -f -o "$rep" -k "regex:${KERNEL:-gemv_stream_kernel}" --launch-skip "${SKIP:-512}" \
+timeout "${NCU_TIMEOUT:-240}" ncu -f -o "$rep" -k "regex:${KERNEL:-gemv_stream_mma_kernel}" --launch-skip "${SKIP:-512}" \
   --launch-count "${COUNT:-4}" --section WarpStateStats --section SourceCounters --section SpeedOfLight \
   --import-source no "$@" >"$OUT/ncu_source.log" 2>&1
 rc=$?
