@@ -259,14 +259,15 @@ LB_HD constexpr int imma_pair_chunks(GpuCodec c) {
 // The 4 limbs of v (|v| < 64), as the bytes of one word: n = rint(v 2^24) (|n| < 2^30, |n 2^-24 - v| <=
 // 2^-25), then the balanced base-256 digits of n: adding 0x808080 moves the three low digits from [-128, 127]
 // to [0, 255] (where they are n's plain bytes), XOR 0x80 per byte moves them back, two's complement bytes.
-LB_HD uint32_t x_limbs(float v) {
+LB_HD uint32_t x_limbs_scaled(float v24) {  // v24 = v 2^24 (the staging folds 2^24 into its scale)
 #if defined(__CUDA_ARCH__)
-  const int n = __float2int_rn(v * 16777216.0f);
+  const int n = __float2int_rn(v24);
 #else
-  const int n = int(std::lrintf(v * 16777216.0f));
+  const int n = int(std::lrintf(v24));
 #endif
   return (uint32_t(n) + 0x808080u) ^ 0x808080u;
 }
+LB_HD uint32_t x_limbs(float v) { return x_limbs_scaled(v * 16777216.0f); }
 
 // The staged words of x for one lane pair: the limbs (x_limbs) of columns k0 + {0, 1} (X0, X1) and
 // k0 + d + {0, 1} (Y0, Y1), d = 4 imma_pair_chunks: word j (= B column j) holds limb j of the four, in the

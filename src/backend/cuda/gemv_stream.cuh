@@ -20,6 +20,7 @@
 #pragma once
 
 #include <map>
+#include <type_traits>
 
 #include "backend/cuda/async_copy.cuh"
 #include "backend/cuda/gemv_kernels.cuh"
@@ -100,11 +101,17 @@ __device__ __forceinline__ void stage_x_issue(const GemvArgs& a, XLoads<NCH>& v,
 // on_arrival() runs in every thread once its loads of x have arrived (before the block reduction);
 // on_reduced() once the whole block's have (after the block reduction, before the conversion; where there
 // is no reduction, right after on_arrival()).
+__device__ __forceinline__ uint32_t bits_u32(__half2 h) {
+  uint32_t u;
+  memcpy(&u, &h, sizeof u);
+  return u;
+}
 struct NoOp {
   __device__ void operator()() const {}
 };
+// kNormW false: no norm weight (a.norm_w null; ld.w holds ones): no products with it.
 template <bool kMma, bool kAffine, GpuCodec kLimbCodec = GpuCodec::PlainF32, int NCH = kStageChunks,
-          typename OnArrival = NoOp, typename OnReduced = NoOp>
+          bool kNormW = true, typename OnArrival = NoOp, typename OnReduced = NoOp>
 __device__ __forceinline__ void stage_x_one_pass(const GemvArgs& a, const XLoads<NCH>& ld, float* st, uint32_t* xb,
                                                  float* xs, float* gsum, int cols,
                                                  unsigned long long* stamps = nullptr,
@@ -115,12 +122,13 @@ __device__ __forceinline__ void stage_x_one_pass(const GemvArgs& a, const XLoads
   const int K = int(a.w.cols), nchunk = K / 4;
   const float4* xv = ld.x;
   const float4* wv = ld.w;
+  const auto wmul = [](float x, float w) { return kNormW ? x * w : x; };  // x * 1 = x
   float ss = 0.0f, am = 0.0f;
 #pragma unroll
   for (int i = 0; i < NCH; ++i) {
     ss = fmaf(xv[i].x, xv[i].x, fmaf(xv[i].y, xv[i].y, fmaf(xv[i].z, xv[i].z, fmaf(xv[i].w, xv[i].w, ss))));
-    am = fmaxf(am, fmaxf(fmaxf(fabsf(xv[i].x * wv[i].x), fabsf(xv[i].y * wv[i].y)),
-                         fmaxf(fabsf(xv[i].z * wv[i].z), fabsf(xv[i].w * wv[i].w))));
+    am = fmaxf(am, fmaxf(fmaxf(fabsf(wmul(xv[i].x, wv[i].x)), fabsf(wmul(xv[i].y, wv[i].y))),
+                         fmaxf(fabsf(wmul(xv[i].z, wv[i].z)), fabsf(wmul(xv[i].w, wv[i].w)))));
   }
   if (stamps && tid == 0 && !(ss < 0.0f)) stamps[4] = global_ns();  // (the condition waits for the loads)
   on_arrival();  // (ss and am hold every loaded value: the loads have arrived)
@@ -155,56 +163,59 @@ __device__ __forceinline__ void stage_x_one_pass(const GemvArgs& a, const XLoads
     st[8] = xscale;
     st[16] = ldexpf(1.0f, e);
   }
+  // The conversion is issue-bound (every block converts all of x; down: 28 columns per thread), so it is
+  // written for few instructions per column with the same roundings as x * r * w * 2^-e: the powers of two
+  // (2^-e, and 2^24 for limbs) ride on r (round(x r 2^k) = round(x r) 2^k), w is 1 without a norm weight
+  // (XLoads), and the store positions of chunk i are chunk 0's plus i whole 32-column blocks (4 nthr columns,
+  // nthr a multiple of 16: imma_x_offset and b_pair_word are periodic in them), so no per-chunk index math.
+  const float sx = kLimbs ? r * xscale * 16777216.0f : kMma ? r * xscale : r;
+  constexpr int d = kLimbs ? imma_pair_chunks(kLimbCodec) : 1;  // limbs: the partner chunk c ^ d, lane tid ^ d
+  const bool second = (tid & d) != 0;
+  uint8_t* const lbase = kLimbs ? xl + imma_x_offset(kLimbCodec, 4 * (tid & ~d) + (second ? 2 : 0), 0) : nullptr;
+  uint32_t* const hbase = kMma && !kLimbs ? xb + b_pair_word(4 * tid) : nullptr;
+  const int lim = kLimbs ? cols / 4 : nchunk;  // chunks converted (limbs: the padded columns too, as zeros)
+  float* const gbase = gsum + (tid >> 3);       // chunk i's unit sum: gbase[i nthr / 8] (nthr a multiple of 8)
 #pragma unroll
   for (int i = 0; i < NCH; ++i) {
     const int c = tid + i * nthr;
     // a warp whose 32 chunks all lie beyond what is staged skips the conversion (warp-uniform, so the
-    // shuffles below run in all lanes of a warp or in none; the limbs of padded columns are written here)
-    if ((tid & ~31) + i * nthr >= (kLimbs ? cols / 4 : nchunk)) continue;
-    float v[4] = {xv[i].x * r, xv[i].y * r, xv[i].z * r, xv[i].w * r};
-    if (a.norm_w) {
-      v[0] *= wv[i].x;
-      v[1] *= wv[i].y;
-      v[2] *= wv[i].z;
-      v[3] *= wv[i].w;
-    }
+    // shuffles below run in all lanes of a warp or in none)
+    if ((tid & ~31) + i * nthr >= lim) continue;
+    // x r w 2^-e (limbs: times 2^24); the norm weight is ones without a norm
+    const float v[4] = {wmul(xv[i].x * sx, wv[i].x), wmul(xv[i].y * sx, wv[i].y), wmul(xv[i].z * sx, wv[i].z),
+                        wmul(xv[i].w * sx, wv[i].w)};
     float su = 0.0f;  // tensor cores: the sum of this chunk's scaled x (32-column sums below)
     if constexpr (kLimbs) {
-      // the limbs of this chunk's 4 columns; chunk c ^ d (lane tid ^ d) holds the columns that share MMA
-      // k-quads with them, and the pair swaps two words so that each writes the 4 words (one per limb) of
-      // one k-quad (limb_words)
+      // the limbs of this chunk's 4 columns; the partner chunk c ^ d holds the columns that share MMA k-quads
+      // with them: the first of the pair keeps its columns 0, 1 and takes the partner's 0, 1, the second
+      // takes the first's 2, 3 and keeps its own 2, 3, so that each writes the 4 words (one per limb) of one
+      // k-quad (limb_words)
+      su = ((v[0] + v[1]) + v[2]) + v[3];  // = 2^24 (((0 + v0') + v1') + v2') + v3') exactly
       uint32_t L[4];
 #pragma unroll
-      for (int p = 0; p < 4; ++p) {
-        const float vv = v[p] * xscale;
-        su += vv;
-        L[p] = x_limbs(vv);  // zeros for columns beyond K (v = 0)
-      }
-      constexpr int d = imma_pair_chunks(kLimbCodec);  // the partner chunk: c ^ d, lane tid ^ d
-      const bool second = (c & d) != 0;
+      for (int p = 0; p < 4; ++p) L[p] = x_limbs_scaled(v[p]);  // zeros for columns beyond K (x = 0)
       const uint32_t r0 = __shfl_xor_sync(0xffffffffu, second ? L[0] : L[2], d);
       const uint32_t r1 = __shfl_xor_sync(0xffffffffu, second ? L[1] : L[3], d);
       uint32_t w[4];
       limb_words<kLimbCodec>(second ? r0 : L[0], second ? r1 : L[1], second ? L[2] : r0, second ? L[3] : r1, w);
-      if (4 * c < cols) {  // the padded columns too: their limbs are zeros
+      if (4 * c < cols) {
         // the first chunk's columns p0, p0 + 1 (p0 = 0, or 2 for the second of the pair) start the word
-        const int k0 = 4 * (c & ~d) + (second ? 2 : 0);
-        uint32_t* dst = reinterpret_cast<uint32_t*>(xl + imma_x_offset(kLimbCodec, k0, 0));
+        uint32_t* dst = reinterpret_cast<uint32_t*>(lbase + 16 * nthr * i);
 #pragma unroll
         for (int j = 0; j < 4; ++j) dst[2 * j] = w[j];  // limb j: 8 bytes further
       }
     } else if constexpr (kMma) {
-#pragma unroll
-      for (int p = 0; p < 2; ++p) {
-        const float v0 = v[2 * p] * xscale, v1 = v[2 * p + 1] * xscale;
-        su += v0 + v1;
-        const __half h0 = __float2half_rn(v0), h1 = __float2half_rn(v1);
-        const __half l0 = __float2half_rn(v0 - __half2float(h0)), l1 = __float2half_rn(v1 - __half2float(h1));
-        if (c < nchunk) {
-          const int widx = b_pair_word(4 * c + 2 * p);
-          xb[widx] = uint32_t(__half_as_ushort(h0)) | uint32_t(__half_as_ushort(h1)) << 16;
-          xb[a.xstride + widx] = uint32_t(__half_as_ushort(l0)) | uint32_t(__half_as_ushort(l1)) << 16;
-        }
+      su = (v[0] + v[1]) + (v[2] + v[3]);  // = (0 + (v0 + v1)) + (v2 + v3)
+      if (c < nchunk) {
+        const __half2 h01 = __floats2half2_rn(v[0], v[1]), h23 = __floats2half2_rn(v[2], v[3]);
+        const float2 f01 = __half22float2(h01), f23 = __half22float2(h23);
+        const __half2 l01 = __floats2half2_rn(v[0] - f01.x, v[1] - f01.y);
+        const __half2 l23 = __floats2half2_rn(v[2] - f23.x, v[3] - f23.y);
+        uint32_t* dst = hbase + 2 * nthr * i;  // columns 4c, 4c + 1; 4c + 2, 4c + 3 two words further
+        dst[0] = bits_u32(h01);
+        dst[2] = bits_u32(h23);
+        dst[a.xstride] = bits_u32(l01);
+        dst[a.xstride + 2] = bits_u32(l23);
       }
     } else if (c < nchunk) {
       *reinterpret_cast<float4*>(xs + 4 * c) = make_float4(v[0], v[1], v[2], v[3]);
@@ -213,7 +224,7 @@ __device__ __forceinline__ void stage_x_one_pass(const GemvArgs& a, const XLoads
       su += __shfl_xor_sync(0xffffffffu, su, 4);
       su += __shfl_xor_sync(0xffffffffu, su, 2);
       su += __shfl_xor_sync(0xffffffffu, su, 1);
-      if ((tid & 7) == 0 && c < nchunk) gsum[c / 8] = su;
+      if ((tid & 7) == 0 && c < nchunk) gbase[i * (nthr >> 3)] = kLimbs ? su * 0x1p-24f : su;
     }
   }
   // zeros beyond K: the padded columns (and whole padded units) contribute nothing (limbs: written above)
@@ -552,15 +563,22 @@ __global__ void __launch_bounds__(kStreamThreads, 1) gemv_stream_mma_kernel(cons
     if (a.rest == kRestEarly) issue_rest();
     if (a.prefetch > 0) prefetch_ahead(a.rest == kRestEarly ? a.prefetch : a.prefetch + S - 1 - early);
     constexpr bool kSums = SK == ScaleKind::Affine || (IM && C == GpuCodec::T2);  // 32-column sums of x
-    stage_x_one_pass<true, kSums, IM ? C : GpuCodec::PlainF32, NCH>(
-        a, xl, st, xb, nullptr, gsum, NP * PKS * 16, stamps,
-        [&]() {
-          if (a.rest == kRestArrived) issue_rest();
-          if (a.trigger == kTriggerArrived) pdl_trigger();
-        },
-        [&]() {
-          if (a.rest == kRestReduced) issue_rest();
-        });
+    // with and without a norm weight (o, down: no products with it in the conversion)
+    const auto stage = [&](auto norm) {
+      stage_x_one_pass<true, kSums, IM ? C : GpuCodec::PlainF32, NCH, decltype(norm)::value>(
+          a, xl, st, xb, nullptr, gsum, NP * PKS * 16, stamps,
+          [&]() {
+            if (a.rest == kRestArrived) issue_rest();
+            if (a.trigger == kTriggerArrived) pdl_trigger();
+          },
+          [&]() {
+            if (a.rest == kRestReduced) issue_rest();
+          });
+    };
+    if (a.norm_w)
+      stage(std::true_type{});
+    else
+      stage(std::false_type{});
   } else {
     if (a.rest != kRestLate) issue_rest();
     if (a.prefetch > 0) prefetch_ahead(a.rest == kRestLate ? a.prefetch + S - 1 - early : a.prefetch);
@@ -744,7 +762,7 @@ __global__ void __launch_bounds__(kStreamThreads, 1) gemv_stream_plain_kernel(co
     if (a.early == 0) load(bA);
     load_second_if(a.rest == kRestEarly);
     if (a.prefetch > 0) prefetch_ahead(a.prefetch + (second_loaded ? 0 : 1));
-    stage_x_one_pass<false, false, GpuCodec::PlainF32, NCH>(
+    stage_x_one_pass<false, false, GpuCodec::PlainF32, NCH, kNorm>(
         a, xl, st, nullptr, xs, nullptr, a.xstride, stamps,
         [&]() {
           load_second_if(a.rest == kRestArrived);
