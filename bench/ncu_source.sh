@@ -5,7 +5,9 @@
 # where this ncu exports them). For the GPU machine (docs/device.md).
 #
 #   bench/ncu_source.sh <command ...>
-# Environment: KERNEL=gemv_stream_mma_kernel (regex), SKIP=512, COUNT=4, TOP=30, OUT=out, NCU_TIMEOUT=240
+# Environment: KERNEL=gemv_stream_mma_kernel (regex), SKIP=512, COUNT=4, TOP=30, OUT=out, NCU_TIMEOUT=240,
+# NCU_ARGS (more ncu options, e.g. "--cache-control none --clock-control none": warm caches, boost clocks).
+# The source page sums the profiled launches of one function (one table per function).
 # Example (int4, eager decode; a 6-token prompt takes 256 stream launches, a decode step 128):
 #   bench/ncu_source.sh .carry/bin/lowbit bench --formats int4 --reps 1 --new-tokens 8 --modes eager
 set -uo pipefail
@@ -19,7 +21,7 @@ fi
 rep="$OUT/ncu_source"
 timeout "${NCU_TIMEOUT:-240}" ncu -f -o "$rep" -k "regex:${KERNEL:-gemv_stream_mma_kernel}" --launch-skip "${SKIP:-512}" \
   --launch-count "${COUNT:-4}" --section WarpStateStats --section SourceCounters --section SpeedOfLight \
-  --import-source no "$@" >"$OUT/ncu_source.log" 2>&1
+  ${NCU_ARGS:-} --import-source no "$@" >"$OUT/ncu_source.log" 2>&1
 rc=$?
 [ $rc -eq 0 ] || { echo "ncu_source: ncu exit $rc"; tail -5 "$OUT/ncu_source.log"; }
 [ -f "$rep.ncu-rep" ] || exit 0
@@ -57,7 +59,9 @@ for t, (head, rows) in enumerate(tables):
     all_col = next(i for i, c in enumerate(head) if "Sampling (All" in c or ("Sampl" in c and "Not" not in c))
     reasons = [i for i, c in enumerate(head) if c.lower().startswith("stall") or "stalled" in c.lower()]
     total = sum(num(r[all_col]) for r in rows) or 1.0
-    print(f"\n== launch {t}: {len(rows)} instructions, {total:.0f} samples")
+    if any(rows == r2 for _, r2 in tables[:t]):
+        continue  # the same function again
+    print(f"\n== function {t}: {len(rows)} instructions, {total:.0f} samples")
     by_op = {}
     for r in rows:
         op = r[src].split()[0] if r[src].split() else "?"

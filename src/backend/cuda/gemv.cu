@@ -108,10 +108,12 @@ int plan_smem(GemvArgs& a) {
 }
 
 // LOWBIT_GEMV_SPLIT=even|balanced (GemvArgs::split_blocks): each stream block a run of ceil(tiles / SMs)
-// tiles (even, default; some multiprocessors idle), or one block per multiprocessor with the first
-// tiles % SMs of them one tile more.
+// tiles (even; some multiprocessors idle: 128 of 132 at the Llama shapes), or one block per multiprocessor
+// with the first tiles % SMs of them one tile more (balanced, default since 2026-12-07: H100, bench --settings,
+// 2 reps, same call: int4 397.0 / 398.5 -> 398.0 / 400.6 tok/s, int8 294.6 / 295.0 -> 296.6 / 296.6, bf16
+// 182.5 / 182.6 -> 183.2 / 183.2).
 static bool stream_split_balanced() {
-  static EnvKnob<bool> knob([] { return env_switch("LOWBIT_GEMV_SPLIT", "even", "balanced", false); });
+  static EnvKnob<bool> knob([] { return env_switch("LOWBIT_GEMV_SPLIT", "even", "balanced", true); });
   return knob.get();
 }
 
@@ -139,8 +141,8 @@ int plan_stream_smem(GemvArgs& a) {
   // one block per multiprocessor, each a run of whole tiles; the partial sums of the tiles its warps split
   // (one slot per tile and per warp) and a counter per tile
   a.tiles_per_block = int(ceil_div(a.w.rows_pad / 16, sm_count()));
-  // LOWBIT_GEMV_SPLIT=balanced: every multiprocessor a block (ceil_div leaves some idle: 128 of 132 blocks
-  // at the Llama shapes), the blocks scheduled last (highest index) a tile less
+  // balanced split (default; LOWBIT_GEMV_SPLIT): every multiprocessor a block (ceil_div leaves some idle: 128
+  // of 132 blocks at the Llama shapes), the blocks scheduled last (highest index) a tile less
   a.split_blocks = stream_split_balanced() ? int(std::min<int64_t>(a.w.rows_pad / 16, sm_count())) : 0;
   a.off_pieces = int(off);
   off += (int64_t(a.tiles_per_block) + kStreamWarps) * 64 * 4 + int64_t(a.tiles_per_block) * 4;
@@ -246,7 +248,10 @@ static int stream_early_batches() {
 // blocks leave most multiprocessors idle), LOWBIT_GEMV_EARLY_NARROW=<n> (default 1, as LOWBIT_GEMV_EARLY; -1:
 // every ring batch): there this launch's blocks are mostly resident long before the release, beside an idle
 // memory system, so the whole ring could fill before pdl_wait() (H100 timelines with LOWBIT_GEMV_EARLY=3 for
-// every launch: o 8.66 -> 7.43 us per layer). Not the default until measured on its own.
+// every launch: o 8.66 -> 7.43 us per layer). Measured on its own (H100, 2026-12-07, bench --settings, 2 reps):
+// o 7.99 -> 7.29 us per layer but the attention before it 5.10 -> 5.69 (its tile round shares the memory
+// system with o's early ring): int4 397.0 / 398.5 -> 397.1 / 397.4 tok/s, int8 294.6 / 295.0 -> 293.3,
+// bf16 182.5 -> 182.0. Kept at 1; the knob stays for A/B.
 static int stream_early_narrow() {
   static EnvKnob<int> knob([] { return env_int("LOWBIT_GEMV_EARLY_NARROW", 1, -1, 8); });
   return knob.get();
