@@ -380,8 +380,8 @@ TEST(CudaGemv, StreamTriggerAndLoadPlacements) {
   // staging (LOWBIT_GEMV_TRIGGER), and with the weight loads beyond the early ones after the staging or once
   // the block has all of x, none before pdl_wait() (LOWBIT_GEMV_REST, LOWBIT_GEMV_EARLY), and with L2
   // prefetches of the batches that follow (LOWBIT_GEMV_PREFETCH), with warp 0 alone waiting for the previous
-  // kernel (LOWBIT_PDL_WAIT), with a block per multiprocessor and runs of unequal length
-  // (LOWBIT_GEMV_SPLIT=balanced), every format, one token: Q|K|V-sized with the RMSNorm prologue, o-sized with
+  // kernel (LOWBIT_PDL_WAIT), with a block per multiprocessor and runs of unequal length (LOWBIT_GEMV_SPLIT=
+  // balanced, the default) and with runs of ceil(tiles / SMs) tiles (even), every format, one token: Q|K|V-sized with the RMSNorm prologue, o-sized with
   // the residual add
   REQUIRE_GPU();
   Gpu gpu;
