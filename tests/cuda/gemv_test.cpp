@@ -386,8 +386,8 @@ TEST(CudaGemv, StreamTriggerAndLoadPlacements) {
   REQUIRE_GPU();
   Gpu gpu;
   uint64_t seed = 1900;
-  const char* names[6] = {"LOWBIT_GEMV_TRIGGER", "LOWBIT_GEMV_REST", "LOWBIT_GEMV_EARLY", "LOWBIT_GEMV_PREFETCH",
-                          "LOWBIT_PDL_WAIT",     "LOWBIT_GEMV_SPLIT"};
+  const char* names[7] = {"LOWBIT_GEMV_TRIGGER", "LOWBIT_GEMV_REST", "LOWBIT_GEMV_EARLY", "LOWBIT_GEMV_PREFETCH",
+                          "LOWBIT_PDL_WAIT",     "LOWBIT_GEMV_SPLIT", "LOWBIT_GEMV_DIAG"};
   ScopedKnobs knobs;
   for (Format f : weight_formats()) {
     SCOPED_TRACE(format_name(f));
@@ -395,19 +395,19 @@ TEST(CudaGemv, StreamTriggerAndLoadPlacements) {
     const GpuWeight wqkv = upload(repack_for_gpu(qkv), gpu.s);
     const QTensor o = random_qtensor(f, 4096, 4096, 0, seed++, "wo");
     const GpuWeight wo = upload(repack_for_gpu(o), gpu.s);
-    // {trigger, rest, early, prefetch, pdl wait, split}
-    const char* settings[][6] = {{"wait", nullptr, nullptr, nullptr, "one", nullptr},
-                                 {"arrived", nullptr, nullptr, nullptr, nullptr, "balanced"},
-                                 {"staged", nullptr, nullptr, "64", nullptr, nullptr},
-                                 {nullptr, "late", nullptr, nullptr, nullptr, "even"},
-                                 {nullptr, "reduced", "0", "3", "one", nullptr},
-                                 {nullptr, "reduced", "1", nullptr, nullptr, nullptr},
-                                 {nullptr, nullptr, "-1", nullptr, "one", "balanced"}};
+    // {trigger, rest, early, prefetch, pdl wait, split, diag (the staging's diagnostic repeats: same results)}
+    const char* settings[][7] = {{"wait", nullptr, nullptr, nullptr, "one", nullptr, nullptr},
+                                 {"arrived", nullptr, nullptr, nullptr, nullptr, "balanced", "reduce2"},
+                                 {"staged", nullptr, nullptr, "64", nullptr, nullptr, nullptr},
+                                 {nullptr, "late", nullptr, nullptr, nullptr, "even", "convert2"},
+                                 {nullptr, "reduced", "0", "3", "one", nullptr, nullptr},
+                                 {nullptr, "reduced", "1", nullptr, nullptr, nullptr, nullptr},
+                                 {nullptr, nullptr, "-1", nullptr, "one", "balanced", nullptr}};
     for (const auto& st : settings) {
       std::string trace;
       for (const char* v : st) trace += std::string(v ? v : "-") + " ";
       SCOPED_TRACE(trace);
-      for (int i = 0; i < 6; ++i) knobs.set(names[i], st[i]);
+      for (int i = 0; i < 7; ++i) knobs.set(names[i], st[i]);
       run_and_check(gpu, wqkv, {&qkv}, 1, GemvOut::StoreF32, GemvVariant::Auto, true, seed++);
       run_and_check(gpu, wo, {&o}, 1, GemvOut::AddF32, GemvVariant::Auto, false, seed++);
     }

@@ -314,6 +314,15 @@ static bool stream_norm_early() {
   return knob.get();
 }
 
+// LOWBIT_GEMV_DIAG=none|reduce2|convert2 (GemvArgs::diag): a diagnostic for the step timeline, results
+// unchanged — the one-pass staging runs its block reduction (reduce2) or its conversion of x (convert2) twice,
+// so that the difference to the defaults is that step's cost where it runs (under the loads in flight).
+static int stream_diag() {
+  static_assert(kDiagNone == 0 && kDiagReduce2 == 1 && kDiagConvert2 == 2, "the choices in this order");
+  static EnvKnob<int> knob([] { return env_choice("LOWBIT_GEMV_DIAG", {"none", "reduce2", "convert2"}, kDiagNone); });
+  return knob.get();
+}
+
 bool imma_enabled() {
   static EnvKnob<bool> knob([] { return env_switch("LOWBIT_GEMV_IMMA", "0", "1", true); });
   return knob.get();
@@ -374,6 +383,7 @@ void gemv(const GpuWeight& w, const float* x, int M, const GemvEpilogue& ep, cud
       sa.trigger = stream_trigger();
       sa.prefetch = stream_prefetch();
       sa.wait_one = stream_wait_one();
+      sa.diag = stream_diag();
       const int smem = plan_stream_smem(sa);
       if (smem > 0 && launch_stream(sa, smem, s)) {
         if (two_passes) {

@@ -27,6 +27,8 @@ constexpr int kRestEarly = 0, kRestArrived = 1, kRestLate = 2, kRestReduced = 3;
 // When a stream kernel lets the next kernel in the stream be scheduled (GemvArgs::trigger): right after
 // pdl_wait(), once its x has arrived, or after staging x.
 constexpr int kTriggerWait = 0, kTriggerArrived = 1, kTriggerStaged = 2;
+// GemvArgs::diag (LOWBIT_GEMV_DIAG, timing only; results unchanged): a step of the one-pass staging run twice.
+constexpr int kDiagNone = 0, kDiagReduce2 = 1, kDiagConvert2 = 2;
 
 // Everything a GEMV launch needs (passed by value).
 struct GemvArgs {
@@ -62,6 +64,7 @@ struct GemvArgs {
   int wait_one = 0;              // pdl_wait_block(wait_one): warp 0 waits, the others at a barrier (LOWBIT_PDL_WAIT)
   int prefetch = 0;              // weight batches (plain formats: packets) after those issued with x's loads
                                  // that are prefetched into L2 right after them (LOWBIT_GEMV_PREFETCH)
+  int diag = 0;                  // kDiagNone, kDiagReduce2, kDiagConvert2 (LOWBIT_GEMV_DIAG)
   unsigned long long* timeline = nullptr;  // gemv_set_timeline(): kTimelineStamps per block, or null
 };
 

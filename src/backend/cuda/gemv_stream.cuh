@@ -136,19 +136,25 @@ __device__ __forceinline__ void stage_x_one_pass(const GemvArgs& a, const XLoads
   // reduction, no barrier before the conversion
   if (kMma || a.norm_w) {
     float* red = st + 24;  // token_stats' warp partials
-    ss = warp_sum(ss);
-    am = warp_max(am);
-    if (stamps && lane == 0 && !(ss < 0.0f)) atomicMax(stamps + 8, global_ns());  // every lane's x is in
-    if (lane == 0) {
-      red[warp] = ss;
-      red[64 + warp] = am;
-    }
-    __syncthreads();
-    ss = 0.0f;
-    am = 0.0f;
-    for (int w = 0; w < (nthr >> 5); ++w) {
-      ss += red[w];
-      am = fmaxf(am, red[64 + w]);
+    const float ss0 = ss, am0 = am;
+    // (LOWBIT_GEMV_DIAG=reduce2: the reduction twice, same values, to time it where it runs)
+    for (int rep = 0;; ++rep) {
+      ss = warp_sum(ss0);
+      am = warp_max(am0);
+      if (stamps && lane == 0 && rep == 0 && !(ss < 0.0f)) atomicMax(stamps + 8, global_ns());  // x is in
+      if (lane == 0) {
+        red[warp] = ss;
+        red[64 + warp] = am;
+      }
+      __syncthreads();
+      ss = 0.0f;
+      am = 0.0f;
+      for (int w = 0; w < (nthr >> 5); ++w) {
+        ss += red[w];
+        am = fmaxf(am, red[64 + w]);
+      }
+      if (rep + 1 >= (a.diag == kDiagReduce2 ? 2 : 1)) break;
+      __syncthreads();  // everyone has read red before it is written again
     }
   }
   on_reduced();
@@ -174,6 +180,8 @@ __device__ __forceinline__ void stage_x_one_pass(const GemvArgs& a, const XLoads
   uint8_t* const lbase = kLimbs ? xl + imma_x_offset(kLimbCodec, 4 * (tid & ~d) + (second ? 2 : 0), 0) : nullptr;
   uint32_t* const hbase = kMma && !kLimbs ? xb + b_pair_word(4 * tid) : nullptr;
   const int lim = kLimbs ? cols / 4 : nchunk;  // chunks converted (limbs: the padded columns too, as zeros)
+  // (LOWBIT_GEMV_DIAG=convert2: the conversion twice, the same words to the same places, to time it)
+  for (int rep = 0; rep < (a.diag == kDiagConvert2 ? 2 : 1); ++rep) {
   float* const gbase = gsum + (tid >> 3);       // chunk i's unit sum: gbase[i nthr / 8] (nthr a multiple of 8)
 #pragma unroll
   for (int i = 0; i < NCH; ++i) {
@@ -227,6 +235,7 @@ __device__ __forceinline__ void stage_x_one_pass(const GemvArgs& a, const XLoads
       if ((tid & 7) == 0 && c < nchunk) gbase[i * (nthr >> 3)] = kLimbs ? su * 0x1p-24f : su;
     }
   }
+  }  // rep
   // zeros beyond K: the padded columns (and whole padded units) contribute nothing (limbs: written above)
   for (int k = K + 2 * tid; k < cols && !kLimbs; k += 2 * nthr) {
     if constexpr (kMma) {
