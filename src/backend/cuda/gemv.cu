@@ -117,14 +117,30 @@ static bool stream_split_balanced() {
   return knob.get();
 }
 
-// Ring stages per warp of the stream kernel where shared memory allows (LOWBIT_GEMV_STAGES=2..7, default 4).
-static int stream_max_stages() {
-  static EnvKnob<int> knob([] { return env_int("LOWBIT_GEMV_STAGES", 4, 2, 7); });
+// Ring stages per warp of the stream kernel where shared memory allows: LOWBIT_GEMV_STAGES=2..7, or 0 (auto,
+// the default): 3 where a block's share of the weight is under 128 KB, else 4. A launch that short is mostly
+// its staging, which the ring's batches in flight slow down (its shared-memory and shuffle work waits behind
+// them): H100, 2026-12-07, bench --settings, timelines at position 107, STAGES=3 against 4: int4 Q|K|V (123 KB
+// per block) 10.48 -> 9.26 us per launch (staging 4.64 -> 3.28), o (82 KB) 7.83 -> 7.67; but int8 o (128 KB)
+// 9.09 -> 9.33 and every longer launch slower (int4 gate/up 25.08 -> 25.85; int8 -2.2 % tok/s overall).
+static int stream_stages_knob() {
+  static EnvKnob<int> knob([] {
+    const int v = env_int("LOWBIT_GEMV_STAGES", 0, 0, 7);
+    LB_CHECK(v == 0 || v >= 2, "LOWBIT_GEMV_STAGES=", v, ": expected 0 (auto) or 2..7");
+    return v;
+  });
   return knob.get();
+}
+static int stream_max_stages(const GemvArgs& a) {
+  if (stream_stages_knob() > 0) return stream_stages_knob();
+  const CodecInfo ci = codec_info(a.w.codec);
+  const int64_t packet_bytes = int64_t(ci.pw) * 512 + int64_t(ci.pks / 2) * scale_unit_bytes(a.w.codec);
+  const int64_t block_bytes = int64_t(a.tiles_per_block) * a.w.n_packets * packet_bytes;
+  return block_bytes < 128 * 1024 ? 3 : 4;
 }
 
 // The stream kernel's plan: token statistics, x of the whole row (and the unit sums of group-affine
-// formats), then for the tensor-core formats each warp's ring of a.stages stages (4 where they fit);
+// formats), then for the tensor-core formats each warp's ring of a.stages stages (stream_max_stages where they fit);
 // returns the bytes of shared memory, or 0 when x does not fit.
 int plan_stream_smem(GemvArgs& a) {
   static const int max_bytes = [] {
@@ -168,7 +184,7 @@ int plan_stream_smem(GemvArgs& a) {
     off = (off + 15) / 16 * 16;
     a.off_red = int(off);
     const int64_t ring = int64_t(kStreamWarps) * stage_bytes(c);
-    a.stages = stream_max_stages();
+    a.stages = stream_max_stages(a);
     while (a.stages > 2 && off + a.stages * ring > max_bytes) --a.stages;
     off += a.stages * ring;
   }
