@@ -534,6 +534,56 @@ TEST(GpuLayout, XLimbsAreTheDigitsOfTwoToThe24TimesX) {
   EXPECT_GT(n_checked, 100000);
 }
 
+// The one-pass staging (gemv_stream.cuh) folds the powers of two into the RMSNorm factor: x (r 2^-e 2^24) then
+// times w must round exactly as ((x r) w) 2^-e 2^24 did (the order before), for the limbs, the fp16 hi / lo
+// values (2^-e only) and the 4-column sums, with e chosen as the kernel does (|x r w 2^-e| < 64 for limbs,
+// < 2^14 for fp16), over wide ranges of x, r and w.
+TEST(GpuLayout, StagingScaleFoldRoundsAsBefore) {
+  Rng rng(803);
+  int n_checked = 0;
+  for (int t = 0; t < 20000; ++t) {
+    float x[4], w[4];
+    const int sx = int(rng.next_u64() % 40) - 20, sw = int(rng.next_u64() % 8) - 4;
+    for (int p = 0; p < 4; ++p) {
+      x[p] = float(rng.normal()) * std::ldexp(1.0f, sx);
+      w[p] = float(rng.normal()) * std::ldexp(1.0f, sw);
+    }
+    const float r = float(std::exp(rng.normal() * 3.0));  // an RMSNorm factor, 1 / rms
+    float am = 0.0f;
+    for (int p = 0; p < 4; ++p) am = std::max(am, std::fabs(x[p] * w[p]));
+    const float amax = am * r;
+    if (!(amax > 0.0f)) continue;
+    for (const bool limbs : {true, false}) {
+      const int e = std::ilogb(amax) - (limbs ? 5 : 13);
+      const float xscale = std::ldexp(1.0f, -e);
+      const float fold = limbs ? r * xscale * 16777216.0f : r * xscale;  // the new staging's one factor
+      float su_old = 0.0f, su_new = 0.0f, v_new[4];
+      for (int p = 0; p < 4; ++p) {
+        const float v_old = ((x[p] * r) * w[p]) * xscale;  // the old order
+        v_new[p] = (x[p] * fold) * w[p];
+        su_old += v_old;
+        if (limbs) {
+          ASSERT_EQ(x_limbs(v_old), x_limbs_scaled(v_new[p])) << x[p] << " " << r << " " << w[p];
+          ASSERT_EQ(v_old * 16777216.0f, v_new[p]);
+        } else {
+          ASSERT_EQ(v_old, v_new[p]) << x[p] << " " << r << " " << w[p];
+        }
+      }
+      su_new = limbs ? (((v_new[0] + v_new[1]) + v_new[2]) + v_new[3]) * 0x1p-24f
+                     : (v_new[0] + v_new[1]) + (v_new[2] + v_new[3]);
+      if (limbs) {
+        ASSERT_EQ(su_old, su_new);
+      } else {  // the fp16 path summed pairs: (0 + (v0 + v1)) + (v2 + v3)
+        const float so = (((x[0] * r) * w[0]) * xscale + ((x[1] * r) * w[1]) * xscale) +
+                         (((x[2] * r) * w[2]) * xscale + ((x[3] * r) * w[3]) * xscale);
+        ASSERT_EQ(so, su_new);
+      }
+      ++n_checked;
+    }
+  }
+  EXPECT_GT(n_checked, 30000);
+}
+
 // The one-pass staging (gemv_stream.cuh): thread pairs holding chunks c, c ^ d (4 columns each, d =
 // imma_pair_chunks) swap two limb words and each writes the 4 words of limb_words at the offset of its first
 // column; every limb must land where imma_x_offset says.
