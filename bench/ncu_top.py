@@ -5,8 +5,9 @@
   bench/ncu_top.py src.csv [N]
 
 Prints the N (default 40) SASS lines with the most samples (all stall reasons), with their index in the
-kernel, so that a reader can tell the staging from the main loop, and the share of samples per region of
-64 instructions (where in the kernel the warps wait).
+kernel (so that a reader can tell the staging from the main loop) and their top stall reasons where the
+CSV has them, the share of samples per region of 64 instructions (where in the kernel the warps wait) and
+per opcode. The first function's table only (the source page has one per profiled function).
 """
 import csv
 import sys
@@ -29,24 +30,42 @@ def main():
     if samp is None:
         print("no stall-sampling column; columns:", head)
         return 1
+    # per-reason sample columns where this ncu exports them (stall_mio, stall_long_sb, ...; not the
+    # "(Not Issued)" copies)
+    reasons = [i for i, c in enumerate(head) if c.startswith("stall_") and "Not Issued" not in c]
+
+    def num(v):
+        try:
+            return float(v.replace(",", "") or 0)
+        except ValueError:
+            return None
+
     body = []
     for r in rows[head_i + 1:]:
-        if len(r) <= max(src, samp):
+        if len(r) != len(head):  # the next table (another function) or a trailer
+            if body:
+                break
             continue
-        try:
-            n = float(r[samp].replace(",", "") or 0)
-        except ValueError:
+        if r[src].strip() == "Source":  # the next function's table
+            break
+        n = num(r[samp])
+        if n is None:
             continue
-        body.append((len(body), n, r[src].strip()))
-    total = sum(n for _, n, _ in body) or 1.0
+        why = sorted(((num(r[j]) or 0.0, head[j][6:]) for j in reasons), reverse=True)[:3]
+        body.append((len(body), n, r[src].strip(), [(v, k) for v, k in why if v > 0]))
+    total = sum(t[1] for t in body) or 1.0
     print(f"{len(body)} instructions, {total:.0f} samples ({head[samp]})")
-    regions = {}
-    for i, n, _ in body:
+    regions, ops = {}, {}
+    for i, n, s, _ in body:
         regions[i // 64] = regions.get(i // 64, 0) + n
+        words = [w for w in s.split() if not w.startswith("@")]
+        op = words[0].split(".")[0] if words else "?"
+        ops[op] = ops.get(op, 0) + n
     print("samples per 64-instruction region (>= 1%):",
           " ".join(f"[{k * 64}]{100 * v / total:.1f}%" for k, v in sorted(regions.items()) if v / total >= 0.01))
-    for i, n, s in sorted(body, key=lambda t: -t[1])[:top]:
-        print(f"{i:6d} {100 * n / total:5.1f}% {s[:110]}")
+    print("by opcode:", ", ".join(f"{k} {100 * v / total:.1f}%" for k, v in sorted(ops.items(), key=lambda kv: -kv[1])[:12]))
+    for i, n, s, why in sorted(body, key=lambda t: -t[1])[:top]:
+        print(f"{i:6d} {100 * n / total:5.1f}% {s[:80]:80s} " + " ".join(f"{k}={v:.0f}" for v, k in why))
     return 0
 
 
