@@ -133,9 +133,7 @@ static int stream_stages_knob() {
 }
 static int stream_max_stages(const GemvArgs& a) {
   if (stream_stages_knob() > 0) return stream_stages_knob();
-  const CodecInfo ci = codec_info(a.w.codec);
-  const int64_t packet_bytes = int64_t(ci.pw) * 512 + int64_t(ci.pks / 2) * scale_unit_bytes(a.w.codec);
-  const int64_t block_bytes = int64_t(a.tiles_per_block) * a.w.n_packets * packet_bytes;
+  const int64_t block_bytes = int64_t(a.tiles_per_block) * a.w.n_packets * packet_bytes(a.w.codec);
   return block_bytes < 128 * 1024 ? 3 : 4;
 }
 

@@ -46,10 +46,12 @@ LB_HD constexpr int scale_unit_bytes(GpuCodec c) {
          : codec_info(c).scale == ScaleKind::Nv   ? 32
                                                   : 0;
 }
-// Bytes of one ring stage of a warp: the codes of U packets, then their scale units.
-LB_HD constexpr int stage_bytes(GpuCodec c) {
-  return stream_unroll(c) * (codec_info(c).pw * 512 + codec_info(c).pks / 2 * scale_unit_bytes(c));
+// Bytes of one packet in the weight stream: its codes and its share of the scale units.
+LB_HD constexpr int packet_bytes(GpuCodec c) {
+  return codec_info(c).pw * 512 + codec_info(c).pks / 2 * scale_unit_bytes(c);
 }
+// Bytes of one ring stage of a warp: the codes of U packets, then their scale units.
+LB_HD constexpr int stage_bytes(GpuCodec c) { return stream_unroll(c) * packet_bytes(c); }
 
 // Whether stage_x_one_pass applies: one token, K a multiple of 4 within the per-thread budget, 16-byte
 // aligned x and norm weight (otherwise token_stats + stage_x_* do it in two passes).
@@ -138,7 +140,8 @@ __device__ __forceinline__ void stage_x_one_pass(const GemvArgs& a, const XLoads
     float* red = st + 24;  // token_stats' warp partials
     const float ss0 = ss, am0 = am;
     // (LOWBIT_GEMV_DIAG=reduce2: the reduction twice, same values, to time it where it runs)
-    for (int rep = 0;; ++rep) {
+    for (int rep = 0; rep < (a.diag == kDiagReduce2 ? 2 : 1); ++rep) {
+      if (rep > 0) __syncthreads();  // everyone has read red before it is written again
       ss = warp_sum(ss0);
       am = warp_max(am0);
       if (stamps && lane == 0 && rep == 0 && !(ss < 0.0f)) atomicMax(stamps + 8, global_ns());  // x is in
@@ -153,8 +156,6 @@ __device__ __forceinline__ void stage_x_one_pass(const GemvArgs& a, const XLoads
         ss += red[w];
         am = fmaxf(am, red[64 + w]);
       }
-      if (rep + 1 >= (a.diag == kDiagReduce2 ? 2 : 1)) break;
-      __syncthreads();  // everyone has read red before it is written again
     }
   }
   on_reduced();
@@ -180,62 +181,62 @@ __device__ __forceinline__ void stage_x_one_pass(const GemvArgs& a, const XLoads
   uint8_t* const lbase = kLimbs ? xl + imma_x_offset(kLimbCodec, 4 * (tid & ~d) + (second ? 2 : 0), 0) : nullptr;
   uint32_t* const hbase = kMma && !kLimbs ? xb + b_pair_word(4 * tid) : nullptr;
   const int lim = kLimbs ? cols / 4 : nchunk;  // chunks converted (limbs: the padded columns too, as zeros)
+  float* const gbase = gsum + (tid >> 3);       // chunk i's unit sum: gbase[i nthr / 8] (nthr a multiple of 8)
   // (LOWBIT_GEMV_DIAG=convert2: the conversion twice, the same words to the same places, to time it)
   for (int rep = 0; rep < (a.diag == kDiagConvert2 ? 2 : 1); ++rep) {
-  float* const gbase = gsum + (tid >> 3);       // chunk i's unit sum: gbase[i nthr / 8] (nthr a multiple of 8)
 #pragma unroll
-  for (int i = 0; i < NCH; ++i) {
-    const int c = tid + i * nthr;
-    // a warp whose 32 chunks all lie beyond what is staged skips the conversion (warp-uniform, so the
-    // shuffles below run in all lanes of a warp or in none)
-    if ((tid & ~31) + i * nthr >= lim) continue;
-    // x r w 2^-e (limbs: times 2^24); the norm weight is ones without a norm
-    const float v[4] = {wmul(xv[i].x * sx, wv[i].x), wmul(xv[i].y * sx, wv[i].y), wmul(xv[i].z * sx, wv[i].z),
-                        wmul(xv[i].w * sx, wv[i].w)};
-    float su = 0.0f;  // tensor cores: the sum of this chunk's scaled x (32-column sums below)
-    if constexpr (kLimbs) {
-      // the limbs of this chunk's 4 columns; the partner chunk c ^ d holds the columns that share MMA k-quads
-      // with them: the first of the pair keeps its columns 0, 1 and takes the partner's 0, 1, the second
-      // takes the first's 2, 3 and keeps its own 2, 3, so that each writes the 4 words (one per limb) of one
-      // k-quad (limb_words)
-      su = ((v[0] + v[1]) + v[2]) + v[3];  // = 2^24 (((0 + v0') + v1') + v2') + v3') exactly
-      uint32_t L[4];
+    for (int i = 0; i < NCH; ++i) {
+      const int c = tid + i * nthr;
+      // a warp whose 32 chunks all lie beyond what is staged skips the conversion (warp-uniform, so the
+      // shuffles below run in all lanes of a warp or in none)
+      if ((tid & ~31) + i * nthr >= lim) continue;
+      // x r w 2^-e (limbs: times 2^24); the norm weight is ones without a norm
+      const float v[4] = {wmul(xv[i].x * sx, wv[i].x), wmul(xv[i].y * sx, wv[i].y), wmul(xv[i].z * sx, wv[i].z),
+                          wmul(xv[i].w * sx, wv[i].w)};
+      float su = 0.0f;  // tensor cores: the sum of this chunk's scaled x (32-column sums below)
+      if constexpr (kLimbs) {
+        // the limbs of this chunk's 4 columns; the partner chunk c ^ d holds the columns that share MMA k-quads
+        // with them: the first of the pair keeps its columns 0, 1 and takes the partner's 0, 1, the second
+        // takes the first's 2, 3 and keeps its own 2, 3, so that each writes the 4 words (one per limb) of one
+        // k-quad (limb_words)
+        su = ((v[0] + v[1]) + v[2]) + v[3];  // = 2^24 (((0 + v0') + v1') + v2') + v3') exactly
+        uint32_t L[4];
 #pragma unroll
-      for (int p = 0; p < 4; ++p) L[p] = x_limbs_scaled(v[p]);  // zeros for columns beyond K (x = 0)
-      const uint32_t r0 = __shfl_xor_sync(0xffffffffu, second ? L[0] : L[2], d);
-      const uint32_t r1 = __shfl_xor_sync(0xffffffffu, second ? L[1] : L[3], d);
-      uint32_t w[4];
-      limb_words<kLimbCodec>(second ? r0 : L[0], second ? r1 : L[1], second ? L[2] : r0, second ? L[3] : r1, w);
-      if (4 * c < cols) {
-        // the first chunk's columns p0, p0 + 1 (p0 = 0, or 2 for the second of the pair) start the word
-        uint32_t* dst = reinterpret_cast<uint32_t*>(lbase + 16 * nthr * i);
+        for (int p = 0; p < 4; ++p) L[p] = x_limbs_scaled(v[p]);  // zeros for columns beyond K (x = 0)
+        const uint32_t r0 = __shfl_xor_sync(0xffffffffu, second ? L[0] : L[2], d);
+        const uint32_t r1 = __shfl_xor_sync(0xffffffffu, second ? L[1] : L[3], d);
+        uint32_t w[4];
+        limb_words<kLimbCodec>(second ? r0 : L[0], second ? r1 : L[1], second ? L[2] : r0, second ? L[3] : r1, w);
+        if (4 * c < cols) {
+          // the first chunk's columns p0, p0 + 1 (p0 = 0, or 2 for the second of the pair) start the word
+          uint32_t* dst = reinterpret_cast<uint32_t*>(lbase + 16 * nthr * i);
 #pragma unroll
-        for (int j = 0; j < 4; ++j) dst[2 * j] = w[j];  // limb j: 8 bytes further
+          for (int j = 0; j < 4; ++j) dst[2 * j] = w[j];  // limb j: 8 bytes further
+        }
+      } else if constexpr (kMma) {
+        su = (v[0] + v[1]) + (v[2] + v[3]);  // = (0 + (v0 + v1)) + (v2 + v3)
+        if (c < nchunk) {
+          const __half2 h01 = __floats2half2_rn(v[0], v[1]), h23 = __floats2half2_rn(v[2], v[3]);
+          const float2 f01 = __half22float2(h01), f23 = __half22float2(h23);
+          const __half2 l01 = __floats2half2_rn(v[0] - f01.x, v[1] - f01.y);
+          const __half2 l23 = __floats2half2_rn(v[2] - f23.x, v[3] - f23.y);
+          uint32_t* dst = hbase + 2 * nthr * i;  // columns 4c, 4c + 1; 4c + 2, 4c + 3 two words further
+          dst[0] = bits_u32(h01);
+          dst[2] = bits_u32(h23);
+          dst[a.xstride] = bits_u32(l01);
+          dst[a.xstride + 2] = bits_u32(l23);
+        }
+      } else if (c < nchunk) {
+        *reinterpret_cast<float4*>(xs + 4 * c) = make_float4(v[0], v[1], v[2], v[3]);
       }
-    } else if constexpr (kMma) {
-      su = (v[0] + v[1]) + (v[2] + v[3]);  // = (0 + (v0 + v1)) + (v2 + v3)
-      if (c < nchunk) {
-        const __half2 h01 = __floats2half2_rn(v[0], v[1]), h23 = __floats2half2_rn(v[2], v[3]);
-        const float2 f01 = __half22float2(h01), f23 = __half22float2(h23);
-        const __half2 l01 = __floats2half2_rn(v[0] - f01.x, v[1] - f01.y);
-        const __half2 l23 = __floats2half2_rn(v[2] - f23.x, v[3] - f23.y);
-        uint32_t* dst = hbase + 2 * nthr * i;  // columns 4c, 4c + 1; 4c + 2, 4c + 3 two words further
-        dst[0] = bits_u32(h01);
-        dst[2] = bits_u32(h23);
-        dst[a.xstride] = bits_u32(l01);
-        dst[a.xstride + 2] = bits_u32(l23);
+      if constexpr (kMma && kAffine) {  // 8 consecutive threads hold the 32 columns of a unit
+        su += __shfl_xor_sync(0xffffffffu, su, 4);
+        su += __shfl_xor_sync(0xffffffffu, su, 2);
+        su += __shfl_xor_sync(0xffffffffu, su, 1);
+        if ((tid & 7) == 0 && c < nchunk) gbase[i * (nthr >> 3)] = kLimbs ? su * 0x1p-24f : su;
       }
-    } else if (c < nchunk) {
-      *reinterpret_cast<float4*>(xs + 4 * c) = make_float4(v[0], v[1], v[2], v[3]);
-    }
-    if constexpr (kMma && kAffine) {  // 8 consecutive threads hold the 32 columns of a unit
-      su += __shfl_xor_sync(0xffffffffu, su, 4);
-      su += __shfl_xor_sync(0xffffffffu, su, 2);
-      su += __shfl_xor_sync(0xffffffffu, su, 1);
-      if ((tid & 7) == 0 && c < nchunk) gbase[i * (nthr >> 3)] = kLimbs ? su * 0x1p-24f : su;
     }
   }
-  }  // rep
   // zeros beyond K: the padded columns (and whole padded units) contribute nothing (limbs: written above)
   for (int k = K + 2 * tid; k < cols && !kLimbs; k += 2 * nthr) {
     if constexpr (kMma) {
