@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Where the warps of a kernel stall, instruction by instruction: one Nsight Compute profile of COUNT
-# consecutive launches matching KERNEL (after SKIP of them) with warp-state sampling, then per launch the
-# kernel-level stall breakdown and the SASS instructions holding the most samples (bench/ncu_top.py: with their stall
-# reasons where this ncu exports them). For the GPU machine (docs/device.md).
+# consecutive launches matching KERNEL (after SKIP of them) with warp-state sampling, then the kernel-level
+# stall breakdown of each launch and the SASS instructions of the first profiled function holding the most
+# samples (bench/ncu_top.py: with their stall reasons where this ncu exports them). For the GPU machine
+# (docs/device.md).
 #
 #   bench/ncu_source.sh <command ...>
 # Environment: KERNEL=gemv_stream_mma_kernel (regex), SKIP=512, COUNT=4, TOP=30, OUT=out, NCU_TIMEOUT=240,
