@@ -414,6 +414,58 @@ TEST(CudaGemv, StreamTriggerAndLoadPlacements) {
   }
 }
 
+TEST(CudaGemv, StreamKSlices) {
+  // LOWBIT_GEMV_KSPLIT: the residual-add launches cut K into slices, each staged and summed by its own blocks
+  // and added to the output atomically; every format at o's and down's shapes, a shape where K allows 3
+  // slices of whole groups (not 4), groups wider than 256 columns, and launches the slices do not apply to
+  // (a norm weight, a plain store, M > 1) run as before
+  REQUIRE_GPU();
+  Gpu gpu;
+  uint64_t seed = 1950;
+  ScopedKnobs knobs;
+  const auto expected = [](Format f, int64_t K, int group, int want) {
+    const GpuCodec c = codec_for(f);  // (the stream kernel's codec; plain and ternary-1.6 take no slices)
+    if (is_plain(c) || c == GpuCodec::T5) return 1;
+    const int64_t unit = group > 256 && format_info(f).scheme == ScaleScheme::GroupAffine ? group : 256;
+    int S = want;
+    while (S > 1 && K % (unit * S) != 0) --S;
+    return S;
+  };
+  struct Case {
+    int64_t n, k;
+    int group;
+    const char* slices;
+  };
+  for (Format f : weight_formats()) {
+    SCOPED_TRACE(format_name(f));
+    const bool affine = format_info(f).scheme == ScaleScheme::GroupAffine;
+    for (const Case cs : {Case{4096, 4096, 0, "4"}, Case{4096, 14336, 0, "4"}, Case{4096, 14336, 0, "8"},
+                          Case{301, 1536, 0, "4"}, Case{520, 4096, affine ? 512 : 0, "8"}, Case{64, 2048, 0, "2"}}) {
+      SCOPED_TRACE(std::to_string(cs.n) + "x" + std::to_string(cs.k) + " g" + std::to_string(cs.group) +
+                   " KSPLIT=" + cs.slices);
+      const QTensor t = random_qtensor(f, cs.n, cs.k, cs.group, seed++, "w");
+      const GpuWeight w = upload(repack_for_gpu(t), gpu.s);
+      knobs.set("LOWBIT_GEMV_KSPLIT", cs.slices);
+      knobs.set("LOWBIT_GEMV_KSPLIT_MIN_K", nullptr);
+      Dev<float> dx(std::vector<float>(size_t(cs.k), 1.0f));
+      GemvEpilogue ep;
+      ep.kind = GemvOut::AddF32;
+      const int want = expected(f, cs.k, t.group, std::atoi(cs.slices));
+      EXPECT_EQ(gemv_stream_ksplit(w, dx.p, 1, ep), want);
+      run_and_check(gpu, w, {&t}, 1, GemvOut::AddF32, GemvVariant::Auto, false, seed++);
+      // not split: a norm weight, a store, two tokens; and K below LOWBIT_GEMV_KSPLIT_MIN_K
+      GemvEpilogue store = ep;
+      store.kind = GemvOut::StoreF32;
+      EXPECT_EQ(gemv_stream_ksplit(w, dx.p, 1, store), 1);
+      EXPECT_EQ(gemv_stream_ksplit(w, dx.p, 2, ep), 1);
+      run_and_check(gpu, w, {&t}, 1, GemvOut::StoreF32, GemvVariant::Auto, true, seed++);
+      run_and_check(gpu, w, {&t}, 2, GemvOut::AddF32, GemvVariant::Auto, false, seed++);
+      knobs.set("LOWBIT_GEMV_KSPLIT_MIN_K", std::to_string(cs.k + 1).c_str());
+      EXPECT_EQ(gemv_stream_ksplit(w, dx.p, 1, ep), 1);
+    }
+  }
+}
+
 TEST(CudaGemv, PlainFormatsK172) {
   REQUIRE_GPU();
   Gpu gpu;

@@ -620,6 +620,25 @@ TEST(GpuLayout, LimbWordsOfChunkPairsLandAtTheirOffsets) {
   }
 }
 
+// K slices of the stream kernel (LOWBIT_GEMV_KSPLIT): a block stages only its slice of x, at the slice's own
+// columns, with the positions of a slice at column 0 shifted (its first column a multiple of 256), and reads it
+// through pointers moved by the slice's first column (limbs: 4 bytes per column, MMA block q of packet p at
+// (p imma_blocks + q) 128; fp16 hi / lo: b_frag_word, 8 words per 16 columns; unit sums: one per 32 columns).
+TEST(GpuLayout, StagedXShiftsWholeWith256Columns) {
+  for (GpuCodec c : {GpuCodec::U4, GpuCodec::I8, GpuCodec::U2, GpuCodec::T2, GpuCodec::U1}) {
+    EXPECT_EQ(imma_blocks(c) * 32, packet_cols(c)) << "codec " << int(c);
+    for (int64_t k = 0; k < 1024; ++k)
+      for (int j = 0; j < 4; ++j)
+        for (int64_t s = 1; s <= 3; ++s)
+          ASSERT_EQ(imma_x_offset(c, k + 256 * s, j), imma_x_offset(c, k, j) + 1024 * s)
+              << "codec " << int(c) << " column " << k << " limb " << j;
+  }
+  for (int k = 0; k < 1024; ++k)
+    for (int s = 1; s <= 3; ++s) ASSERT_EQ(b_pair_word(k + 256 * s), b_pair_word(k) + 128 * s) << "column " << k;
+  for (int st = 0; st < 64; ++st)
+    for (int t = 0; t < 4; ++t) ASSERT_EQ(b_frag_word(st + 16, t), b_frag_word(st, t) + 128);
+}
+
 TEST(GpuLayout, Errors) {
   // a group that is not a power of two has no GPU layout
   Rng rng(9);

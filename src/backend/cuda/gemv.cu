@@ -133,8 +133,40 @@ static int stream_stages_knob() {
 }
 static int stream_max_stages(const GemvArgs& a) {
   if (stream_stages_knob() > 0) return stream_stages_knob();
-  const int64_t block_bytes = int64_t(a.tiles_per_block) * a.w.n_packets * packet_bytes(a.w.codec);
+  const int64_t block_bytes = int64_t(a.tiles_per_block) * a.np * packet_bytes(a.w.codec);
   return block_bytes < 128 * 1024 ? 3 : 4;
+}
+
+// K slices of the residual-add launches (o, down), LOWBIT_GEMV_KSPLIT=1..8 (1: off) for K >=
+// LOWBIT_GEMV_KSPLIT_MIN_K: the blocks of slice s stage only its columns of x (down: a quarter of 14,336 with
+// 4 slices instead of all of them in every block) and add their partial sums to the residual with atomicAdd —
+// the order of the slices' additions varies from run to run (fp32 rounding of the residual, not bit-exact
+// between runs). Where it applies: the tensor-core formats (not ternary-1.6, whose packets are 160 columns),
+// one token, no norm weight, the AddF32 epilogue, K without padding, slices of a multiple of 256 columns and
+// of whole groups (fewer slices where K does not allow it), within the one-pass staging (K <= 16384, x 16-byte
+// aligned).
+static int stream_ksplit_knob() {
+  static EnvKnob<int> knob([] { return env_int("LOWBIT_GEMV_KSPLIT", 1, 1, 8); });
+  return knob.get();
+}
+static int stream_ksplit_min_k() {
+  static EnvKnob<int> knob([] { return env_int("LOWBIT_GEMV_KSPLIT_MIN_K", 0, 0, 1 << 20); });
+  return knob.get();
+}
+static int stream_ksplit(const GemvArgs& a) {
+  const GpuCodec c = a.w.codec;
+  if (stream_ksplit_knob() <= 1 || is_plain(c) || c == GpuCodec::T5 || a.M != 1 || a.norm_w ||
+      a.kind != GemvOut::AddF32)
+    return 1;
+  const int64_t K = a.w.cols;
+  if (K < stream_ksplit_min_k() || K != a.w.n_packets * packet_cols(c) || K > int64_t(4 * kStageChunks) * kStreamThreads ||
+      (reinterpret_cast<uintptr_t>(a.x) & 15u) != 0)
+    return 1;
+  // slices of whole 256-column periods (the staging's store positions) and whole groups (the group folds)
+  const int64_t unit = codec_info(c).scale == ScaleKind::Affine ? std::max<int64_t>(256, a.w.group) : 256;
+  int S = std::min(stream_ksplit_knob(), sm_count());
+  while (S > 1 && K % (unit * S) != 0) --S;
+  return S;
 }
 
 // The stream kernel's plan: token statistics, x of the whole row (and the unit sums of group-affine
@@ -154,10 +186,13 @@ int plan_stream_smem(GemvArgs& a) {
   off += kStatsBytes;
   // one block per multiprocessor, each a run of whole tiles; the partial sums of the tiles its warps split
   // (one slot per tile and per warp) and a counter per tile
-  a.tiles_per_block = int(ceil_div(a.w.rows_pad / 16, sm_count()));
+  // (K slices: the multiprocessors shared out among the slices, each slice's tiles split the balanced way)
+  a.ksplit = stream_ksplit(a);
+  const int sms = sm_count() / a.ksplit;
+  a.tiles_per_block = int(ceil_div(a.w.rows_pad / 16, sms));
   // balanced split (default; LOWBIT_GEMV_SPLIT): every multiprocessor a block (ceil_div leaves some idle: 128
   // of 132 blocks at the Llama shapes), the blocks scheduled last (highest index) a tile less
-  a.split_blocks = stream_split_balanced() ? int(std::min<int64_t>(a.w.rows_pad / 16, sm_count())) : 0;
+  a.split_blocks = stream_split_balanced() || a.ksplit > 1 ? int(std::min<int64_t>(a.w.rows_pad / 16, sms)) : 0;
   a.off_pieces = int(off);
   off += (int64_t(a.tiles_per_block) + kStreamWarps) * 64 * 4 + int64_t(a.tiles_per_block) * 4;
   off = (off + 15) / 16 * 16;
@@ -170,7 +205,8 @@ int plan_stream_smem(GemvArgs& a) {
     a.off_red = int(off);
     a.stages = 0;
   } else {
-    a.np = int(a.w.n_packets);
+    a.np_tile = int(a.w.n_packets);
+    a.np = a.np_tile / a.ksplit;  // per tile and slice (stream_ksplit: a whole number)
     const int64_t half_cols = a.w.n_packets * packet_cols(c) / 2;
     a.xstride = int((half_cols + 31) / 32 * 32 + 8);  // = 8 (mod 32) words: conflict-free B loads
     a.gstride = int(a.w.n_packets * packet_cols(c) / 32);
@@ -353,6 +389,16 @@ GemvVariant gemv_auto_variant(const GpuWeight&, int) {
          "persist8x1, stream, reference)");
   });
   return knob.get();
+}
+
+int gemv_stream_ksplit(const GpuWeight& w, const float* x, int M, const GemvEpilogue& ep) {
+  GemvArgs a;
+  a.w = w.view;
+  a.x = x;
+  a.M = M;
+  a.norm_w = ep.norm_weight;
+  a.kind = ep.kind;
+  return stream_ksplit(a);
 }
 
 void gemv(const GpuWeight& w, const float* x, int M, const GemvEpilogue& ep, cudaStream_t s, GemvVariant v) {

@@ -74,6 +74,9 @@ void gemv_set_timeline(unsigned long long* stamps);
 // (LOWBIT_GEMV_EARLY_NARROW). Read at launch, like the timeline (baked into captured graphs).
 void gemv_set_after_narrow(bool on);
 
+// The K slices the stream kernel cuts this launch into (LOWBIT_GEMV_KSPLIT; 1: none): for tests and reports.
+int gemv_stream_ksplit(const GpuWeight& w, const float* x, int M, const GemvEpilogue& ep);
+
 // x: [M, K] fp32 on the device, 1 <= M <= 8. Checks the arguments (Error) and every launch.
 void gemv(const GpuWeight& w, const float* x, int M, const GemvEpilogue& ep, cudaStream_t s,
           GemvVariant v = GemvVariant::Auto);

@@ -65,6 +65,10 @@ struct GemvArgs {
   int prefetch = 0;              // weight batches (plain formats: packets) after those issued with x's loads
                                  // that are prefetched into L2 right after them (LOWBIT_GEMV_PREFETCH)
   int diag = 0;                  // kDiagNone, kDiagReduce2, kDiagConvert2 (LOWBIT_GEMV_DIAG)
+  // > 1 (LOWBIT_GEMV_KSPLIT; the MMA stream kernel, one token, no norm, AddF32): K cut into ksplit equal
+  // slices of np packets each (np_tile per tile row), split_blocks blocks per slice; block b takes slice
+  // b / split_blocks, stages only that slice of x and adds its partial sums to the output atomically
+  int ksplit = 1, np_tile = 0;
   unsigned long long* timeline = nullptr;  // gemv_set_timeline(): kTimelineStamps per block, or null
 };
 

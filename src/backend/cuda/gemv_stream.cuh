@@ -73,7 +73,7 @@ struct XLoads {
 // delayed x's staging), then stage_x_issue(a, v, false) issues x's.
 template <int NCH, bool kNorm = true>
 __device__ __forceinline__ void stage_w_issue(const GemvArgs& a, XLoads<NCH>& v) {
-  const int tid = threadIdx.x, nthr = blockDim.x, nchunk = int(a.w.cols) / 4;
+  const int tid = threadIdx.x, nthr = blockDim.x, nchunk = int(a.w.cols) / 4;  // (no norm with K slices)
   const float4* w4 = reinterpret_cast<const float4*>(a.norm_w);
 #pragma unroll
   for (int i = 0; i < NCH; ++i) {
@@ -81,10 +81,12 @@ __device__ __forceinline__ void stage_w_issue(const GemvArgs& a, XLoads<NCH>& v)
     v.w[i] = kNorm && a.norm_w && c < nchunk ? __ldg(w4 + c) : make_float4(1.0f, 1.0f, 1.0f, 1.0f);
   }
 }
+// col0, kcols (K slices): the columns [col0, col0 + kcols) only (kcols 0: all of K).
 template <int NCH, bool kNorm = true>
-__device__ __forceinline__ void stage_x_issue(const GemvArgs& a, XLoads<NCH>& v, bool with_w = true) {
-  const int tid = threadIdx.x, nthr = blockDim.x, nchunk = int(a.w.cols) / 4;
-  const float4* x4 = reinterpret_cast<const float4*>(a.x);
+__device__ __forceinline__ void stage_x_issue(const GemvArgs& a, XLoads<NCH>& v, bool with_w = true, int col0 = 0,
+                                              int kcols = 0) {
+  const int tid = threadIdx.x, nthr = blockDim.x, nchunk = (kcols > 0 ? kcols : int(a.w.cols)) / 4;
+  const float4* x4 = reinterpret_cast<const float4*>(a.x + col0);
 #pragma unroll
   for (int i = 0; i < NCH; ++i) {
     const int c = tid + i * nthr;
@@ -103,6 +105,10 @@ __device__ __forceinline__ void stage_x_issue(const GemvArgs& a, XLoads<NCH>& v,
 // on_arrival() runs in every thread once its loads of x have arrived (before the block reduction);
 // on_reduced() once the whole block's have (after the block reduction, before the conversion; where there
 // is no reduction, right after on_arrival()).
+// col0, kcols (K slices, no norm weight, tensor cores; kcols 0: all of K): the loads were of columns [col0,
+// col0 + kcols); max|x| and 2^-e are those of the slice, which is staged at its own columns (col0 a multiple
+// of 256: the store positions and unit sums are those of column 0 shifted by whole 64-column periods) and
+// `cols` = kcols (no padding inside a slice).
 __device__ __forceinline__ uint32_t bits_u32(__half2 h) {
   uint32_t u;
   memcpy(&u, &h, sizeof u);
@@ -117,11 +123,12 @@ template <bool kMma, bool kAffine, GpuCodec kLimbCodec = GpuCodec::PlainF32, int
 __device__ __forceinline__ void stage_x_one_pass(const GemvArgs& a, const XLoads<NCH>& ld, float* st, uint32_t* xb,
                                                  float* xs, float* gsum, int cols,
                                                  unsigned long long* stamps = nullptr,
-                                                 OnArrival on_arrival = NoOp{}, OnReduced on_reduced = NoOp{}) {
+                                                 OnArrival on_arrival = NoOp{}, OnReduced on_reduced = NoOp{},
+                                                 int col0 = 0, int kcols = 0) {
   constexpr bool kLimbs = has_imma(kLimbCodec);
   uint8_t* xl = reinterpret_cast<uint8_t*>(xb);
   const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5, nthr = blockDim.x;
-  const int K = int(a.w.cols), nchunk = K / 4;
+  const int K = kcols > 0 ? kcols : int(a.w.cols), nchunk = K / 4;
   const float4* xv = ld.x;
   const float4* wv = ld.w;
   const auto wmul = [](float x, float w) { return kNormW ? x * w : x; };  // x * 1 = x
@@ -178,10 +185,11 @@ __device__ __forceinline__ void stage_x_one_pass(const GemvArgs& a, const XLoads
   const float sx = kLimbs ? r * xscale * 16777216.0f : kMma ? r * xscale : r;
   constexpr int d = kLimbs ? imma_pair_chunks(kLimbCodec) : 1;  // limbs: the partner chunk c ^ d, lane tid ^ d
   const bool second = (tid & d) != 0;
-  uint8_t* const lbase = kLimbs ? xl + imma_x_offset(kLimbCodec, 4 * (tid & ~d) + (second ? 2 : 0), 0) : nullptr;
-  uint32_t* const hbase = kMma && !kLimbs ? xb + b_pair_word(4 * tid) : nullptr;
+  uint8_t* const lbase =
+      kLimbs ? xl + imma_x_offset(kLimbCodec, col0 + 4 * (tid & ~d) + (second ? 2 : 0), 0) : nullptr;
+  uint32_t* const hbase = kMma && !kLimbs ? xb + b_pair_word(col0 + 4 * tid) : nullptr;
   const int lim = kLimbs ? cols / 4 : nchunk;  // chunks converted (limbs: the padded columns too, as zeros)
-  float* const gbase = gsum + (tid >> 3);       // chunk i's unit sum: gbase[i nthr / 8] (nthr a multiple of 8)
+  float* const gbase = gsum + col0 / 32 + (tid >> 3);  // chunk i's unit sum: gbase[i nthr / 8] (nthr % 8 == 0)
   // (LOWBIT_GEMV_DIAG=convert2: the conversion twice, the same words to the same places, to time it)
   for (int rep = 0; rep < (a.diag == kDiagConvert2 ? 2 : 1); ++rep) {
 #pragma unroll
@@ -365,6 +373,9 @@ __device__ __forceinline__ void imma_packet(const uint32_t* words, const uint32_
 }
 
 // The epilogue of rows j and j + 8 of a tile for token m (v0, v1: their sums, before ys = factor * 2^e).
+// kSplit: K slices may be on: their AddF32 sums go to the output with atomicAdd (in whatever order the slices
+// finish).
+template <bool kSplit = false>
 __device__ __forceinline__ void emit_rows(const GemvArgs& a, int64_t tile, int j, int m, float v0, float v1, float ys,
                                           bool divide) {
   float y0 = v0 * ys, y1 = v1 * ys;
@@ -376,6 +387,11 @@ __device__ __forceinline__ void emit_rows(const GemvArgs& a, int64_t tile, int j
   if (a.w.glu) {  // rows j and j + 8 are gate and up of output tile * 8 + j
     const int64_t n = tile * 8 + j;
     if (n < a.w.ff) store_out(a, m, n, silu(y0) * y1);
+  } else if (kSplit && a.ksplit > 1) {  // (AddF32: the host splits no other epilogue)
+    const int64_t n = tile * 16 + j;
+    float* out = static_cast<float*>(a.out) + m * a.ld;
+    if (n < a.w.rows) atomicAdd(out + n, y0);
+    if (n + 8 < a.w.rows) atomicAdd(out + n + 8, y1);
   } else {
     const int64_t n = tile * 16 + j;
     if (n < a.w.rows) store_out(a, m, n, y0);
@@ -386,25 +402,37 @@ __device__ __forceinline__ void emit_rows(const GemvArgs& a, int64_t tile, int j
 // This block's run of tiles: its first tile and their count (a.split_blocks > 0: the first tiles % blocks
 // blocks, scheduled first, one tile more), and the packets per warp of the run.
 // (no divisions: the host computed the counts, launch_gemv_stream)
+// kSplit (the MMA kernel): K slices may be on (a.ksplit > 1): the blocks of slice s are s * split_blocks ..
+// (s + 1) * split_blocks - 1, each slice's tiles split among them the same way.
+template <bool kSplit>
+__device__ __forceinline__ int block_slice(const GemvArgs& a) {
+  return kSplit && a.ksplit > 1 ? int(blockIdx.x) / a.split_blocks : 0;
+}
+template <bool kSplit>
+__device__ __forceinline__ int block_in_slice(const GemvArgs& a) {
+  return kSplit && a.ksplit > 1 ? int(blockIdx.x) - block_slice<kSplit>(a) * a.split_blocks : int(blockIdx.x);
+}
+template <bool kSplit = false>
 __device__ __forceinline__ int2 block_tiles(const GemvArgs& a) {
-  const int b = int(blockIdx.x);
+  const int b = block_in_slice<kSplit>(a);
   if (a.split_blocks <= 0) return make_int2(b * a.tiles_per_block, a.tiles_per_block);
   return make_int2(b * a.split_base + min(b, a.split_extra), a.split_base + (b < a.split_extra ? 1 : 0));
 }
+template <bool kSplit = false>
 __device__ __forceinline__ int block_per_warp(const GemvArgs& a) {
-  return a.split_blocks > 0 && int(blockIdx.x) >= a.split_extra ? a.per_warp_lo : a.per_warp;
+  return a.split_blocks > 0 && block_in_slice<kSplit>(a) >= a.split_extra ? a.per_warp_lo : a.per_warp;
 }
 // A warp's sums for tile `lt` of its block are complete when it covered the whole tile; otherwise they are
 // one piece: stored in shared memory, counted, and the warp that brings the last piece adds all pieces (in
 // piece order) and returns true with v0 / v1 replaced by the totals. NP pairs (row j, token m) per lane,
 // `ok` where the lane holds one. pieces: [tiles_per_block + warps][16 rows][4 tokens], then the counters.
-template <int NPAIR>
+template <int NPAIR, bool kSplit = false>
 __device__ __forceinline__ bool stream_fixup(const GemvArgs& a, float* pieces, unsigned* pcnt, int lt, int warp,
                                              bool whole, const int* j, const int* m, const bool* ok, float* v0,
                                              float* v1) {
   if (whole) return true;
   const int lane = threadIdx.x & 31;
-  const int per_warp = block_per_warp(a);  // (recomputed here, not held in a register through the loop)
+  const int per_warp = block_per_warp<kSplit>(a);  // (recomputed here, not held in a register through the loop)
   const int first = lt * a.np / per_warp, last = (lt * a.np + a.np - 1) / per_warp;
   // piece index lt + warp: unique, since the warps of tile lt + 1 start where those of tile lt end
   float* mine = pieces + (lt + warp) * 64;
@@ -441,11 +469,12 @@ struct StreamShare {
   float* pieces;
   unsigned* pcnt;
 };
+template <bool kSplit = false>
 __device__ __forceinline__ StreamShare stream_share(const GemvArgs& a, uint8_t* smem) {
   const int tiles = int(a.w.rows_pad / 16), warp = int(threadIdx.x >> 5);
   StreamShare sh;
-  const int2 run = block_tiles(a);
-  const int per_warp = block_per_warp(a);
+  const int2 run = block_tiles<kSplit>(a);
+  const int per_warp = block_per_warp<kSplit>(a);
   sh.bt0 = run.x;
   const int bend = min(tiles, sh.bt0 + run.y) * a.np;
   sh.pbeg = min(sh.bt0 * a.np + warp * per_warp, bend);
@@ -476,11 +505,15 @@ __global__ void __launch_bounds__(kStreamThreads, 1) gemv_stream_mma_kernel(cons
   const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5, g = lane >> 2, t = lane & 3;
   const int M = a.M, NP = a.np, S = a.stages;
   uint8_t* ring = smem + a.off_red + warp * S * STAGE;  // this warp's S stages
-  const StreamShare sh = stream_share(a, smem);
+  const StreamShare sh = stream_share<true>(a, smem);
   const int pbeg = sh.pbeg, pend = sh.pend;
   const int64_t n_units = a.w.scale_units(SK);
   const int gshift = SK == ScaleKind::Affine ? __ffs(a.w.group >> 5) - 1 : 0;  // group = 32 << gshift
   const uint8_t* codes = a.w.codes;
+  // K slices (a.ksplit > 1): this block's packets of each tile row are [KLO, KLO + NP) of its a.np_tile; the
+  // cursors below count packets of the slice, the code pointer, the scale rows, x and its unit sums start at
+  // the slice's (the host keeps slices whole groups: the group folds see the same unit indices mod the group)
+  const int KLO = block_slice<true>(a) * NP, XCOL0 = KLO * PKS * 16;
 
   // Batches never cross a tile: a batch is min(U, packets left in the tile, packets left in the share).
   // Both cursors below (the batch being issued, the batch being computed) advance by additions only: the
@@ -492,8 +525,9 @@ __global__ void __launch_bounds__(kStreamThreads, 1) gemv_stream_mma_kernel(cons
   const int64_t unit_row = n_units * SUB;  // bytes of one tile's scale units
   // issue cursor: next packet, its offset in its tile, this lane's word of its codes, its tile's scale row
   int qi = pbeg, ki = kp0, si = 0;
-  const uint8_t* gi = codes + int64_t(pbeg) * PW * 512 + lane * 16;
-  const uint8_t* srow = a.w.scales + int64_t(tile0) * unit_row;
+  const uint8_t* gi = codes + (int64_t(tile0) * (a.ksplit > 1 ? a.np_tile : NP) + KLO + kp0) * PW * 512 + lane * 16;
+  const uint8_t* srow = a.w.scales + int64_t(tile0) * unit_row +
+                        int64_t(SK == ScaleKind::Affine ? (KLO * kUnits) >> gshift : KLO * kUnits) * SUB;
   // One batch of the walk at cursor (q, k, gp, sr) (packet, offset in its tile, this lane's word of its
   // codes, its tile's scale row): calls code(offset in the stage, source) for each of this lane's 16-byte
   // code words and scale(source) for its (at most one) 16-byte piece of the batch's scale units, moves the
@@ -519,6 +553,7 @@ __global__ void __launch_bounds__(kStreamThreads, 1) gemv_stream_mma_kernel(cons
     if (k == NP) {
       k = 0;
       sr += unit_row;
+      if (a.ksplit > 1) gp += (a.np_tile - NP) * PW * 512;  // the next tile row's slice
     }
     return n;
   };
@@ -569,7 +604,9 @@ __global__ void __launch_bounds__(kStreamThreads, 1) gemv_stream_mma_kernel(cons
     for (int k = early; k < S - 1; ++k) issue_next();
   };
   if (one_pass) {
-    stage_x_issue<NCH>(a, xl, !w_early);
+    // K slices: the slice's columns only (no padding inside a slice: the host checked K = a.np_tile packets)
+    const int xcols = a.ksplit > 1 ? NP * PKS * 16 : 0;
+    stage_x_issue<NCH>(a, xl, !w_early, XCOL0, xcols);
     if (a.rest == kRestEarly) issue_rest();
     if (a.prefetch > 0) prefetch_ahead(a.rest == kRestEarly ? a.prefetch : a.prefetch + S - 1 - early);
     constexpr bool kSums = SK == ScaleKind::Affine || (IM && C == GpuCodec::T2);  // 32-column sums of x
@@ -583,7 +620,8 @@ __global__ void __launch_bounds__(kStreamThreads, 1) gemv_stream_mma_kernel(cons
           },
           [&]() {
             if (a.rest == kRestReduced) issue_rest();
-          });
+          },
+          XCOL0, xcols);
     };
     if (a.norm_w)
       stage(std::true_type{});
@@ -610,6 +648,11 @@ __global__ void __launch_bounds__(kStreamThreads, 1) gemv_stream_mma_kernel(cons
   AffineRun run{{{0.0f, 0.0f, 0.0f, 0.0f}, {0.0f, 0.0f, 0.0f, 0.0f}}, 0.0f, {0u, 0u}, (1 << gshift) - 1};
   // (run: the open group of group-affine weights)
   IntRun irun{{0, 0, 0, 0}, 0.0f, {0u, 0u}, (1 << gshift) - 1};  // the integer path's open group / piece
+  // x and its unit sums from the slice's first column on (limbs: 4 bytes per column; fp16 hi / lo: 8 words
+  // per 16 columns; a unit sum per 32 columns)
+  const uint8_t* const xl_k = reinterpret_cast<const uint8_t*>(xb) + XCOL0 * 4;
+  const uint32_t* const xb_k = xb + XCOL0 / 2;
+  const float* const gs_k = gsum + XCOL0 / 32;
   int tile = tile0, kp = kp0, slot = 0;  // compute cursor: tile, offset in it, ring slot
   bool from_start = kp0 == 0;             // this warp's piece of the tile began at its first packet
   for (int q = pbeg; q < pend;) {
@@ -647,9 +690,9 @@ __global__ void __launch_bounds__(kStreamThreads, 1) gemv_stream_mma_kernel(cons
         }
       }
       if constexpr (IM)
-        imma_packet<C>(words, sc, kp + u, reinterpret_cast<const uint8_t*>(xb), gsum, lane, irun, accY);
+        imma_packet<C>(words, sc, kp + u, xl_k, gs_k, lane, irun, accY);
       else
-        mma_packet<C, 1>(words, sc, (kp + u) * PKS, xb, a.xstride, gsum, a.gstride, M, lut, lane, accC, accY,
+        mma_packet<C, 1>(words, sc, (kp + u) * PKS, xb_k, a.xstride, gs_k, a.gstride, M, lut, lane, accC, accY,
                          SK == ScaleKind::Affine ? &run : nullptr);
     }
     q += n;
@@ -669,9 +712,9 @@ __global__ void __launch_bounds__(kStreamThreads, 1) gemv_stream_mma_kernel(cons
       float v1[1] = {SK == ScaleKind::Row && !IM ? accC[0][2] + accC[0][3] : accY[0][1]};
       const int jj[1] = {g}, mm[1] = {t};
       const bool ok[1] = {t < M};
-      if (stream_fixup<1>(a, sh.pieces, sh.pcnt, tile - sh.bt0, warp, from_start && kp == NP, jj, mm, ok, v0, v1) &&
+      if (stream_fixup<1, true>(a, sh.pieces, sh.pcnt, tile - sh.bt0, warp, from_start && kp == NP, jj, mm, ok, v0, v1) &&
           t < M)
-        emit_rows(a, tile, g, t, v0[0], v1[0], ci.factor * yscale[t], SK == ScaleKind::Nv);
+        emit_rows<true>(a, tile, g, t, v0[0], v1[0], ci.factor * yscale[t], SK == ScaleKind::Nv);
       accC[0][0] = accC[0][1] = accC[0][2] = accC[0][3] = 0.0f;
       accY[0][0] = accY[0][1] = 0.0f;
       from_start = true;
@@ -930,7 +973,8 @@ bool launch_gemv_stream(GemvArgs a, int smem_bytes, cudaStream_t s) {
     a.per_warp = int((int64_t(a.split_base + 1) * a.np + kStreamWarps - 1) / kStreamWarps);
     a.per_warp_lo = int((int64_t(a.split_base) * a.np + kStreamWarps - 1) / kStreamWarps);
   }
-  const int64_t blocks = a.split_blocks > 0 ? a.split_blocks : (tiles + a.tiles_per_block - 1) / a.tiles_per_block;
+  const int64_t blocks = a.split_blocks > 0 ? int64_t(a.split_blocks) * a.ksplit
+                                            : (tiles + a.tiles_per_block - 1) / a.tiles_per_block;
   launch(kernel, unsigned(blocks), kStreamThreads, size_t(smem_bytes), s, a);
   LB_CUDA_LAUNCH_CHECK();
   return true;
