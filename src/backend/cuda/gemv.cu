@@ -137,20 +137,24 @@ static int stream_max_stages(const GemvArgs& a) {
   return block_bytes < 128 * 1024 ? 3 : 4;
 }
 
-// K slices of the residual-add launches (o, down), LOWBIT_GEMV_KSPLIT=1..8 (1: off) for K >=
-// LOWBIT_GEMV_KSPLIT_MIN_K: the blocks of slice s stage only its columns of x (down: a quarter of 14,336 with
-// 4 slices instead of all of them in every block) and add their partial sums to the residual with atomicAdd —
-// the order of the slices' additions varies from run to run (fp32 rounding of the residual, not bit-exact
-// between runs). Where it applies: the tensor-core formats (not ternary-1.6, whose packets are 160 columns),
+// K slices of the residual-add launches, LOWBIT_GEMV_KSPLIT=1..8 (1: off; default 4) for K >=
+// LOWBIT_GEMV_KSPLIT_MIN_K (default 8192: down, not o): the blocks of slice s (a quarter of the
+// multiprocessors with 4 slices) stage only its columns of x (down: 3,584 of 14,336 columns in every block)
+// and add their partial sums to the residual with atomicAdd — the order of the slices' additions varies from
+// run to run (fp32 rounding of the residual: not bit-exact between runs). H100, 2026-12-07, bench --settings,
+// 2 reps, same call: int4 394.3 / 394.9 -> 409.9 / 411.4 tok/s (down's staging 5.75 -> 3.01 us per launch:
+// x in 1.15 us after the release instead of 2.61), int8 289.1 -> 296.8, nvfp4 363.8 -> 370.5, fp8-e4m3
+// 289.6 -> 295.3; 2 slices gain a third of that; o in 4 slices too (MIN_K=0): its staging shrinks but its
+// last blocks end later (int4 399.5 / 411.9, int8 295.1: no better than down alone). Where it applies: the tensor-core formats (not ternary-1.6, whose packets are 160 columns),
 // one token, no norm weight, the AddF32 epilogue, K without padding, slices of a multiple of 256 columns and
 // of whole groups (fewer slices where K does not allow it), within the one-pass staging (K <= 16384, x 16-byte
 // aligned).
 static int stream_ksplit_knob() {
-  static EnvKnob<int> knob([] { return env_int("LOWBIT_GEMV_KSPLIT", 1, 1, 8); });
+  static EnvKnob<int> knob([] { return env_int("LOWBIT_GEMV_KSPLIT", 4, 1, 8); });
   return knob.get();
 }
 static int stream_ksplit_min_k() {
-  static EnvKnob<int> knob([] { return env_int("LOWBIT_GEMV_KSPLIT_MIN_K", 0, 0, 1 << 20); });
+  static EnvKnob<int> knob([] { return env_int("LOWBIT_GEMV_KSPLIT_MIN_K", 8192, 0, 1 << 20); });
   return knob.get();
 }
 static int stream_ksplit(const GemvArgs& a) {

@@ -373,8 +373,8 @@ __device__ __forceinline__ void imma_packet(const uint32_t* words, const uint32_
 }
 
 // The epilogue of rows j and j + 8 of a tile for token m (v0, v1: their sums, before ys = factor * 2^e).
-// kSplit: K slices may be on: their AddF32 sums go to the output with atomicAdd (in whatever order the slices
-// finish).
+// kSplit: a launch in K slices (a.ksplit > 1): its AddF32 sums go to the output with atomicAdd (in whatever
+// order the slices finish).
 template <bool kSplit = false>
 __device__ __forceinline__ void emit_rows(const GemvArgs& a, int64_t tile, int j, int m, float v0, float v1, float ys,
                                           bool divide) {
@@ -387,7 +387,7 @@ __device__ __forceinline__ void emit_rows(const GemvArgs& a, int64_t tile, int j
   if (a.w.glu) {  // rows j and j + 8 are gate and up of output tile * 8 + j
     const int64_t n = tile * 8 + j;
     if (n < a.w.ff) store_out(a, m, n, silu(y0) * y1);
-  } else if (kSplit && a.ksplit > 1) {  // (AddF32: the host splits no other epilogue)
+  } else if (kSplit) {  // (AddF32: the host splits no other epilogue)
     const int64_t n = tile * 16 + j;
     float* out = static_cast<float*>(a.out) + m * a.ld;
     if (n < a.w.rows) atomicAdd(out + n, y0);
@@ -402,15 +402,15 @@ __device__ __forceinline__ void emit_rows(const GemvArgs& a, int64_t tile, int j
 // This block's run of tiles: its first tile and their count (a.split_blocks > 0: the first tiles % blocks
 // blocks, scheduled first, one tile more), and the packets per warp of the run.
 // (no divisions: the host computed the counts, launch_gemv_stream)
-// kSplit (the MMA kernel): K slices may be on (a.ksplit > 1): the blocks of slice s are s * split_blocks ..
+// kSplit: a launch in K slices (a.ksplit > 1, split_blocks > 0): the blocks of slice s are s * split_blocks ..
 // (s + 1) * split_blocks - 1, each slice's tiles split among them the same way.
 template <bool kSplit>
 __device__ __forceinline__ int block_slice(const GemvArgs& a) {
-  return kSplit && a.ksplit > 1 ? int(blockIdx.x) / a.split_blocks : 0;
+  return kSplit ? int(blockIdx.x) / a.split_blocks : 0;
 }
 template <bool kSplit>
 __device__ __forceinline__ int block_in_slice(const GemvArgs& a) {
-  return kSplit && a.ksplit > 1 ? int(blockIdx.x) - block_slice<kSplit>(a) * a.split_blocks : int(blockIdx.x);
+  return kSplit ? int(blockIdx.x) - block_slice<kSplit>(a) * a.split_blocks : int(blockIdx.x);
 }
 template <bool kSplit = false>
 __device__ __forceinline__ int2 block_tiles(const GemvArgs& a) {
@@ -488,7 +488,8 @@ __device__ __forceinline__ StreamShare stream_share(const GemvArgs& a, uint8_t* 
 // ---- tensor-core formats ------------------------------------------------------------------------------
 
 // IM: the integer path (has_imma(C), one token): x as limbs, mma.m16n8k32 on the codes as they are.
-template <GpuCodec C, bool IM>
+// kSplit: a launch in K slices (a.ksplit > 1; one token, no norm weight, AddF32: stream_ksplit, gemv.cu).
+template <GpuCodec C, bool IM, bool kSplit = false>
 __global__ void __launch_bounds__(kStreamThreads, 1) gemv_stream_mma_kernel(const GemvArgs a) {
   constexpr int NCH = kStageChunks;  // the one-pass staging's float4s of x (and the norm weight) per thread
   static_assert(!IM || has_imma(C), "the integer path takes integer codes");
@@ -505,15 +506,15 @@ __global__ void __launch_bounds__(kStreamThreads, 1) gemv_stream_mma_kernel(cons
   const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5, g = lane >> 2, t = lane & 3;
   const int M = a.M, NP = a.np, S = a.stages;
   uint8_t* ring = smem + a.off_red + warp * S * STAGE;  // this warp's S stages
-  const StreamShare sh = stream_share<true>(a, smem);
+  const StreamShare sh = stream_share<kSplit>(a, smem);
   const int pbeg = sh.pbeg, pend = sh.pend;
   const int64_t n_units = a.w.scale_units(SK);
   const int gshift = SK == ScaleKind::Affine ? __ffs(a.w.group >> 5) - 1 : 0;  // group = 32 << gshift
   const uint8_t* codes = a.w.codes;
-  // K slices (a.ksplit > 1): this block's packets of each tile row are [KLO, KLO + NP) of its a.np_tile; the
+  // K slices (kSplit): this block's packets of each tile row are [KLO, KLO + NP) of its a.np_tile; the
   // cursors below count packets of the slice, the code pointer, the scale rows, x and its unit sums start at
   // the slice's (the host keeps slices whole groups: the group folds see the same unit indices mod the group)
-  const int KLO = block_slice<true>(a) * NP, XCOL0 = KLO * PKS * 16;
+  const int KLO = block_slice<kSplit>(a) * NP, XCOL0 = KLO * PKS * 16;
 
   // Batches never cross a tile: a batch is min(U, packets left in the tile, packets left in the share).
   // Both cursors below (the batch being issued, the batch being computed) advance by additions only: the
@@ -525,7 +526,7 @@ __global__ void __launch_bounds__(kStreamThreads, 1) gemv_stream_mma_kernel(cons
   const int64_t unit_row = n_units * SUB;  // bytes of one tile's scale units
   // issue cursor: next packet, its offset in its tile, this lane's word of its codes, its tile's scale row
   int qi = pbeg, ki = kp0, si = 0;
-  const uint8_t* gi = codes + (int64_t(tile0) * (a.ksplit > 1 ? a.np_tile : NP) + KLO + kp0) * PW * 512 + lane * 16;
+  const uint8_t* gi = codes + (int64_t(tile0) * (kSplit ? a.np_tile : NP) + KLO + kp0) * PW * 512 + lane * 16;
   const uint8_t* srow = a.w.scales + int64_t(tile0) * unit_row +
                         int64_t(SK == ScaleKind::Affine ? (KLO * kUnits) >> gshift : KLO * kUnits) * SUB;
   // One batch of the walk at cursor (q, k, gp, sr) (packet, offset in its tile, this lane's word of its
@@ -553,7 +554,7 @@ __global__ void __launch_bounds__(kStreamThreads, 1) gemv_stream_mma_kernel(cons
     if (k == NP) {
       k = 0;
       sr += unit_row;
-      if (a.ksplit > 1) gp += (a.np_tile - NP) * PW * 512;  // the next tile row's slice
+      if constexpr (kSplit) gp += (a.np_tile - NP) * PW * 512;  // the next tile row's slice
     }
     return n;
   };
@@ -605,7 +606,7 @@ __global__ void __launch_bounds__(kStreamThreads, 1) gemv_stream_mma_kernel(cons
   };
   if (one_pass) {
     // K slices: the slice's columns only (no padding inside a slice: the host checked K = a.np_tile packets)
-    const int xcols = a.ksplit > 1 ? NP * PKS * 16 : 0;
+    const int xcols = kSplit ? NP * PKS * 16 : 0;
     stage_x_issue<NCH>(a, xl, !w_early, XCOL0, xcols);
     if (a.rest == kRestEarly) issue_rest();
     if (a.prefetch > 0) prefetch_ahead(a.rest == kRestEarly ? a.prefetch : a.prefetch + S - 1 - early);
@@ -712,9 +713,9 @@ __global__ void __launch_bounds__(kStreamThreads, 1) gemv_stream_mma_kernel(cons
       float v1[1] = {SK == ScaleKind::Row && !IM ? accC[0][2] + accC[0][3] : accY[0][1]};
       const int jj[1] = {g}, mm[1] = {t};
       const bool ok[1] = {t < M};
-      if (stream_fixup<1, true>(a, sh.pieces, sh.pcnt, tile - sh.bt0, warp, from_start && kp == NP, jj, mm, ok, v0, v1) &&
+      if (stream_fixup<1, kSplit>(a, sh.pieces, sh.pcnt, tile - sh.bt0, warp, from_start && kp == NP, jj, mm, ok, v0, v1) &&
           t < M)
-        emit_rows<true>(a, tile, g, t, v0[0], v1[0], ci.factor * yscale[t], SK == ScaleKind::Nv);
+        emit_rows<kSplit>(a, tile, g, t, v0[0], v1[0], ci.factor * yscale[t], SK == ScaleKind::Nv);
       accC[0][0] = accC[0][1] = accC[0][2] = accC[0][3] = 0.0f;
       accY[0][0] = accY[0][1] = 0.0f;
       from_start = true;
@@ -952,6 +953,10 @@ void (*stream_kernel(const GemvArgs& a))(GemvArgs) {
   } else {
     const bool im = has_imma(C) && a.M == 1 && imma_enabled() &&
                     (imma_units(C) == 1 || a.w.group >= 32 * imma_units(C));
+    if constexpr (C != GpuCodec::T5) {  // (K slices: 256-column periods; T5's packets are 160 columns)
+      if (a.ksplit > 1)
+        return im ? gemv_stream_mma_kernel<C, has_imma(C), true> : gemv_stream_mma_kernel<C, false, true>;
+    }
     return im ? gemv_stream_mma_kernel<C, has_imma(C)> : gemv_stream_mma_kernel<C, false>;
   }
 }
