@@ -378,16 +378,15 @@ TEST(CudaGemv, StreamSplitsTilesBetweenWarps) {
 TEST(CudaGemv, StreamTriggerAndLoadPlacements) {
   // the stream kernels with the next kernel's trigger after pdl_wait(), once x has arrived and after the
   // staging (LOWBIT_GEMV_TRIGGER), and with the weight loads beyond the early ones after the staging or once
-  // the block has all of x, none before pdl_wait() (LOWBIT_GEMV_REST, LOWBIT_GEMV_EARLY), and with L2
-  // prefetches of the batches that follow (LOWBIT_GEMV_PREFETCH), with warp 0 alone waiting for the previous
-  // kernel (LOWBIT_PDL_WAIT), with a block per multiprocessor and runs of unequal length (LOWBIT_GEMV_SPLIT=
-  // balanced, the default) and with runs of ceil(tiles / SMs) tiles (even), every format, one token: Q|K|V-sized with the RMSNorm prologue, o-sized with
-  // the residual add
+  // the block has all of x, none before pdl_wait() (LOWBIT_GEMV_REST, LOWBIT_GEMV_EARLY), with warp 0 alone
+  // waiting for the previous kernel (LOWBIT_PDL_WAIT), with a block per multiprocessor and runs of unequal
+  // length (LOWBIT_GEMV_SPLIT=balanced, the default) and with runs of ceil(tiles / SMs) tiles (even), every
+  // format, one token: Q|K|V-sized with the RMSNorm prologue, o-sized with the residual add
   REQUIRE_GPU();
   Gpu gpu;
   uint64_t seed = 1900;
-  const char* names[7] = {"LOWBIT_GEMV_TRIGGER", "LOWBIT_GEMV_REST", "LOWBIT_GEMV_EARLY", "LOWBIT_GEMV_PREFETCH",
-                          "LOWBIT_PDL_WAIT",     "LOWBIT_GEMV_SPLIT", "LOWBIT_GEMV_DIAG"};
+  const char* names[5] = {"LOWBIT_GEMV_TRIGGER", "LOWBIT_GEMV_REST", "LOWBIT_GEMV_EARLY", "LOWBIT_PDL_WAIT",
+                          "LOWBIT_GEMV_SPLIT"};
   ScopedKnobs knobs;
   for (Format f : weight_formats()) {
     SCOPED_TRACE(format_name(f));
@@ -395,19 +394,19 @@ TEST(CudaGemv, StreamTriggerAndLoadPlacements) {
     const GpuWeight wqkv = upload(repack_for_gpu(qkv), gpu.s);
     const QTensor o = random_qtensor(f, 4096, 4096, 0, seed++, "wo");
     const GpuWeight wo = upload(repack_for_gpu(o), gpu.s);
-    // {trigger, rest, early, prefetch, pdl wait, split, diag (the staging's diagnostic repeats: same results)}
-    const char* settings[][7] = {{"wait", nullptr, nullptr, nullptr, "one", nullptr, nullptr},
-                                 {"arrived", nullptr, nullptr, nullptr, nullptr, "balanced", "reduce2"},
-                                 {"staged", nullptr, nullptr, "64", nullptr, nullptr, nullptr},
-                                 {nullptr, "late", nullptr, nullptr, nullptr, "even", "convert2"},
-                                 {nullptr, "reduced", "0", "3", "one", nullptr, nullptr},
-                                 {nullptr, "reduced", "1", nullptr, nullptr, nullptr, nullptr},
-                                 {nullptr, nullptr, "-1", nullptr, "one", "balanced", nullptr}};
+    // {trigger, rest, early, pdl wait, split}
+    const char* settings[][5] = {{"wait", nullptr, nullptr, "one", nullptr},
+                                 {"arrived", nullptr, nullptr, nullptr, "balanced"},
+                                 {"staged", nullptr, nullptr, nullptr, nullptr},
+                                 {nullptr, "late", nullptr, nullptr, "even"},
+                                 {nullptr, "reduced", "0", "one", nullptr},
+                                 {nullptr, "reduced", "1", nullptr, nullptr},
+                                 {nullptr, nullptr, "-1", "one", "balanced"}};
     for (const auto& st : settings) {
       std::string trace;
       for (const char* v : st) trace += std::string(v ? v : "-") + " ";
       SCOPED_TRACE(trace);
-      for (int i = 0; i < 7; ++i) knobs.set(names[i], st[i]);
+      for (int i = 0; i < 5; ++i) knobs.set(names[i], st[i]);
       run_and_check(gpu, wqkv, {&qkv}, 1, GemvOut::StoreF32, GemvVariant::Auto, true, seed++);
       run_and_check(gpu, wo, {&o}, 1, GemvOut::AddF32, GemvVariant::Auto, false, seed++);
     }
@@ -446,7 +445,7 @@ TEST(CudaGemv, StreamKSlices) {
       const QTensor t = random_qtensor(f, cs.n, cs.k, cs.group, seed++, "w");
       const GpuWeight w = upload(repack_for_gpu(t), gpu.s);
       knobs.set("LOWBIT_GEMV_KSPLIT", cs.slices);
-      knobs.set("LOWBIT_GEMV_KSPLIT_MIN_K", nullptr);
+      knobs.set("LOWBIT_GEMV_KSPLIT_MIN_K", "0");  // (default 8192: down only)
       Dev<float> dx(std::vector<float>(size_t(cs.k), 1.0f));
       GemvEpilogue ep;
       ep.kind = GemvOut::AddF32;

@@ -142,13 +142,14 @@ static int stream_max_stages(const GemvArgs& a) {
 // multiprocessors with 4 slices) stage only its columns of x (down: 3,584 of 14,336 columns in every block)
 // and add their partial sums to the residual with atomicAdd — the order of the slices' additions varies from
 // run to run (fp32 rounding of the residual: not bit-exact between runs). H100, 2026-12-07, bench --settings,
-// 2 reps, same call: int4 394.3 / 394.9 -> 409.9 / 411.4 tok/s (down's staging 5.75 -> 3.01 us per launch:
+// 2 reps, same call (h100-ab-2026-12-07-0924.txt, the split then a runtime flag of the one kernel as now):
+// int4 394.3 / 394.9 -> 409.9 / 411.4 tok/s (down's staging 5.75 -> 3.01 us per launch:
 // x in 1.15 us after the release instead of 2.61), int8 289.1 -> 296.8, nvfp4 363.8 -> 370.5, fp8-e4m3
 // 289.6 -> 295.3; 2 slices gain a third of that; o in 4 slices too (MIN_K=0): its staging shrinks but its
-// last blocks end later (int4 399.5 / 411.9, int8 295.1: no better than down alone). Where it applies: the tensor-core formats (not ternary-1.6, whose packets are 160 columns),
-// one token, no norm weight, the AddF32 epilogue, K without padding, slices of a multiple of 256 columns and
-// of whole groups (fewer slices where K does not allow it), within the one-pass staging (K <= 16384, x 16-byte
-// aligned).
+// last blocks end later (int4 399.5 / 411.9, int8 295.1: no better than down alone). Where it applies: the
+// tensor-core formats (not ternary-1.6, whose packets are 160 columns), one token, no norm weight, the AddF32
+// epilogue, K without padding, slices of a multiple of 256 columns and of whole groups (fewer slices where K
+// does not allow it), within the one-pass staging (K <= 16384, x 16-byte aligned).
 static int stream_ksplit_knob() {
   static EnvKnob<int> knob([] { return env_int("LOWBIT_GEMV_KSPLIT", 4, 1, 8); });
   return knob.get();
@@ -163,7 +164,8 @@ static int stream_ksplit(const GemvArgs& a) {
       a.kind != GemvOut::AddF32)
     return 1;
   const int64_t K = a.w.cols;
-  if (K < stream_ksplit_min_k() || K != a.w.n_packets * packet_cols(c) || K > int64_t(4 * kStageChunks) * kStreamThreads ||
+  if (K < stream_ksplit_min_k() || K != a.w.n_packets * packet_cols(c) ||
+      K > int64_t(4 * kStageChunks) * kStreamThreads ||
       (reinterpret_cast<uintptr_t>(a.x) & 15u) != 0)
     return 1;
   // slices of whole 256-column periods (the staging's store positions) and whole groups (the group folds)
@@ -197,6 +199,7 @@ int plan_stream_smem(GemvArgs& a) {
   // balanced split (default; LOWBIT_GEMV_SPLIT): every multiprocessor a block (ceil_div leaves some idle: 128
   // of 132 blocks at the Llama shapes), the blocks scheduled last (highest index) a tile less
   a.split_blocks = stream_split_balanced() || a.ksplit > 1 ? int(std::min<int64_t>(a.w.rows_pad / 16, sms)) : 0;
+  a.xk = int(a.w.cols);  // x's columns staged per block (K slices: the slice's, below)
   a.off_pieces = int(off);
   off += (int64_t(a.tiles_per_block) + kStreamWarps) * 64 * 4 + int64_t(a.tiles_per_block) * 4;
   off = (off + 15) / 16 * 16;
@@ -211,6 +214,8 @@ int plan_stream_smem(GemvArgs& a) {
   } else {
     a.np_tile = int(a.w.n_packets);
     a.np = a.np_tile / a.ksplit;  // per tile and slice (stream_ksplit: a whole number)
+    a.tile_skip = (a.np_tile - a.np) * ci.pw * 512;
+    a.xk = a.ksplit > 1 ? a.np * packet_cols(c) : int(a.w.cols);
     const int64_t half_cols = a.w.n_packets * packet_cols(c) / 2;
     a.xstride = int((half_cols + 31) / 32 * 32 + 8);  // = 8 (mod 32) words: conflict-free B loads
     a.gstride = int(a.w.n_packets * packet_cols(c) / 32);
@@ -342,17 +347,6 @@ static int stream_rest(GpuCodec c) {
   return knob.get() > 0 ? knob.get() - 1 : is_plain(c) ? kRestArrived : kRestEarly;
 }
 
-// LOWBIT_GEMV_PREFETCH=<n> (default 0): the stream kernels prefetch into L2 the n weight batches (plain
-// formats: packets) that follow those they have issued by the time x's loads are out, right after them
-// (prefetch.global.L2: no L1 line, no register, nothing to wait for), so that the ring loads issued after
-// the staging (LOWBIT_GEMV_REST=reduced|late) or in the loop's first rounds hit L2 instead of DRAM while the
-// multiprocessor's own queue holds only x's loads. Measured slower (H100, 4 batches: int4 387.4 -> 371.5 tok/s,
-// int8 289.5 -> 277.6, bf16 179.3 -> 171.6; with EARLY=0 REST=reduced 353.5 / 264.1 / 166.2): kept for A/B.
-static int stream_prefetch() {
-  static EnvKnob<int> knob([] { return env_int("LOWBIT_GEMV_PREFETCH", 0, 0, 64); });
-  return knob.get();
-}
-
 // LOWBIT_PDL_WAIT=all|one: in the stream kernels every thread waits for the previous kernel (default) or warp
 // 0 does and the other warps wait for it at a barrier (GemvArgs::wait_one): whether the warps of a block leave
 // griddepcontrol.wait together.
@@ -365,15 +359,6 @@ static bool stream_wait_one() {
 // LOWBIT_GEMV_NORM_EARLY=0|1 (default 1).
 static bool stream_norm_early() {
   static EnvKnob<bool> knob([] { return env_switch("LOWBIT_GEMV_NORM_EARLY", "0", "1", true); });
-  return knob.get();
-}
-
-// LOWBIT_GEMV_DIAG=none|reduce2|convert2 (GemvArgs::diag): a diagnostic for the step timeline, results
-// unchanged — the one-pass staging runs its block reduction (reduce2) or its conversion of x (convert2) twice,
-// so that the difference to the defaults is that step's cost where it runs (under the loads in flight).
-static int stream_diag() {
-  static_assert(kDiagNone == 0 && kDiagReduce2 == 1 && kDiagConvert2 == 2, "the choices in this order");
-  static EnvKnob<int> knob([] { return env_choice("LOWBIT_GEMV_DIAG", {"none", "reduce2", "convert2"}, kDiagNone); });
   return knob.get();
 }
 
@@ -445,9 +430,7 @@ void gemv(const GpuWeight& w, const float* x, int M, const GemvEpilogue& ep, cud
       sa.M = std::min(M, kStreamMaxTokens);
       sa.early = g_after_narrow ? stream_early_narrow() : stream_early_batches();
       sa.trigger = stream_trigger();
-      sa.prefetch = stream_prefetch();
       sa.wait_one = stream_wait_one();
-      sa.diag = stream_diag();
       const int smem = plan_stream_smem(sa);
       if (smem > 0 && launch_stream(sa, smem, s)) {
         if (two_passes) {

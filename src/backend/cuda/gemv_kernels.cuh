@@ -27,8 +27,6 @@ constexpr int kRestEarly = 0, kRestArrived = 1, kRestLate = 2, kRestReduced = 3;
 // When a stream kernel lets the next kernel in the stream be scheduled (GemvArgs::trigger): right after
 // pdl_wait(), once its x has arrived, or after staging x.
 constexpr int kTriggerWait = 0, kTriggerArrived = 1, kTriggerStaged = 2;
-// GemvArgs::diag (LOWBIT_GEMV_DIAG, timing only; results unchanged): a step of the one-pass staging run twice.
-constexpr int kDiagNone = 0, kDiagReduce2 = 1, kDiagConvert2 = 2;
 
 // Everything a GEMV launch needs (passed by value).
 struct GemvArgs {
@@ -62,13 +60,12 @@ struct GemvArgs {
   int norm_early = 1;            // the stream kernels load the norm weight before pdl_wait() (stage_w_issue)
   int trigger = 0;               // kTriggerWait, kTriggerArrived, kTriggerStaged
   int wait_one = 0;              // pdl_wait_block(wait_one): warp 0 waits, the others at a barrier (LOWBIT_PDL_WAIT)
-  int prefetch = 0;              // weight batches (plain formats: packets) after those issued with x's loads
-                                 // that are prefetched into L2 right after them (LOWBIT_GEMV_PREFETCH)
-  int diag = 0;                  // kDiagNone, kDiagReduce2, kDiagConvert2 (LOWBIT_GEMV_DIAG)
   // > 1 (LOWBIT_GEMV_KSPLIT; the MMA stream kernel, one token, no norm, AddF32): K cut into ksplit equal
   // slices of np packets each (np_tile per tile row), split_blocks blocks per slice; block b takes slice
   // b / split_blocks, stages only that slice of x and adds its partial sums to the output atomically
   int ksplit = 1, np_tile = 0;
+  int tile_skip = 0;             // code bytes from a tile row's slice to the next row's: (np_tile - np) * pw * 512
+  int xk = 0;                    // columns of x a stream block stages: K, or a slice's (np * packet_cols)
   unsigned long long* timeline = nullptr;  // gemv_set_timeline(): kTimelineStamps per block, or null
 };
 

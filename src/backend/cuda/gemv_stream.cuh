@@ -81,11 +81,10 @@ __device__ __forceinline__ void stage_w_issue(const GemvArgs& a, XLoads<NCH>& v)
     v.w[i] = kNorm && a.norm_w && c < nchunk ? __ldg(w4 + c) : make_float4(1.0f, 1.0f, 1.0f, 1.0f);
   }
 }
-// col0, kcols (K slices): the columns [col0, col0 + kcols) only (kcols 0: all of K).
+// The columns [col0, col0 + a.xk) (a.xk: K, or a K slice's columns).
 template <int NCH, bool kNorm = true>
-__device__ __forceinline__ void stage_x_issue(const GemvArgs& a, XLoads<NCH>& v, bool with_w = true, int col0 = 0,
-                                              int kcols = 0) {
-  const int tid = threadIdx.x, nthr = blockDim.x, nchunk = (kcols > 0 ? kcols : int(a.w.cols)) / 4;
+__device__ __forceinline__ void stage_x_issue(const GemvArgs& a, XLoads<NCH>& v, bool with_w = true, int col0 = 0) {
+  const int tid = threadIdx.x, nthr = blockDim.x, nchunk = a.xk / 4;
   const float4* x4 = reinterpret_cast<const float4*>(a.x + col0);
 #pragma unroll
   for (int i = 0; i < NCH; ++i) {
@@ -105,10 +104,10 @@ __device__ __forceinline__ void stage_x_issue(const GemvArgs& a, XLoads<NCH>& v,
 // on_arrival() runs in every thread once its loads of x have arrived (before the block reduction);
 // on_reduced() once the whole block's have (after the block reduction, before the conversion; where there
 // is no reduction, right after on_arrival()).
-// col0, kcols (K slices, no norm weight, tensor cores; kcols 0: all of K): the loads were of columns [col0,
-// col0 + kcols); max|x| and 2^-e are those of the slice, which is staged at its own columns (col0 a multiple
-// of 256: the store positions and unit sums are those of column 0 shifted by whole 64-column periods) and
-// `cols` = kcols (no padding inside a slice).
+// K slices (a.xk < K: no norm weight, tensor cores): the loads were of columns [col0, col0 + a.xk); max|x|
+// and 2^-e are those of the slice, which is staged at its own columns (col0 a multiple of 256: the store
+// positions and unit sums are those of column 0 shifted by whole 64-column periods) and `cols` = a.xk (no
+// padding inside a slice).
 __device__ __forceinline__ uint32_t bits_u32(__half2 h) {
   uint32_t u;
   memcpy(&u, &h, sizeof u);
@@ -124,11 +123,11 @@ __device__ __forceinline__ void stage_x_one_pass(const GemvArgs& a, const XLoads
                                                  float* xs, float* gsum, int cols,
                                                  unsigned long long* stamps = nullptr,
                                                  OnArrival on_arrival = NoOp{}, OnReduced on_reduced = NoOp{},
-                                                 int col0 = 0, int kcols = 0) {
+                                                 int col0 = 0) {
   constexpr bool kLimbs = has_imma(kLimbCodec);
   uint8_t* xl = reinterpret_cast<uint8_t*>(xb);
   const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5, nthr = blockDim.x;
-  const int K = kcols > 0 ? kcols : int(a.w.cols), nchunk = K / 4;
+  const int K = a.xk, nchunk = K / 4;  // (the whole row but with K slices)
   const float4* xv = ld.x;
   const float4* wv = ld.w;
   const auto wmul = [](float x, float w) { return kNormW ? x * w : x; };  // x * 1 = x
@@ -145,24 +144,19 @@ __device__ __forceinline__ void stage_x_one_pass(const GemvArgs& a, const XLoads
   // reduction, no barrier before the conversion
   if (kMma || a.norm_w) {
     float* red = st + 24;  // token_stats' warp partials
-    const float ss0 = ss, am0 = am;
-    // (LOWBIT_GEMV_DIAG=reduce2: the reduction twice, same values, to time it where it runs)
-    for (int rep = 0; rep < (a.diag == kDiagReduce2 ? 2 : 1); ++rep) {
-      if (rep > 0) __syncthreads();  // everyone has read red before it is written again
-      ss = warp_sum(ss0);
-      am = warp_max(am0);
-      if (stamps && lane == 0 && rep == 0 && !(ss < 0.0f)) atomicMax(stamps + 8, global_ns());  // x is in
-      if (lane == 0) {
-        red[warp] = ss;
-        red[64 + warp] = am;
-      }
-      __syncthreads();
-      ss = 0.0f;
-      am = 0.0f;
-      for (int w = 0; w < (nthr >> 5); ++w) {
-        ss += red[w];
-        am = fmaxf(am, red[64 + w]);
-      }
+    ss = warp_sum(ss);
+    am = warp_max(am);
+    if (stamps && lane == 0 && !(ss < 0.0f)) atomicMax(stamps + 8, global_ns());  // x is in
+    if (lane == 0) {
+      red[warp] = ss;
+      red[64 + warp] = am;
+    }
+    __syncthreads();
+    ss = 0.0f;
+    am = 0.0f;
+    for (int w = 0; w < (nthr >> 5); ++w) {
+      ss += red[w];
+      am = fmaxf(am, red[64 + w]);
     }
   }
   on_reduced();
@@ -190,59 +184,56 @@ __device__ __forceinline__ void stage_x_one_pass(const GemvArgs& a, const XLoads
   uint32_t* const hbase = kMma && !kLimbs ? xb + b_pair_word(col0 + 4 * tid) : nullptr;
   const int lim = kLimbs ? cols / 4 : nchunk;  // chunks converted (limbs: the padded columns too, as zeros)
   float* const gbase = gsum + col0 / 32 + (tid >> 3);  // chunk i's unit sum: gbase[i nthr / 8] (nthr % 8 == 0)
-  // (LOWBIT_GEMV_DIAG=convert2: the conversion twice, the same words to the same places, to time it)
-  for (int rep = 0; rep < (a.diag == kDiagConvert2 ? 2 : 1); ++rep) {
 #pragma unroll
-    for (int i = 0; i < NCH; ++i) {
-      const int c = tid + i * nthr;
-      // a warp whose 32 chunks all lie beyond what is staged skips the conversion (warp-uniform, so the
-      // shuffles below run in all lanes of a warp or in none)
-      if ((tid & ~31) + i * nthr >= lim) continue;
-      // x r w 2^-e (limbs: times 2^24); the norm weight is ones without a norm
-      const float v[4] = {wmul(xv[i].x * sx, wv[i].x), wmul(xv[i].y * sx, wv[i].y), wmul(xv[i].z * sx, wv[i].z),
-                          wmul(xv[i].w * sx, wv[i].w)};
-      float su = 0.0f;  // tensor cores: the sum of this chunk's scaled x (32-column sums below)
-      if constexpr (kLimbs) {
-        // the limbs of this chunk's 4 columns; the partner chunk c ^ d holds the columns that share MMA k-quads
-        // with them: the first of the pair keeps its columns 0, 1 and takes the partner's 0, 1, the second
-        // takes the first's 2, 3 and keeps its own 2, 3, so that each writes the 4 words (one per limb) of one
-        // k-quad (limb_words)
-        su = ((v[0] + v[1]) + v[2]) + v[3];  // = 2^24 (((0 + v0') + v1') + v2') + v3') exactly
-        uint32_t L[4];
+  for (int i = 0; i < NCH; ++i) {
+    const int c = tid + i * nthr;
+    // a warp whose 32 chunks all lie beyond what is staged skips the conversion (warp-uniform, so the
+    // shuffles below run in all lanes of a warp or in none)
+    if ((tid & ~31) + i * nthr >= lim) continue;
+    // x r w 2^-e (limbs: times 2^24); the norm weight is ones without a norm
+    const float v[4] = {wmul(xv[i].x * sx, wv[i].x), wmul(xv[i].y * sx, wv[i].y), wmul(xv[i].z * sx, wv[i].z),
+                        wmul(xv[i].w * sx, wv[i].w)};
+    float su = 0.0f;  // tensor cores: the sum of this chunk's scaled x (32-column sums below)
+    if constexpr (kLimbs) {
+      // the limbs of this chunk's 4 columns; the partner chunk c ^ d holds the columns that share MMA k-quads
+      // with them: the first of the pair keeps its columns 0, 1 and takes the partner's 0, 1, the second
+      // takes the first's 2, 3 and keeps its own 2, 3, so that each writes the 4 words (one per limb) of one
+      // k-quad (limb_words)
+      su = ((v[0] + v[1]) + v[2]) + v[3];  // = 2^24 (((0 + v0') + v1') + v2') + v3') exactly
+      uint32_t L[4];
 #pragma unroll
-        for (int p = 0; p < 4; ++p) L[p] = x_limbs_scaled(v[p]);  // zeros for columns beyond K (x = 0)
-        const uint32_t r0 = __shfl_xor_sync(0xffffffffu, second ? L[0] : L[2], d);
-        const uint32_t r1 = __shfl_xor_sync(0xffffffffu, second ? L[1] : L[3], d);
-        uint32_t w[4];
-        limb_words<kLimbCodec>(second ? r0 : L[0], second ? r1 : L[1], second ? L[2] : r0, second ? L[3] : r1, w);
-        if (4 * c < cols) {
-          // the first chunk's columns p0, p0 + 1 (p0 = 0, or 2 for the second of the pair) start the word
-          uint32_t* dst = reinterpret_cast<uint32_t*>(lbase + 16 * nthr * i);
+      for (int p = 0; p < 4; ++p) L[p] = x_limbs_scaled(v[p]);  // zeros for columns beyond K (x = 0)
+      const uint32_t r0 = __shfl_xor_sync(0xffffffffu, second ? L[0] : L[2], d);
+      const uint32_t r1 = __shfl_xor_sync(0xffffffffu, second ? L[1] : L[3], d);
+      uint32_t w[4];
+      limb_words<kLimbCodec>(second ? r0 : L[0], second ? r1 : L[1], second ? L[2] : r0, second ? L[3] : r1, w);
+      if (4 * c < cols) {
+        // the first chunk's columns p0, p0 + 1 (p0 = 0, or 2 for the second of the pair) start the word
+        uint32_t* dst = reinterpret_cast<uint32_t*>(lbase + 16 * nthr * i);
 #pragma unroll
-          for (int j = 0; j < 4; ++j) dst[2 * j] = w[j];  // limb j: 8 bytes further
-        }
-      } else if constexpr (kMma) {
-        su = (v[0] + v[1]) + (v[2] + v[3]);  // = (0 + (v0 + v1)) + (v2 + v3)
-        if (c < nchunk) {
-          const __half2 h01 = __floats2half2_rn(v[0], v[1]), h23 = __floats2half2_rn(v[2], v[3]);
-          const float2 f01 = __half22float2(h01), f23 = __half22float2(h23);
-          const __half2 l01 = __floats2half2_rn(v[0] - f01.x, v[1] - f01.y);
-          const __half2 l23 = __floats2half2_rn(v[2] - f23.x, v[3] - f23.y);
-          uint32_t* dst = hbase + 2 * nthr * i;  // columns 4c, 4c + 1; 4c + 2, 4c + 3 two words further
-          dst[0] = bits_u32(h01);
-          dst[2] = bits_u32(h23);
-          dst[a.xstride] = bits_u32(l01);
-          dst[a.xstride + 2] = bits_u32(l23);
-        }
-      } else if (c < nchunk) {
-        *reinterpret_cast<float4*>(xs + 4 * c) = make_float4(v[0], v[1], v[2], v[3]);
+        for (int j = 0; j < 4; ++j) dst[2 * j] = w[j];  // limb j: 8 bytes further
       }
-      if constexpr (kMma && kAffine) {  // 8 consecutive threads hold the 32 columns of a unit
-        su += __shfl_xor_sync(0xffffffffu, su, 4);
-        su += __shfl_xor_sync(0xffffffffu, su, 2);
-        su += __shfl_xor_sync(0xffffffffu, su, 1);
-        if ((tid & 7) == 0 && c < nchunk) gbase[i * (nthr >> 3)] = kLimbs ? su * 0x1p-24f : su;
+    } else if constexpr (kMma) {
+      su = (v[0] + v[1]) + (v[2] + v[3]);  // = (0 + (v0 + v1)) + (v2 + v3)
+      if (c < nchunk) {
+        const __half2 h01 = __floats2half2_rn(v[0], v[1]), h23 = __floats2half2_rn(v[2], v[3]);
+        const float2 f01 = __half22float2(h01), f23 = __half22float2(h23);
+        const __half2 l01 = __floats2half2_rn(v[0] - f01.x, v[1] - f01.y);
+        const __half2 l23 = __floats2half2_rn(v[2] - f23.x, v[3] - f23.y);
+        uint32_t* dst = hbase + 2 * nthr * i;  // columns 4c, 4c + 1; 4c + 2, 4c + 3 two words further
+        dst[0] = bits_u32(h01);
+        dst[2] = bits_u32(h23);
+        dst[a.xstride] = bits_u32(l01);
+        dst[a.xstride + 2] = bits_u32(l23);
       }
+    } else if (c < nchunk) {
+      *reinterpret_cast<float4*>(xs + 4 * c) = make_float4(v[0], v[1], v[2], v[3]);
+    }
+    if constexpr (kMma && kAffine) {  // 8 consecutive threads hold the 32 columns of a unit
+      su += __shfl_xor_sync(0xffffffffu, su, 4);
+      su += __shfl_xor_sync(0xffffffffu, su, 2);
+      su += __shfl_xor_sync(0xffffffffu, su, 1);
+      if ((tid & 7) == 0 && c < nchunk) gbase[i * (nthr >> 3)] = kLimbs ? su * 0x1p-24f : su;
     }
   }
   // zeros beyond K: the padded columns (and whole padded units) contribute nothing (limbs: written above)
@@ -373,8 +364,8 @@ __device__ __forceinline__ void imma_packet(const uint32_t* words, const uint32_
 }
 
 // The epilogue of rows j and j + 8 of a tile for token m (v0, v1: their sums, before ys = factor * 2^e).
-// kSplit: a launch in K slices (a.ksplit > 1): its AddF32 sums go to the output with atomicAdd (in whatever
-// order the slices finish).
+// kSplit (the MMA kernel): the launch may be in K slices (a.ksplit > 1): then its AddF32 sums go to the output
+// with atomicAdd (in whatever order the slices finish).
 template <bool kSplit = false>
 __device__ __forceinline__ void emit_rows(const GemvArgs& a, int64_t tile, int j, int m, float v0, float v1, float ys,
                                           bool divide) {
@@ -387,7 +378,7 @@ __device__ __forceinline__ void emit_rows(const GemvArgs& a, int64_t tile, int j
   if (a.w.glu) {  // rows j and j + 8 are gate and up of output tile * 8 + j
     const int64_t n = tile * 8 + j;
     if (n < a.w.ff) store_out(a, m, n, silu(y0) * y1);
-  } else if (kSplit) {  // (AddF32: the host splits no other epilogue)
+  } else if (kSplit && a.ksplit > 1) {  // (AddF32: the host splits no other epilogue)
     const int64_t n = tile * 16 + j;
     float* out = static_cast<float*>(a.out) + m * a.ld;
     if (n < a.w.rows) atomicAdd(out + n, y0);
@@ -402,15 +393,15 @@ __device__ __forceinline__ void emit_rows(const GemvArgs& a, int64_t tile, int j
 // This block's run of tiles: its first tile and their count (a.split_blocks > 0: the first tiles % blocks
 // blocks, scheduled first, one tile more), and the packets per warp of the run.
 // (no divisions: the host computed the counts, launch_gemv_stream)
-// kSplit: a launch in K slices (a.ksplit > 1, split_blocks > 0): the blocks of slice s are s * split_blocks ..
-// (s + 1) * split_blocks - 1, each slice's tiles split among them the same way.
+// kSplit (the MMA kernel): the launch may be in K slices (a.ksplit > 1, split_blocks > 0): the blocks of slice s
+// are s * split_blocks .. (s + 1) * split_blocks - 1, each slice's tiles split among them the same way.
 template <bool kSplit>
 __device__ __forceinline__ int block_slice(const GemvArgs& a) {
-  return kSplit ? int(blockIdx.x) / a.split_blocks : 0;
+  return kSplit && a.ksplit > 1 ? int(blockIdx.x) / a.split_blocks : 0;
 }
 template <bool kSplit>
 __device__ __forceinline__ int block_in_slice(const GemvArgs& a) {
-  return kSplit ? int(blockIdx.x) - block_slice<kSplit>(a) * a.split_blocks : int(blockIdx.x);
+  return kSplit && a.ksplit > 1 ? int(blockIdx.x) - block_slice<kSplit>(a) * a.split_blocks : int(blockIdx.x);
 }
 template <bool kSplit = false>
 __device__ __forceinline__ int2 block_tiles(const GemvArgs& a) {
@@ -488,9 +479,14 @@ __device__ __forceinline__ StreamShare stream_share(const GemvArgs& a, uint8_t* 
 // ---- tensor-core formats ------------------------------------------------------------------------------
 
 // IM: the integer path (has_imma(C), one token): x as limbs, mma.m16n8k32 on the codes as they are.
-// kSplit: a launch in K slices (a.ksplit > 1; one token, no norm weight, AddF32: stream_ksplit, gemv.cu).
-template <GpuCodec C, bool IM, bool kSplit = false>
+// The launch may be in K slices (a.ksplit > 1; one token, no norm weight, AddF32: stream_ksplit, gemv.cu). One
+// function serves both: the GEMVs of a layer run one after another and overlap at their ends (programmatic
+// dependent launch), and two ~115 KB functions there did not share the instruction cache well: a separate
+// split instantiation slowed its own launch (down) and the next one (Q|K|V) by 2-4 us each (H100, 2026-12-07,
+// h100-ab-2026-12-07-0948.txt).
+template <GpuCodec C, bool IM>
 __global__ void __launch_bounds__(kStreamThreads, 1) gemv_stream_mma_kernel(const GemvArgs a) {
+  constexpr bool kSplit = true;  // (the helpers' runtime checks of a.ksplit)
   constexpr int NCH = kStageChunks;  // the one-pass staging's float4s of x (and the norm weight) per thread
   static_assert(!IM || has_imma(C), "the integer path takes integer codes");
   constexpr CodecInfo ci = codec_info(C);
@@ -526,7 +522,7 @@ __global__ void __launch_bounds__(kStreamThreads, 1) gemv_stream_mma_kernel(cons
   const int64_t unit_row = n_units * SUB;  // bytes of one tile's scale units
   // issue cursor: next packet, its offset in its tile, this lane's word of its codes, its tile's scale row
   int qi = pbeg, ki = kp0, si = 0;
-  const uint8_t* gi = codes + (int64_t(tile0) * (kSplit ? a.np_tile : NP) + KLO + kp0) * PW * 512 + lane * 16;
+  const uint8_t* gi = codes + (int64_t(tile0) * a.np_tile + KLO + kp0) * PW * 512 + lane * 16;
   const uint8_t* srow = a.w.scales + int64_t(tile0) * unit_row +
                         int64_t(SK == ScaleKind::Affine ? (KLO * kUnits) >> gshift : KLO * kUnits) * SUB;
   // One batch of the walk at cursor (q, k, gp, sr) (packet, offset in its tile, this lane's word of its
@@ -554,7 +550,7 @@ __global__ void __launch_bounds__(kStreamThreads, 1) gemv_stream_mma_kernel(cons
     if (k == NP) {
       k = 0;
       sr += unit_row;
-      if constexpr (kSplit) gp += (a.np_tile - NP) * PW * 512;  // the next tile row's slice
+      gp += a.tile_skip;  // K slices: to the next tile row's slice ((np_tile - np) packets; else 0)
     }
     return n;
   };
@@ -567,15 +563,6 @@ __global__ void __launch_bounds__(kStreamThreads, 1) gemv_stream_mma_kernel(cons
         [&](const uint8_t* src) { cp_async16(dst + CODE_BYTES + lane * 16, src); });
     cp_async_commit();
     si = si + 1 == S ? 0 : si + 1;
-  };
-  // Prefetches into L2 the nb batches from the issue cursor on (a copy of the cursor walks them).
-  auto prefetch_ahead = [&](int nb) {
-    int q = qi, k = ki;
-    const uint8_t* gp = gi;
-    const uint8_t* sr = srow;
-    const auto pf = [](const uint8_t* src) { prefetch_l2(src); };
-    for (int b = 0; b < nb; ++b)
-      if (walk_batch(q, k, gp, sr, [&](int, const uint8_t* src) { pf(src); }, pf) == 0) break;
   };
 
   // `early` of the S - 1 batches in flight before anything else (they do not depend on the previous
@@ -605,11 +592,9 @@ __global__ void __launch_bounds__(kStreamThreads, 1) gemv_stream_mma_kernel(cons
     for (int k = early; k < S - 1; ++k) issue_next();
   };
   if (one_pass) {
-    // K slices: the slice's columns only (no padding inside a slice: the host checked K = a.np_tile packets)
-    const int xcols = kSplit ? NP * PKS * 16 : 0;
-    stage_x_issue<NCH>(a, xl, !w_early, XCOL0, xcols);
+    // K slices: the slice's columns only (a.xk; no padding inside a slice: the host checked K = a.np_tile packets)
+    stage_x_issue<NCH>(a, xl, !w_early, XCOL0);
     if (a.rest == kRestEarly) issue_rest();
-    if (a.prefetch > 0) prefetch_ahead(a.rest == kRestEarly ? a.prefetch : a.prefetch + S - 1 - early);
     constexpr bool kSums = SK == ScaleKind::Affine || (IM && C == GpuCodec::T2);  // 32-column sums of x
     // with and without a norm weight (o, down: no products with it in the conversion)
     const auto stage = [&](auto norm) {
@@ -622,7 +607,7 @@ __global__ void __launch_bounds__(kStreamThreads, 1) gemv_stream_mma_kernel(cons
           [&]() {
             if (a.rest == kRestReduced) issue_rest();
           },
-          XCOL0, xcols);
+          XCOL0);
     };
     if (a.norm_w)
       stage(std::true_type{});
@@ -630,7 +615,6 @@ __global__ void __launch_bounds__(kStreamThreads, 1) gemv_stream_mma_kernel(cons
       stage(std::false_type{});
   } else {
     if (a.rest != kRestLate) issue_rest();
-    if (a.prefetch > 0) prefetch_ahead(a.rest == kRestLate ? a.prefetch + S - 1 - early : a.prefetch);
     if constexpr (IM) {
       stage_x_limbs<C>(a, st, reinterpret_cast<uint8_t*>(xb), gsum, NP * PKS * 16);
     } else {
@@ -713,7 +697,8 @@ __global__ void __launch_bounds__(kStreamThreads, 1) gemv_stream_mma_kernel(cons
       float v1[1] = {SK == ScaleKind::Row && !IM ? accC[0][2] + accC[0][3] : accY[0][1]};
       const int jj[1] = {g}, mm[1] = {t};
       const bool ok[1] = {t < M};
-      if (stream_fixup<1, kSplit>(a, sh.pieces, sh.pcnt, tile - sh.bt0, warp, from_start && kp == NP, jj, mm, ok, v0, v1) &&
+      if (stream_fixup<1, kSplit>(a, sh.pieces, sh.pcnt, tile - sh.bt0, warp, from_start && kp == NP, jj, mm, ok, v0,
+                                  v1) &&
           t < M)
         emit_rows<kSplit>(a, tile, g, t, v0[0], v1[0], ci.factor * yscale[t], SK == ScaleKind::Nv);
       accC[0][0] = accC[0][1] = accC[0][2] = accC[0][3] = 0.0f;
@@ -777,16 +762,6 @@ __global__ void __launch_bounds__(kStreamThreads, 1) gemv_stream_plain_kernel(co
       for (int i = 0; i < 8; ++i) buf[i] = in_row ? ldg_stream(base + i * step) : make_uint4(0u, 0u, 0u, 0u);
     });
   };
-  // Prefetches into L2 the n packets from the load cursor on (a copy of the cursor walks them).
-  auto prefetch_ahead = [&](int n) {
-    int q = lq, t = lt, k = lk;
-    for (int b = 0; b < n && q < pend; ++b)
-      walk_packet(q, t, k, [](const uint4* base, int64_t step, bool in_row) {
-        if (in_row)
-#pragma unroll
-          for (int i = 0; i < 8; ++i) prefetch_l2(base + i * step);
-      });
-  };
   unsigned long long* stamps = a.timeline ? a.timeline + kTimelineStamps * blockIdx.x : nullptr;
   if (stamps && tid == 0) stamp_entry(stamps);
   uint4 bA[8], bB[8];
@@ -815,7 +790,6 @@ __global__ void __launch_bounds__(kStreamThreads, 1) gemv_stream_plain_kernel(co
     stage_x_issue<NCH, kNorm>(a, xl, !w_early);
     if (a.early == 0) load(bA);
     load_second_if(a.rest == kRestEarly);
-    if (a.prefetch > 0) prefetch_ahead(a.prefetch + (second_loaded ? 0 : 1));
     stage_x_one_pass<false, false, GpuCodec::PlainF32, NCH, kNorm>(
         a, xl, st, nullptr, xs, nullptr, a.xstride, stamps,
         [&]() {
@@ -825,7 +799,6 @@ __global__ void __launch_bounds__(kStreamThreads, 1) gemv_stream_plain_kernel(co
         [&]() { load_second_if(a.rest == kRestReduced); });
   } else {
     if (a.early == 0) load(bA);
-    if (a.prefetch > 0) prefetch_ahead(a.prefetch + (second_loaded ? 0 : 1));
     token_stats(a, st, false);
     stage_x_plain(a, st, xs, 0, a.xstride);
     __syncthreads();
@@ -953,10 +926,6 @@ void (*stream_kernel(const GemvArgs& a))(GemvArgs) {
   } else {
     const bool im = has_imma(C) && a.M == 1 && imma_enabled() &&
                     (imma_units(C) == 1 || a.w.group >= 32 * imma_units(C));
-    if constexpr (C != GpuCodec::T5) {  // (K slices: 256-column periods; T5's packets are 160 columns)
-      if (a.ksplit > 1)
-        return im ? gemv_stream_mma_kernel<C, has_imma(C), true> : gemv_stream_mma_kernel<C, false, true>;
-    }
     return im ? gemv_stream_mma_kernel<C, has_imma(C)> : gemv_stream_mma_kernel<C, false>;
   }
 }
