@@ -25,6 +25,12 @@
 #include "backend/cuda/async_copy.cuh"
 #include "backend/cuda/gemv_kernels.cuh"
 
+// 1 (default): the stream MMA kernel reads its A/B placement knobs at run time; 0 (CMake
+// -DLOWBIT_GEMV_AB_KNOBS=OFF): their defaults are compiled in and the knobs apply to the plain kernels only.
+#ifndef LOWBIT_GEMV_AB_KNOBS
+#define LOWBIT_GEMV_AB_KNOBS 1
+#endif
+
 namespace lowbit::cuda {
 
 constexpr int kStreamMaxTokens = 4;
@@ -487,6 +493,13 @@ __device__ __forceinline__ StreamShare stream_share(const GemvArgs& a, uint8_t* 
 template <GpuCodec C, bool IM>
 __global__ void __launch_bounds__(kStreamThreads, 1) gemv_stream_mma_kernel(const GemvArgs a) {
   constexpr bool kSplit = true;  // (the helpers' runtime checks of a.ksplit)
+  // The placements of the ring's first batches and of the next kernel's trigger (LOWBIT_GEMV_REST, _TRIGGER,
+  // LOWBIT_PDL_WAIT), or, in a build with -DLOWBIT_GEMV_AB_KNOBS=OFF, their defaults as constants: the other
+  // placements' code (~1,100 of int4's ~7,250 SASS instructions: issue_next inlined at each placement) is then
+  // not compiled, for an A/B of the kernel's size (the instruction cache: docs/cuda-kernels.md, "K slices").
+  constexpr bool kKnobs = LOWBIT_GEMV_AB_KNOBS != 0;
+  const int rest = kKnobs ? a.rest : kRestEarly, trigger = kKnobs ? a.trigger : kTriggerStaged;
+  const bool wait_one = kKnobs && a.wait_one;
   constexpr int NCH = kStageChunks;  // the one-pass staging's float4s of x (and the norm weight) per thread
   static_assert(!IM || has_imma(C), "the integer path takes integer codes");
   constexpr CodecInfo ci = codec_info(C);
@@ -575,8 +588,8 @@ __global__ void __launch_bounds__(kStreamThreads, 1) gemv_stream_mma_kernel(cons
   const bool one_pass = one_pass_ok<NCH>(a), w_early = one_pass && a.norm_early;
   XLoads<NCH> xl;
   if (w_early) stage_w_issue<NCH>(a, xl);
-  pdl_wait_block(a.wait_one);  // launch.cuh: x and the outputs only after this point
-  if (a.trigger == kTriggerWait) pdl_trigger();
+  pdl_wait_block(wait_one);  // launch.cuh: x and the outputs only after this point
+  if (trigger == kTriggerWait) pdl_trigger();
   if (stamps && tid == 0) stamps[1] = global_ns();
   if (stamps && lane == 0) atomicMax(stamps + 7, global_ns());
   if constexpr (C == GpuCodec::T5) {
@@ -587,25 +600,25 @@ __global__ void __launch_bounds__(kStreamThreads, 1) gemv_stream_mma_kernel(cons
     }
   }
   // the batches after `early`: right after x's loads, once they have arrived, or after the staging
-  // (a.rest, LOWBIT_GEMV_REST)
+  // (rest, LOWBIT_GEMV_REST)
   auto issue_rest = [&]() {
     for (int k = early; k < S - 1; ++k) issue_next();
   };
   if (one_pass) {
     // K slices: the slice's columns only (a.xk; no padding inside a slice: the host checked K = a.np_tile packets)
     stage_x_issue<NCH>(a, xl, !w_early, XCOL0);
-    if (a.rest == kRestEarly) issue_rest();
+    if (rest == kRestEarly) issue_rest();
     constexpr bool kSums = SK == ScaleKind::Affine || (IM && C == GpuCodec::T2);  // 32-column sums of x
     // with and without a norm weight (o, down: no products with it in the conversion)
     const auto stage = [&](auto norm) {
       stage_x_one_pass<true, kSums, IM ? C : GpuCodec::PlainF32, NCH, decltype(norm)::value>(
           a, xl, st, xb, nullptr, gsum, NP * PKS * 16, stamps,
           [&]() {
-            if (a.rest == kRestArrived) issue_rest();
-            if (a.trigger == kTriggerArrived) pdl_trigger();
+            if (rest == kRestArrived) issue_rest();
+            if (trigger == kTriggerArrived) pdl_trigger();
           },
           [&]() {
-            if (a.rest == kRestReduced) issue_rest();
+            if (rest == kRestReduced) issue_rest();
           },
           XCOL0);
     };
@@ -614,7 +627,7 @@ __global__ void __launch_bounds__(kStreamThreads, 1) gemv_stream_mma_kernel(cons
     else
       stage(std::false_type{});
   } else {
-    if (a.rest != kRestLate) issue_rest();
+    if (rest != kRestLate) issue_rest();
     if constexpr (IM) {
       stage_x_limbs<C>(a, st, reinterpret_cast<uint8_t*>(xb), gsum, NP * PKS * 16);
     } else {
@@ -623,8 +636,8 @@ __global__ void __launch_bounds__(kStreamThreads, 1) gemv_stream_mma_kernel(cons
     }
     __syncthreads();
   }
-  if (a.rest == kRestLate) issue_rest();
-  if (a.trigger == kTriggerStaged || (a.trigger == kTriggerArrived && !one_pass)) pdl_trigger();
+  if (rest == kRestLate) issue_rest();
+  if (trigger == kTriggerStaged || (trigger == kTriggerArrived && !one_pass)) pdl_trigger();
   if (stamps && tid == 0) stamps[2] = global_ns();
   const float* yscale = st + 16;
 
