@@ -214,8 +214,7 @@ int plan_stream_smem(GemvArgs& a) {
   } else {
     a.np_tile = int(a.w.n_packets);
     a.np = a.np_tile / a.ksplit;  // per tile and slice (stream_ksplit: a whole number)
-    a.tile_skip = (a.np_tile - a.np) * ci.pw * 512;
-    a.xk = a.ksplit > 1 ? a.np * packet_cols(c) : int(a.w.cols);
+    if (a.ksplit > 1) a.xk = a.np * packet_cols(c);
     const int64_t half_cols = a.w.n_packets * packet_cols(c) / 2;
     a.xstride = int((half_cols + 31) / 32 * 32 + 8);  // = 8 (mod 32) words: conflict-free B loads
     a.gstride = int(a.w.n_packets * packet_cols(c) / 32);
@@ -380,14 +379,22 @@ GemvVariant gemv_auto_variant(const GpuWeight&, int) {
   return knob.get();
 }
 
-int gemv_stream_ksplit(const GpuWeight& w, const float* x, int M, const GemvEpilogue& ep) {
+// The launch arguments every variant shares: the weight, x, the tokens and the epilogue.
+static GemvArgs gemv_args(const GpuWeight& w, const float* x, int M, const GemvEpilogue& ep) {
   GemvArgs a;
   a.w = w.view;
   a.x = x;
   a.M = M;
   a.norm_w = ep.norm_weight;
+  a.eps = ep.norm_eps;
   a.kind = ep.kind;
-  return stream_ksplit(a);
+  a.out = ep.out;
+  a.ld = ep.ld > 0 ? ep.ld : w.out_features();
+  return a;
+}
+
+int gemv_stream_ksplit(const GpuWeight& w, const float* x, int M, const GemvEpilogue& ep) {
+  return stream_ksplit(gemv_args(w, x, M, ep));
 }
 
 void gemv(const GpuWeight& w, const float* x, int M, const GemvEpilogue& ep, cudaStream_t s, GemvVariant v) {
@@ -401,15 +408,7 @@ void gemv(const GpuWeight& w, const float* x, int M, const GemvEpilogue& ep, cud
            "a gate/up pair needs the SwiGLU epilogue");
   if (v == GemvVariant::Auto) v = gemv_auto_variant(w, M);
   LB_CHECK(int(v) >= 0 && int(v) < kNumGemvVariants, "gemv: unknown variant ", int(v));
-  GemvArgs a;
-  a.w = w.view;
-  a.x = x;
-  a.M = M;
-  a.norm_w = ep.norm_weight;
-  a.eps = ep.norm_eps;
-  a.kind = ep.kind;
-  a.out = ep.out;
-  a.ld = ep.ld > 0 ? ep.ld : w.out_features();
+  GemvArgs a = gemv_args(w, x, M, ep);
   LB_CHECK(a.ld >= w.out_features(), "gemv('", w.name, "'): output row stride ", a.ld, " < ", w.out_features(),
            " outputs");
   if (v == GemvVariant::Reference) {

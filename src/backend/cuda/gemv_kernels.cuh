@@ -64,7 +64,6 @@ struct GemvArgs {
   // slices of np packets each (np_tile per tile row), split_blocks blocks per slice; block b takes slice
   // b / split_blocks, stages only that slice of x and adds its partial sums to the output atomically
   int ksplit = 1, np_tile = 0;
-  int tile_skip = 0;             // code bytes from a tile row's slice to the next row's: (np_tile - np) * pw * 512
   int xk = 0;                    // columns of x a stream block stages: K, or a slice's (np * packet_cols)
   unsigned long long* timeline = nullptr;  // gemv_set_timeline(): kTimelineStamps per block, or null
 };

@@ -563,7 +563,7 @@ __global__ void __launch_bounds__(kStreamThreads, 1) gemv_stream_mma_kernel(cons
     if (k == NP) {
       k = 0;
       sr += unit_row;
-      gp += a.tile_skip;  // K slices: to the next tile row's slice ((np_tile - np) packets; else 0)
+      gp += (a.np_tile - NP) * PW * 512;  // K slices: to the next tile row's slice (else np_tile = NP: 0)
     }
     return n;
   };
