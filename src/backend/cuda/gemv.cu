@@ -361,6 +361,19 @@ static bool stream_norm_early() {
   return knob.get();
 }
 
+// LOWBIT_GEMV_L2PF=<bytes> (0..1 MiB, a multiple of 256; default 0): each warp of a stream kernel asks the
+// L2 for that many bytes of its share beyond its early batches before pdl_wait() (GemvArgs::l2pf), so that the
+// weight streams into L2 while the previous kernel ends and this one stages x, through the copy engine rather
+// than the multiprocessor's request slots that x's loads queue behind.
+static int stream_l2pf() {
+  static EnvKnob<int> knob([] {
+    const int v = env_int("LOWBIT_GEMV_L2PF", 0, 0, 1 << 20);
+    LB_CHECK(v % 256 == 0, "LOWBIT_GEMV_L2PF=", v, ": expected a multiple of 256 bytes");
+    return v;
+  });
+  return knob.get();
+}
+
 bool imma_enabled() {
   static EnvKnob<bool> knob([] { return env_switch("LOWBIT_GEMV_IMMA", "0", "1", true); });
   return knob.get();
@@ -430,6 +443,7 @@ void gemv(const GpuWeight& w, const float* x, int M, const GemvEpilogue& ep, cud
       sa.early = g_after_narrow ? stream_early_narrow() : stream_early_batches();
       sa.trigger = stream_trigger();
       sa.wait_one = stream_wait_one();
+      sa.l2pf = stream_l2pf();
       const int smem = plan_stream_smem(sa);
       if (smem > 0 && launch_stream(sa, smem, s)) {
         if (two_passes) {

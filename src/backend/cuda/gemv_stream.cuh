@@ -582,6 +582,12 @@ __global__ void __launch_bounds__(kStreamThreads, 1) gemv_stream_mma_kernel(cons
   // kernel); the others right after x's loads, so that x's loads do not queue behind them
   const int early = a.early < 0 ? S - 1 : min(a.early, S - 1);
   for (int k = 0; k < early; ++k) issue_next();
+  // and the next a.l2pf bytes of the share into L2 (its tile row's slice at most under K slices: the share is
+  // not contiguous there); gi is lane 0's word, i.e. the next packet's first byte
+  if (a.l2pf > 0 && lane == 0 && qi < pend) {
+    const int left = a.ksplit > 1 ? min(pend - qi, NP - ki) : pend - qi;
+    l2_prefetch_bulk(gi, uint32_t(min(int64_t(a.l2pf), int64_t(left) * PW * 512)));
+  }
 
   unsigned long long* stamps = a.timeline ? a.timeline + kTimelineStamps * blockIdx.x : nullptr;
   if (stamps && tid == 0) stamp_entry(stamps);
@@ -791,6 +797,14 @@ __global__ void __launch_bounds__(kStreamThreads, 1) gemv_stream_plain_kernel(co
   };
   if (a.early != 0) load(bA);
   load_second_if(a.early >= 2 || a.early < 0);
+  // the next a.l2pf bytes into L2: a.l2pf / 16 of each of the 16 rows of the next packet's tile from that
+  // packet on (lanes 0..15, one row each; within the row)
+  if (a.l2pf > 0 && lq < pend && lane < 16) {
+    const int64_t off = int64_t(lk) * 256, left = a.w.row_stride - off;
+    if (left > 0)
+      l2_prefetch_bulk(a.w.codes + (int64_t(lt) * 16 + lane) * a.w.row_stride + off,
+                       uint32_t(min(int64_t(a.l2pf / 256 * 16), left)));
+  }
 
   const bool one_pass = one_pass_ok<NCH>(a), w_early = kNorm && one_pass && a.norm_early;
   XLoads<NCH> xl;
