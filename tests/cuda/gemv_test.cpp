@@ -381,13 +381,14 @@ TEST(CudaGemv, StreamTriggerAndLoadPlacements) {
   // the block has all of x, none before pdl_wait() (LOWBIT_GEMV_REST, LOWBIT_GEMV_EARLY), with warp 0 alone
   // waiting for the previous kernel (LOWBIT_PDL_WAIT), with a block per multiprocessor and runs of unequal
   // length (LOWBIT_GEMV_SPLIT=balanced, the default) and with runs of ceil(tiles / SMs) tiles (even), with
-  // each warp's next bytes asked into L2 before pdl_wait() (LOWBIT_GEMV_L2PF, up to more than a share), every
-  // format, one token: Q|K|V-sized with the RMSNorm prologue, o-sized with the residual add
+  // each warp's next bytes asked into L2 before pdl_wait() and that window kept ahead of the ring
+  // (LOWBIT_GEMV_L2PF, _RUN; up to more than a share), every format, one token: Q|K|V-sized with the RMSNorm
+  // prologue, o-sized with the residual add
   REQUIRE_GPU();
   Gpu gpu;
   uint64_t seed = 1900;
-  const char* names[6] = {"LOWBIT_GEMV_TRIGGER", "LOWBIT_GEMV_REST", "LOWBIT_GEMV_EARLY", "LOWBIT_PDL_WAIT",
-                          "LOWBIT_GEMV_SPLIT",   "LOWBIT_GEMV_L2PF"};
+  const char* names[7] = {"LOWBIT_GEMV_TRIGGER", "LOWBIT_GEMV_REST", "LOWBIT_GEMV_EARLY",   "LOWBIT_PDL_WAIT",
+                          "LOWBIT_GEMV_SPLIT",   "LOWBIT_GEMV_L2PF", "LOWBIT_GEMV_L2PF_RUN"};
   ScopedKnobs knobs;
   for (Format f : weight_formats()) {
     SCOPED_TRACE(format_name(f));
@@ -395,19 +396,20 @@ TEST(CudaGemv, StreamTriggerAndLoadPlacements) {
     const GpuWeight wqkv = upload(repack_for_gpu(qkv), gpu.s);
     const QTensor o = random_qtensor(f, 4096, 4096, 0, seed++, "wo");
     const GpuWeight wo = upload(repack_for_gpu(o), gpu.s);
-    // {trigger, rest, early, pdl wait, split, L2 prefetch bytes per warp (1 MiB: more than any share)}
-    const char* settings[][6] = {{"wait", nullptr, nullptr, "one", nullptr, nullptr},
-                                 {"arrived", nullptr, nullptr, nullptr, "balanced", "256"},
-                                 {"staged", nullptr, nullptr, nullptr, nullptr, nullptr},
-                                 {nullptr, "late", nullptr, nullptr, "even", "1048576"},
-                                 {nullptr, "reduced", "0", "one", nullptr, "4096"},
-                                 {nullptr, "reduced", "1", nullptr, nullptr, nullptr},
-                                 {nullptr, nullptr, "-1", "one", "balanced", "16384"}};
+    // {trigger, rest, early, pdl wait, split, L2 prefetch bytes per warp (1 MiB: more than any share), the
+    // prefetch window kept ahead of the ring}
+    const char* settings[][7] = {{"wait", nullptr, nullptr, "one", nullptr, nullptr, nullptr},
+                                 {"arrived", nullptr, nullptr, nullptr, "balanced", "256", "1"},
+                                 {"staged", nullptr, nullptr, nullptr, nullptr, nullptr, nullptr},
+                                 {nullptr, "late", nullptr, nullptr, "even", "1048576", nullptr},
+                                 {nullptr, "reduced", "0", "one", nullptr, "4096", "1"},
+                                 {nullptr, "reduced", "1", nullptr, nullptr, nullptr, nullptr},
+                                 {nullptr, nullptr, "-1", "one", "balanced", "16384", "1"}};
     for (const auto& st : settings) {
       std::string trace;
       for (const char* v : st) trace += std::string(v ? v : "-") + " ";
       SCOPED_TRACE(trace);
-      for (int i = 0; i < 6; ++i) knobs.set(names[i], st[i]);
+      for (int i = 0; i < 7; ++i) knobs.set(names[i], st[i]);
       run_and_check(gpu, wqkv, {&qkv}, 1, GemvOut::StoreF32, GemvVariant::Auto, true, seed++);
       run_and_check(gpu, wo, {&o}, 1, GemvOut::AddF32, GemvVariant::Auto, false, seed++);
     }

@@ -194,6 +194,7 @@ int plan_stream_smem(GemvArgs& a) {
   // (one slot per tile and per warp) and a counter per tile
   // (K slices: the multiprocessors shared out among the slices, each slice's tiles split the balanced way)
   a.ksplit = stream_ksplit(a);
+  if (a.ksplit > 1) a.l2pf_run = 0;  // (a slice's share is not one contiguous run of packets)
   const int sms = sm_count() / a.ksplit;
   a.tiles_per_block = int(ceil_div(a.w.rows_pad / 16, sms));
   // balanced split (default; LOWBIT_GEMV_SPLIT): every multiprocessor a block (ceil_div leaves some idle: 128
@@ -374,6 +375,13 @@ static int stream_l2pf() {
   return knob.get();
 }
 
+// LOWBIT_GEMV_L2PF_RUN=0|1 (default 0): the tensor-core stream kernel keeps that L2 window ahead of its ring
+// for the whole share (one bulk prefetch per batch), not just at its start; launches in K slices excepted.
+static bool stream_l2pf_run() {
+  static EnvKnob<bool> knob([] { return env_switch("LOWBIT_GEMV_L2PF_RUN", "0", "1", false); });
+  return knob.get();
+}
+
 bool imma_enabled() {
   static EnvKnob<bool> knob([] { return env_switch("LOWBIT_GEMV_IMMA", "0", "1", true); });
   return knob.get();
@@ -444,6 +452,7 @@ void gemv(const GpuWeight& w, const float* x, int M, const GemvEpilogue& ep, cud
       sa.trigger = stream_trigger();
       sa.wait_one = stream_wait_one();
       sa.l2pf = stream_l2pf();
+      sa.l2pf_run = sa.l2pf > 0 && stream_l2pf_run();
       const int smem = plan_stream_smem(sa);
       if (smem > 0 && launch_stream(sa, smem, s)) {
         if (two_passes) {

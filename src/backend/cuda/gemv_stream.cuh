@@ -584,9 +584,15 @@ __global__ void __launch_bounds__(kStreamThreads, 1) gemv_stream_mma_kernel(cons
   for (int k = 0; k < early; ++k) issue_next();
   // and the next a.l2pf bytes of the share into L2 (its tile row's slice at most under K slices: the share is
   // not contiguous there); gi is lane 0's word, i.e. the next packet's first byte
+  // With a.l2pf_run (no K slices: the share is one contiguous run of packets) the main loop keeps that window
+  // a.l2pf bytes ahead of the batch it issues, one batch's bytes per batch (pf_end: lane 0's window end).
+  const uint8_t* const share_end = codes + int64_t(pend) * PW * 512;
+  const uint8_t* pf_end = gi;
   if (a.l2pf > 0 && lane == 0 && qi < pend) {
     const int left = a.ksplit > 1 ? min(pend - qi, NP - ki) : pend - qi;
-    l2_prefetch_bulk(gi, uint32_t(min(int64_t(a.l2pf), int64_t(left) * PW * 512)));
+    const int64_t bytes = min(int64_t(a.l2pf), int64_t(left) * PW * 512);
+    l2_prefetch_bulk(gi, uint32_t(bytes));
+    pf_end = gi + bytes;
   }
 
   unsigned long long* stamps = a.timeline ? a.timeline + kTimelineStamps * blockIdx.x : nullptr;
@@ -664,6 +670,13 @@ __global__ void __launch_bounds__(kStreamThreads, 1) gemv_stream_mma_kernel(cons
     cp_async_wait(S - 2);  // this batch has landed (S - 2 later ones may still fly) ...
     __syncwarp();          // ... for every lane, and everyone is done with the slot refilled next
     issue_next();
+    if (a.l2pf_run && lane == 0) {  // slide the L2 window (a.l2pf_run only without K slices: the host checks)
+      const uint8_t* end = gi + a.l2pf < share_end ? gi + a.l2pf : share_end;
+      if (end > pf_end) {
+        l2_prefetch_bulk(pf_end, uint32_t(end - pf_end));
+        pf_end = end;
+      }
+    }
     const uint8_t* src = ring + slot * STAGE;
 #pragma unroll
     for (int u = 0; u < U; ++u) {
