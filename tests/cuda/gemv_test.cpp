@@ -396,12 +396,12 @@ TEST(CudaGemv, StreamTriggerAndLoadPlacements) {
     const GpuWeight wqkv = upload(repack_for_gpu(qkv), gpu.s);
     const QTensor o = random_qtensor(f, 4096, 4096, 0, seed++, "wo");
     const GpuWeight wo = upload(repack_for_gpu(o), gpu.s);
-    // {trigger, rest, early, pdl wait, split, L2 prefetch bytes per warp (1 MiB: more than any share), the
+    // {trigger, rest, early, pdl wait, split, L2 prefetch bytes per warp (512 KiB: more than any share), the
     // prefetch window kept ahead of the ring}
     const char* settings[][7] = {{"wait", nullptr, nullptr, "one", nullptr, nullptr, nullptr},
                                  {"arrived", nullptr, nullptr, nullptr, "balanced", "256", "1"},
                                  {"staged", nullptr, nullptr, nullptr, nullptr, nullptr, nullptr},
-                                 {nullptr, "late", nullptr, nullptr, "even", "1048576", nullptr},
+                                 {nullptr, "late", nullptr, nullptr, "even", "524288", nullptr},
                                  {nullptr, "reduced", "0", "one", nullptr, "4096", "1"},
                                  {nullptr, "reduced", "1", nullptr, nullptr, nullptr, nullptr},
                                  {nullptr, nullptr, "-1", "one", "balanced", "16384", "1"}};

@@ -362,13 +362,14 @@ static bool stream_norm_early() {
   return knob.get();
 }
 
-// LOWBIT_GEMV_L2PF=<bytes> (0..1 MiB, a multiple of 256; default 0): each warp of a stream kernel asks the
+// LOWBIT_GEMV_L2PF=<bytes> (0..512 KiB, a multiple of 256; default 0): each warp of a stream kernel asks the
 // L2 for that many bytes of its share beyond its early batches before pdl_wait() (GemvArgs::l2pf), so that the
 // weight streams into L2 while the previous kernel ends and this one stages x, through the copy engine rather
 // than the multiprocessor's request slots that x's loads queue behind.
 static int stream_l2pf() {
   static EnvKnob<int> knob([] {
-    const int v = env_int("LOWBIT_GEMV_L2PF", 0, 0, 1 << 20);
+    // (the bulk prefetch's size field counts 16-byte units in 16 bits: under 1 MiB)
+    const int v = env_int("LOWBIT_GEMV_L2PF", 0, 0, 1 << 19);
     LB_CHECK(v % 256 == 0, "LOWBIT_GEMV_L2PF=", v, ": expected a multiple of 256 bytes");
     return v;
   });
