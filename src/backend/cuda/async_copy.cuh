@@ -27,12 +27,4 @@ __device__ __forceinline__ void cp_async_wait(int n) {
   }
 }
 
-// Asks the multiprocessor's copy engine to fetch [p, p + bytes) into L2 (sm_90 cp.async.bulk.prefetch): one
-// instruction for any size, no data returned to the multiprocessor, so nothing of its own (registers, the
-// outstanding-request slots of cp.async / ld) waits for it. p 16-byte aligned, bytes a multiple of 16 and
-// under 1 MiB (SASS UBLKPF takes the size in 16-byte units, 16 bits).
-__device__ __forceinline__ void l2_prefetch_bulk(const void* p, uint32_t bytes) {
-  asm volatile("cp.async.bulk.prefetch.L2.global [%0], %1;" ::"l"(p), "r"(bytes) : "memory");
-}
-
 }  // namespace lowbit::cuda

@@ -194,7 +194,6 @@ int plan_stream_smem(GemvArgs& a) {
   // (one slot per tile and per warp) and a counter per tile
   // (K slices: the multiprocessors shared out among the slices, each slice's tiles split the balanced way)
   a.ksplit = stream_ksplit(a);
-  if (a.ksplit > 1) a.l2pf_run = 0;  // (a slice's share is not one contiguous run of packets)
   const int sms = sm_count() / a.ksplit;
   a.tiles_per_block = int(ceil_div(a.w.rows_pad / 16, sms));
   // balanced split (default; LOWBIT_GEMV_SPLIT): every multiprocessor a block (ceil_div leaves some idle: 128
@@ -316,6 +315,8 @@ static int stream_early_narrow() {
   return knob.get();
 }
 
+// The next three knobs (TRIGGER, REST, PDL_WAIT) reach the tensor-core stream kernel only in a build with
+// -DLOWBIT_GEMV_AB_KNOBS=ON (gemv_stream.cuh); by default it has their defaults compiled in.
 // LOWBIT_GEMV_TRIGGER=wait|arrived|staged: when a stream kernel lets the next kernel be scheduled
 // (GemvArgs::trigger): right after pdl_wait(), once its x has arrived, or after staging x (default).
 // H100, bench --settings, 3 reps each: bf16 177.3 (wait) -> 179.5 tok/s (staged), int4 387.1 -> 387.6,
@@ -359,27 +360,6 @@ static bool stream_wait_one() {
 // LOWBIT_GEMV_NORM_EARLY=0|1 (default 1).
 static bool stream_norm_early() {
   static EnvKnob<bool> knob([] { return env_switch("LOWBIT_GEMV_NORM_EARLY", "0", "1", true); });
-  return knob.get();
-}
-
-// LOWBIT_GEMV_L2PF=<bytes> (0..512 KiB, a multiple of 256; default 0): each warp of a stream kernel asks the
-// L2 for that many bytes of its share beyond its early batches before pdl_wait() (GemvArgs::l2pf), so that the
-// weight streams into L2 while the previous kernel ends and this one stages x, through the copy engine rather
-// than the multiprocessor's request slots that x's loads queue behind.
-static int stream_l2pf() {
-  static EnvKnob<int> knob([] {
-    // (the bulk prefetch's size field counts 16-byte units in 16 bits: under 1 MiB)
-    const int v = env_int("LOWBIT_GEMV_L2PF", 0, 0, 1 << 19);
-    LB_CHECK(v % 256 == 0, "LOWBIT_GEMV_L2PF=", v, ": expected a multiple of 256 bytes");
-    return v;
-  });
-  return knob.get();
-}
-
-// LOWBIT_GEMV_L2PF_RUN=0|1 (default 0): the tensor-core stream kernel keeps that L2 window ahead of its ring
-// for the whole share (one bulk prefetch per batch), not just at its start; launches in K slices excepted.
-static bool stream_l2pf_run() {
-  static EnvKnob<bool> knob([] { return env_switch("LOWBIT_GEMV_L2PF_RUN", "0", "1", false); });
   return knob.get();
 }
 
@@ -452,8 +432,6 @@ void gemv(const GpuWeight& w, const float* x, int M, const GemvEpilogue& ep, cud
       sa.early = g_after_narrow ? stream_early_narrow() : stream_early_batches();
       sa.trigger = stream_trigger();
       sa.wait_one = stream_wait_one();
-      sa.l2pf = stream_l2pf();
-      sa.l2pf_run = sa.l2pf > 0 && stream_l2pf_run();
       const int smem = plan_stream_smem(sa);
       if (smem > 0 && launch_stream(sa, smem, s)) {
         if (two_passes) {

@@ -59,10 +59,6 @@ struct GemvArgs {
   int rest = 0;                  // kRestEarly, kRestArrived, kRestLate, kRestReduced
   int norm_early = 1;            // the stream kernels load the norm weight before pdl_wait() (stage_w_issue)
   int trigger = 0;               // kTriggerWait, kTriggerArrived, kTriggerStaged
-  // bytes of each warp's share after its early batches that its lane 0 asks into L2 before pdl_wait()
-  // (l2_prefetch_bulk; LOWBIT_GEMV_L2PF, 0: none; plain formats: its first tile's rows, l2pf / 16 each)
-  int l2pf = 0;
-  int l2pf_run = 0;              // MMA kernel, no K slices: keep that window ahead of the ring (LOWBIT_GEMV_L2PF_RUN)
   int wait_one = 0;              // pdl_wait_block(wait_one): warp 0 waits, the others at a barrier (LOWBIT_PDL_WAIT)
   // > 1 (LOWBIT_GEMV_KSPLIT; the MMA stream kernel, one token, no norm, AddF32): K cut into ksplit equal
   // slices of np packets each (np_tile per tile row), split_blocks blocks per slice; block b takes slice

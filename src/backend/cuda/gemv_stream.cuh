@@ -25,10 +25,12 @@
 #include "backend/cuda/async_copy.cuh"
 #include "backend/cuda/gemv_kernels.cuh"
 
-// 1 (default): the stream MMA kernel reads its A/B placement knobs at run time; 0 (CMake
-// -DLOWBIT_GEMV_AB_KNOBS=OFF): their defaults are compiled in and the knobs apply to the plain kernels only.
+// 0 (default; CMake -DLOWBIT_GEMV_AB_KNOBS=OFF): the stream MMA kernel has the defaults of its placement knobs
+// (LOWBIT_GEMV_REST, _TRIGGER, LOWBIT_PDL_WAIT) compiled in, the knobs apply to the plain kernels only; 1 (ON):
+// it reads them at run time, for A/B runs (~1,100 more SASS instructions: measured 0.9-1.3 % slower, the
+// instruction cache; docs/cuda-kernels.md).
 #ifndef LOWBIT_GEMV_AB_KNOBS
-#define LOWBIT_GEMV_AB_KNOBS 1
+#define LOWBIT_GEMV_AB_KNOBS 0
 #endif
 
 namespace lowbit::cuda {
@@ -494,9 +496,9 @@ template <GpuCodec C, bool IM>
 __global__ void __launch_bounds__(kStreamThreads, 1) gemv_stream_mma_kernel(const GemvArgs a) {
   constexpr bool kSplit = true;  // (the helpers' runtime checks of a.ksplit)
   // The placements of the ring's first batches and of the next kernel's trigger (LOWBIT_GEMV_REST, _TRIGGER,
-  // LOWBIT_PDL_WAIT), or, in a build with -DLOWBIT_GEMV_AB_KNOBS=OFF, their defaults as constants: the other
-  // placements' code (~1,100 of int4's ~7,250 SASS instructions: issue_next inlined at each placement) is then
-  // not compiled, for an A/B of the kernel's size (the instruction cache: docs/cuda-kernels.md, "K slices").
+  // LOWBIT_PDL_WAIT) read at run time in a build with -DLOWBIT_GEMV_AB_KNOBS=ON; by default their defaults as
+  // constants: the other placements' code (~1,100 of int4's ~7,250 SASS instructions: issue_next inlined at
+  // each placement) is not compiled (the instruction cache: docs/cuda-kernels.md, "K slices").
   constexpr bool kKnobs = LOWBIT_GEMV_AB_KNOBS != 0;
   const int rest = kKnobs ? a.rest : kRestEarly, trigger = kKnobs ? a.trigger : kTriggerStaged;
   const bool wait_one = kKnobs && a.wait_one;
@@ -582,18 +584,6 @@ __global__ void __launch_bounds__(kStreamThreads, 1) gemv_stream_mma_kernel(cons
   // kernel); the others right after x's loads, so that x's loads do not queue behind them
   const int early = a.early < 0 ? S - 1 : min(a.early, S - 1);
   for (int k = 0; k < early; ++k) issue_next();
-  // and the next a.l2pf bytes of the share into L2 (its tile row's slice at most under K slices: the share is
-  // not contiguous there); gi is lane 0's word, i.e. the next packet's first byte
-  // With a.l2pf_run (no K slices: the share is one contiguous run of packets) the main loop keeps that window
-  // a.l2pf bytes ahead of the batch it issues, one batch's bytes per batch (pf_end: lane 0's window end).
-  const uint8_t* const share_end = codes + int64_t(pend) * PW * 512;
-  const uint8_t* pf_end = gi;
-  if (a.l2pf > 0 && lane == 0 && qi < pend) {
-    const int left = a.ksplit > 1 ? min(pend - qi, NP - ki) : pend - qi;
-    const int64_t bytes = min(int64_t(a.l2pf), int64_t(left) * PW * 512);
-    l2_prefetch_bulk(gi, uint32_t(bytes));
-    pf_end = gi + bytes;
-  }
 
   unsigned long long* stamps = a.timeline ? a.timeline + kTimelineStamps * blockIdx.x : nullptr;
   if (stamps && tid == 0) stamp_entry(stamps);
@@ -670,13 +660,6 @@ __global__ void __launch_bounds__(kStreamThreads, 1) gemv_stream_mma_kernel(cons
     cp_async_wait(S - 2);  // this batch has landed (S - 2 later ones may still fly) ...
     __syncwarp();          // ... for every lane, and everyone is done with the slot refilled next
     issue_next();
-    if (a.l2pf_run && lane == 0) {  // slide the L2 window (a.l2pf_run only without K slices: the host checks)
-      const uint8_t* end = gi + a.l2pf < share_end ? gi + a.l2pf : share_end;
-      if (end > pf_end) {
-        l2_prefetch_bulk(pf_end, uint32_t(end - pf_end));
-        pf_end = end;
-      }
-    }
     const uint8_t* src = ring + slot * STAGE;
 #pragma unroll
     for (int u = 0; u < U; ++u) {
@@ -810,14 +793,6 @@ __global__ void __launch_bounds__(kStreamThreads, 1) gemv_stream_plain_kernel(co
   };
   if (a.early != 0) load(bA);
   load_second_if(a.early >= 2 || a.early < 0);
-  // the next a.l2pf bytes into L2: a.l2pf / 16 of each of the 16 rows of the next packet's tile from that
-  // packet on (lanes 0..15, one row each; within the row)
-  if (a.l2pf > 0 && lq < pend && lane < 16) {
-    const int64_t off = int64_t(lk) * 256, left = a.w.row_stride - off;
-    if (left > 0)
-      l2_prefetch_bulk(a.w.codes + (int64_t(lt) * 16 + lane) * a.w.row_stride + off,
-                       uint32_t(min(int64_t(a.l2pf / 256 * 16), left)));
-  }
 
   const bool one_pass = one_pass_ok<NCH>(a), w_early = kNorm && one_pass && a.norm_early;
   XLoads<NCH> xl;
