@@ -1,5 +1,6 @@
 // GEMV entry point: argument checks, block shape, shared-memory plan, dispatch to the codec's kernel.
 #include <algorithm>
+#include <cstdio>
 #include <cstdlib>
 #include <string>
 
@@ -316,7 +317,16 @@ static int stream_early_narrow() {
 }
 
 // The next three knobs (TRIGGER, REST, PDL_WAIT) reach the tensor-core stream kernel only in a build with
-// -DLOWBIT_GEMV_AB_KNOBS=ON (gemv_stream.cuh); by default it has their defaults compiled in.
+// -DLOWBIT_GEMV_AB_KNOBS=ON (gemv_stream.cuh); by default it has their defaults compiled in, and setting one
+// says so on stderr (an A/B of them there would compare the tensor-core formats with themselves).
+static void note_compiled_in_knob(const char* name) {
+  const char* e = std::getenv(name);
+  if (!LOWBIT_GEMV_AB_KNOBS && e && *e)
+    std::fprintf(stderr,
+                 "lowbit: warning: %s=%s acts on the plain (f32 / bf16 / fp16) stream kernels only: this build "
+                 "has the tensor-core kernel's default compiled in (-DLOWBIT_GEMV_AB_KNOBS=ON reads it)\n",
+                 name, e);
+}
 // LOWBIT_GEMV_TRIGGER=wait|arrived|staged: when a stream kernel lets the next kernel be scheduled
 // (GemvArgs::trigger): right after pdl_wait(), once its x has arrived, or after staging x (default).
 // H100, bench --settings, 3 reps each: bf16 177.3 (wait) -> 179.5 tok/s (staged), int4 387.1 -> 387.6,
@@ -325,8 +335,10 @@ static int stream_early_narrow() {
 // multiprocessors this launch leaves idle) from requesting weights while this one's x is in flight.
 static int stream_trigger() {
   static_assert(kTriggerWait == 0 && kTriggerArrived == 1 && kTriggerStaged == 2, "the choices in this order");
-  static EnvKnob<int> knob(
-      [] { return env_choice("LOWBIT_GEMV_TRIGGER", {"wait", "arrived", "staged"}, kTriggerStaged); });
+  static EnvKnob<int> knob([] {
+    note_compiled_in_knob("LOWBIT_GEMV_TRIGGER");
+    return env_choice("LOWBIT_GEMV_TRIGGER", {"wait", "arrived", "staged"}, kTriggerStaged);
+  });
   return knob.get();
 }
 
@@ -341,8 +353,10 @@ static int stream_trigger() {
 // early / arrived / late; bf16 227.7 / 235.8 / 231.8: the plain kernel's x loads queue behind its second
 // packet's).
 static int stream_rest(GpuCodec c) {
-  static EnvKnob<int> knob(
-      [] { return env_choice("LOWBIT_GEMV_REST", {"auto", "early", "arrived", "late", "reduced"}, 0); });
+  static EnvKnob<int> knob([] {
+    note_compiled_in_knob("LOWBIT_GEMV_REST");
+    return env_choice("LOWBIT_GEMV_REST", {"auto", "early", "arrived", "late", "reduced"}, 0);
+  });
   static_assert(kRestEarly == 0 && kRestArrived == 1 && kRestLate == 2 && kRestReduced == 3,
                 "choices 1..4 in this order");
   return knob.get() > 0 ? knob.get() - 1 : is_plain(c) ? kRestArrived : kRestEarly;
@@ -352,7 +366,10 @@ static int stream_rest(GpuCodec c) {
 // 0 does and the other warps wait for it at a barrier (GemvArgs::wait_one): whether the warps of a block leave
 // griddepcontrol.wait together.
 static bool stream_wait_one() {
-  static EnvKnob<bool> knob([] { return env_switch("LOWBIT_PDL_WAIT", "all", "one", false); });
+  static EnvKnob<bool> knob([] {
+    note_compiled_in_knob("LOWBIT_PDL_WAIT");
+    return env_switch("LOWBIT_PDL_WAIT", "all", "one", false);
+  });
   return knob.get();
 }
 
