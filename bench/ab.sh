@@ -34,5 +34,5 @@ tr '\r' '\n' <"$OUT/$tag.err" | awk '/^bench: read bandwidth/ { print "  " subst
   /^bench \[/ && /tok\/s|error/ { print "  " $0 }'
 [ $rc -eq 0 ] || echo "   (exit $rc; log $OUT/$tag.err)"
 # the per-row tables of --timeline / --profile (the survey's own table is left in the file)
-awk '/^(step timeline|per-kernel time)/ { on = 1 } on { print } /^$/ { on = 0 }' "$OUT/$tag.out"
+awk '/^(step timeline|per-kernel time|the latest-exiting)/ { on = 1 } on { print } /^$/ { on = 0 }' "$OUT/$tag.out"
 exit 0

@@ -60,6 +60,9 @@ struct StepOpTimes {
   // the blocks that exit last (the latest tenth, at least one) against the median block: how much later they
   // entered, passed pdl_wait, finished staging and exited (0 where fewer than 8 blocks)
   double late_entry = 0, late_release = 0, late_staged = 0, late_end = 0;
+  // who those latest blocks are: their multiprocessors (%smid) and block indices (the first blocks of a stream
+  // GEMV take one tile more than the others), to tell a slow multiprocessor from a larger share of work
+  std::vector<int> late_sms, late_blocks;
 };
 // Captures one decode step with stamps into a graph of its own, replays it twice (warm-up, then measured)
 // and returns its ops in launch order. Consumes `token` at `pos` and the sampled token at pos + 1.

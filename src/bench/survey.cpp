@@ -184,6 +184,11 @@ StepTimeline summarize_step_timeline(const std::vector<StepOpTimes>& ops) {
       r.late_release += o.late_release;
       r.late_staged += o.late_staged;
       r.late_end += o.late_end;
+      double idx = 0;
+      for (int b : o.late_blocks) idx += double(b);
+      if (!o.late_blocks.empty() && o.blocks > 0) r.late_index += idx / double(o.late_blocks.size()) / o.blocks;
+      r.late_blocks += int(o.late_blocks.size());
+      for (int smid : o.late_sms) r.late_sms[smid]++;
     }
     if (o.last_arrived > 0) {
       r.warps++;
@@ -212,6 +217,7 @@ StepTimeline summarize_step_timeline(const std::vector<StepOpTimes>& ops) {
       r.late_release /= r.late;
       r.late_staged /= r.late;
       r.late_end /= r.late;
+      r.late_index /= r.late;
     }
     if (r.warps > 0) {
       r.last_released /= r.warps;
@@ -250,11 +256,23 @@ std::string step_timeline_markdown(const std::vector<StepOpTimes>& ops, const st
   for (const auto& r : t.rows) any_late = any_late || r.late > 0;
   if (any_late) {
     s += "\nthe latest-exiting tenth of each launch's blocks against its median block (us later, averaged over "
-         "launches)\n| op | entered | released | staged | exited |\n|---|---|---|---|---|\n";
+         "launches); their mean block index as a fraction of the blocks (0.5: anywhere; the first blocks of a "
+         "stream GEMV hold one tile more); the multiprocessors that ran one of them most often (launches with one "
+         "of them / launches; by chance about launches / 10)\n"
+         "| op | entered | released | staged | exited | block index | most often late (SM: launches) |\n"
+         "|---|---|---|---|---|---|---|\n";
     for (const auto& r : t.rows) {
       if (r.late == 0) continue;
-      std::snprintf(b, sizeof b, "| %s | %+.2f | %+.2f | %+.2f | %+.2f |\n", r.name.c_str(), r.late_entry,
-                    r.late_release, r.late_staged, r.late_end);
+      std::vector<std::pair<int, int>> sms(r.late_sms.begin(), r.late_sms.end());
+      std::sort(sms.begin(), sms.end(), [](const auto& x, const auto& y) {
+        return x.second != y.second ? x.second > y.second : x.first < y.first;
+      });
+      std::string often;
+      for (size_t k = 0; k < sms.size() && k < 6; ++k)
+        often += (k ? ", " : "") + std::to_string(sms[k].first) + ": " + std::to_string(sms[k].second) + "/" +
+                 std::to_string(r.late);
+      std::snprintf(b, sizeof b, "| %s | %+.2f | %+.2f | %+.2f | %+.2f | %.2f | %s |\n", r.name.c_str(), r.late_entry,
+                    r.late_release, r.late_staged, r.late_end, r.late_index, often.c_str());
       s += b;
     }
   }

@@ -112,11 +112,21 @@ TEST(StepTimeline, LastWarpStamps) {
   ops[0].late_release = 0.0;
   ops[0].late_staged = 0.5;
   ops[0].late_end = 2.0;
+  ops[0].late_blocks = {0, 32};  // of 128 blocks: mean index 16 = 0.125 of them
+  ops[0].late_sms = {7, 40};
   const StepTimeline tl = summarize_step_timeline(ops);
   EXPECT_EQ(tl.rows[0].late, 1);  // ... the second launch has no figures (fewer than 8 blocks, say)
   EXPECT_DOUBLE_EQ(tl.rows[0].late_end, 2.0);
+  EXPECT_DOUBLE_EQ(tl.rows[0].late_index, 0.125);
+  EXPECT_EQ(tl.rows[0].late_blocks, 2);
+  EXPECT_EQ(tl.rows[0].late_sms.at(7), 1);
   const std::string mdl = step_timeline_markdown(ops, "int4");
-  EXPECT_NE(mdl.find("| gemv | +1.00 | +0.00 | +0.50 | +2.00 |"), std::string::npos) << mdl;
+  EXPECT_NE(mdl.find("| gemv | +1.00 | +0.00 | +0.50 | +2.00 | 0.12 | 7: 1/1, 40: 1/1 |"), std::string::npos) << mdl;
+  ops[1].late_end = 1.0;  // a second launch with stragglers on multiprocessor 40 again: it comes first
+  ops[1].late_blocks = {64};
+  ops[1].late_sms = {40};
+  const std::string md2 = step_timeline_markdown(ops, "int4");
+  EXPECT_NE(md2.find("| 40: 2/2, 7: 1/2 |"), std::string::npos) << md2;
   EXPECT_NE(md.find("| gemv | 2 | 128 | 1.50 | 1.50 | 4.00 (1.00; 0.50, 3.00; +2.00) | 4.50 (3.50) |"), std::string::npos)
       << md;
 }

@@ -250,6 +250,7 @@ class CudaRunner final : public Runner {
     for (size_t o = 0; o < names.size(); ++o) {
       out[o].name = names[o];
       std::vector<unsigned long long> r, st, ar, rd, lr, la, en, ent;
+      std::vector<int> sm, bi;  // each stamped block's multiprocessor (-1: not stamped) and index
       std::map<unsigned long long, int> per_sm;
       unsigned long long f = ~0ull, e = 0;
       for (int b = 0; b < kMaxBlocks; ++b) {
@@ -261,6 +262,8 @@ class CudaRunner final : public Runner {
         st.push_back(t[2]);
         en.push_back(t[3]);
         ent.push_back(t[0]);
+        sm.push_back(t[6] != 0 ? int(t[6] - 1) : -1);
+        bi.push_back(b);
         if (t[6] != 0 && ++per_sm[t[6]] == 2) ++out[o].doubled;
         if (t[4] != 0 && t[5] != 0) {
           ar.push_back(t[4]);
@@ -291,6 +294,8 @@ class CudaRunner final : public Runner {
           dr += double(r[idx[k]]) - mr;
           ds += double(st[idx[k]]) - ms;
           dx += double(en[idx[k]]) - mx;
+          if (sm[idx[k]] >= 0) out[o].late_sms.push_back(sm[idx[k]]);
+          out[o].late_blocks.push_back(bi[idx[k]]);
         }
         out[o].late_entry = de / double(n_late) * 1e-3;
         out[o].late_release = dr / double(n_late) * 1e-3;
