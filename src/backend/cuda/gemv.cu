@@ -159,14 +159,6 @@ static int stream_ksplit_min_k() {
   static EnvKnob<int> knob([] { return env_int("LOWBIT_GEMV_KSPLIT_MIN_K", 8192, 0, 1 << 20); });
   return knob.get();
 }
-// LOWBIT_GEMV_KSPLIT_ORDER=blocked|interleaved (GemvArgs::kinter): which blocks take which slice — slice s the
-// blocks s * (SMs / S) .. (blocked, as measured above), or every S-th block from s (interleaved: the blocks that
-// start last, a tile lighter, shared by all slices; the 15:00 timeline had down's latest tenth of blocks at
-// mean index 0.82 of the launch — the last slice —, starting 1.1 us and exiting 1.55 us after the median block).
-static bool stream_ksplit_interleaved() {
-  static EnvKnob<bool> knob([] { return env_switch("LOWBIT_GEMV_KSPLIT_ORDER", "blocked", "interleaved", false); });
-  return knob.get();
-}
 static int stream_ksplit(const GemvArgs& a) {
   const GpuCodec c = a.w.codec;
   if (stream_ksplit_knob() <= 1 || is_plain(c) || c == GpuCodec::T5 || a.M != 1 || a.norm_w ||
@@ -203,7 +195,6 @@ int plan_stream_smem(GemvArgs& a) {
   // (one slot per tile and per warp) and a counter per tile
   // (K slices: the multiprocessors shared out among the slices, each slice's tiles split the balanced way)
   a.ksplit = stream_ksplit(a);
-  a.kinter = a.ksplit > 1 && stream_ksplit_interleaved() ? 1 : 0;
   const int sms = sm_count() / a.ksplit;
   a.tiles_per_block = int(ceil_div(a.w.rows_pad / 16, sms));
   // balanced split (default; LOWBIT_GEMV_SPLIT): every multiprocessor a block (ceil_div leaves some idle: 128

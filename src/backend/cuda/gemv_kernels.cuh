@@ -62,9 +62,8 @@ struct GemvArgs {
   int wait_one = 0;              // pdl_wait_block(wait_one): warp 0 waits, the others at a barrier (LOWBIT_PDL_WAIT)
   // > 1 (LOWBIT_GEMV_KSPLIT; the MMA stream kernel, one token, no norm, AddF32): K cut into ksplit equal
   // slices of np packets each (np_tile per tile row), split_blocks blocks per slice; block b takes slice
-  // b / split_blocks (kinter 0), or b % ksplit (kinter 1: the blocks scheduled last, whose tiles are fewer,
-  // spread over the slices), stages only that slice of x and adds its partial sums to the output atomically
-  int ksplit = 1, np_tile = 0, kinter = 0;
+  // b / split_blocks, stages only that slice of x and adds its partial sums to the output atomically
+  int ksplit = 1, np_tile = 0;
   int xk = 0;                    // columns of x a stream block stages: K, or a slice's (np * packet_cols)
   unsigned long long* timeline = nullptr;  // gemv_set_timeline(): kTimelineStamps per block, or null
 };

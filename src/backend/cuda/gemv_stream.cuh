@@ -402,19 +402,14 @@ __device__ __forceinline__ void emit_rows(const GemvArgs& a, int64_t tile, int j
 // blocks, scheduled first, one tile more), and the packets per warp of the run.
 // (no divisions: the host computed the counts, launch_gemv_stream)
 // kSplit (the MMA kernel): the launch may be in K slices (a.ksplit > 1, split_blocks > 0): the blocks of slice s
-// are s * split_blocks .. (s + 1) * split_blocks - 1 (a.kinter 0), or s, s + ksplit, s + 2 ksplit, ... (a.kinter
-// 1), each slice's tiles split among them the same way. Blocks start roughly in index order, as the previous
-// kernel's blocks leave the multiprocessors, and the last ones of a slice hold a tile less: interleaved, the
-// latest-starting blocks are the light ones of every slice, instead of all of the last slice's blocks.
+// are s * split_blocks .. (s + 1) * split_blocks - 1, each slice's tiles split among them the same way.
 template <bool kSplit>
 __device__ __forceinline__ int block_slice(const GemvArgs& a) {
-  if (!kSplit || a.ksplit <= 1) return 0;
-  return a.kinter ? int(blockIdx.x) % a.ksplit : int(blockIdx.x) / a.split_blocks;
+  return kSplit && a.ksplit > 1 ? int(blockIdx.x) / a.split_blocks : 0;
 }
 template <bool kSplit>
 __device__ __forceinline__ int block_in_slice(const GemvArgs& a) {
-  if (!kSplit || a.ksplit <= 1) return int(blockIdx.x);
-  return a.kinter ? int(blockIdx.x) / a.ksplit : int(blockIdx.x) - block_slice<kSplit>(a) * a.split_blocks;
+  return kSplit && a.ksplit > 1 ? int(blockIdx.x) - block_slice<kSplit>(a) * a.split_blocks : int(blockIdx.x);
 }
 template <bool kSplit = false>
 __device__ __forceinline__ int2 block_tiles(const GemvArgs& a) {
