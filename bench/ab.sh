@@ -30,7 +30,10 @@ timeout "${AB_TIMEOUT:-540}" "$BUILD/lowbit" bench --formats "${FORMATS:-bf16,in
   >"$OUT/$tag.out" 2>"$OUT/$tag.err"
 rc=$?
 # progress lines end in carriage returns; a row's result follows its last one
-tr '\r' '\n' <"$OUT/$tag.err" | awk '/^bench: read bandwidth/ { print "  " substr($0, 8) }
+# a knob's warning (lowbit: warning: ...) may cut a row's progress line in two: printed once, then cut out
+perl -ne 'print "  $1\n" while /(lowbit: warning: [^\r\n]*)/g' "$OUT/$tag.err" | sort -u
+perl -0pe 's/lowbit: warning: [^\n]*\n//g' "$OUT/$tag.err" | tr '\r' '\n' |
+  awk '/^bench: read bandwidth/ { print "  " substr($0, 8) }
   /^bench \[/ && /tok\/s|error/ { print "  " $0 }'
 [ $rc -eq 0 ] || echo "   (exit $rc; log $OUT/$tag.err)"
 # the per-row tables of --timeline / --profile (the survey's own table is left in the file)

@@ -349,9 +349,14 @@ static int stream_trigger() {
 // arrived ~0.5 us after the release on an H100 (1.1-2.5 by default) but the other warps' x queued behind
 // its ring loads (the block reduction ended 2-4.4 us later); `reduced` holds every warp's ring loads until
 // all of x is in (H100, bench --settings: int4 387.4 -> 382.0 tok/s, int8 289.5 -> 282.1, bf16 179.3 -> 178.0:
-// the issue then stalls the conversion). auto (default): the tensor-core kernels early, the plain ones once x has arrived (H200, bench --settings: int4 442.9 / 439.2 / 419.3 tok/s
-// early / arrived / late; bf16 227.7 / 235.8 / 231.8: the plain kernel's x loads queue behind its second
-// packet's).
+// the issue then stalls the conversion). auto (default): the tensor-core kernels early (H200, bench --settings:
+// int4 442.9 / 439.2 / 419.3 tok/s early / arrived / late), the plain ones after the block reduction since
+// 2026-12-07 (H100, same process: bf16 180.0 / 180.0 / 180.0 -> 180.9 / 180.9 / 180.9 tok/s, 180.5 / 180.5 /
+// 180.4 late; fp16 180.5 / 180.7 -> 181.5 / 181.5; an hour before, another H100, bf16 180.1 -> 180.8: with
+// `arrived` each warp's second packet was issued before the reduction, and the warps whose issue stalled behind
+// the others' held it back: Q|K|V's last warp was in 4.39 us after the release, 1.43 with `reduced`). Until
+// then `arrived` (H200, 2026-11-29: bf16 227.7 / 235.8 / 231.8 early / arrived / late; `reduced` was not
+// measured there, and on an H100 at 04:30 UTC, with an earlier build, it was slower: 179.3 -> 178.0).
 static int stream_rest(GpuCodec c) {
   static EnvKnob<int> knob([] {
     note_compiled_in_knob("LOWBIT_GEMV_REST");
@@ -359,7 +364,7 @@ static int stream_rest(GpuCodec c) {
   });
   static_assert(kRestEarly == 0 && kRestArrived == 1 && kRestLate == 2 && kRestReduced == 3,
                 "choices 1..4 in this order");
-  return knob.get() > 0 ? knob.get() - 1 : is_plain(c) ? kRestArrived : kRestEarly;
+  return knob.get() > 0 ? knob.get() - 1 : is_plain(c) ? kRestReduced : kRestEarly;
 }
 
 // LOWBIT_PDL_WAIT=all|one: in the stream kernels every thread waits for the previous kernel (default) or warp
