@@ -3,7 +3,9 @@
 # checks the GPU against the CPU on a real model, runs the kernel and survey benchmarks, optionally the
 # PyTorch peers, and prints a short table last. See docs/device.md.
 #
-#   bench/device.sh [stage ...]      stages: info tests sanitizer kernels survey anchors (default: all but anchors)
+#   bench/device.sh [stage ...]      stages: info tests sanitizer kernels survey anchors goal (default: all but
+#                                    anchors and goal; `survey anchors goal` = deliverable 7's run: the goal table
+#                                    of bench/goal_table.py from this call's survey and PyTorch figures, printed last)
 # Environment:
 #   BUILD=.carry/bin        the CUDA binaries (carried, see bench/prepare-carry.sh; built here if absent)
 #   DATA=.carry             folder with models/ (stories260K) and anchors/ (the peer scripts)
@@ -139,8 +141,19 @@ if has anchors; then
   fi
 fi
 
+if has goal; then
+  if [ -f "$OUT/survey.json" ]; then
+    python3 bench/goal_table.py "$OUT/survey.json" "$OUT/anchors.txt" >"$OUT/goal.md" 2>"$OUT/goal.err"
+    note "goal table: rc=$? ($OUT/goal.md)"
+  else
+    rm -f "$OUT/goal.md"
+    note "goal table: no $OUT/survey.json (run the survey stage in the same call)"
+  fi
+fi
+
 echo
 echo "================ summary ================"
 for s in "${summary[@]}"; do echo "$s"; done
 [ -f "$OUT/survey.txt" ] && cat "$OUT/survey.txt"
+[ -f "$OUT/goal.md" ] && { echo; cat "$OUT/goal.md"; }
 exit 0
