@@ -377,8 +377,9 @@ TEST(CudaGemv, StreamSplitsTilesBetweenWarps) {
 
 TEST(CudaGemv, StreamTriggerAndLoadPlacements) {
   // the stream kernels with the next kernel's trigger after pdl_wait(), once x has arrived and after the
-  // staging (LOWBIT_GEMV_TRIGGER), and with the weight loads beyond the early ones after the staging or once
-  // the block has all of x, none before pdl_wait() (LOWBIT_GEMV_REST, LOWBIT_GEMV_EARLY), with warp 0 alone
+  // staging (LOWBIT_GEMV_TRIGGER), and with the weight loads beyond the early ones once the warp's x has
+  // arrived, after the staging or once the block has all of x, none before pdl_wait() (LOWBIT_GEMV_REST,
+  // LOWBIT_GEMV_EARLY), with warp 0 alone
   // waiting for the previous kernel (LOWBIT_PDL_WAIT), with a block per multiprocessor and runs of unequal
   // length (LOWBIT_GEMV_SPLIT=balanced, the default) and with runs of ceil(tiles / SMs) tiles (even), every
   // format, one token: Q|K|V-sized with the RMSNorm prologue, o-sized with the residual add. (In the default
@@ -400,7 +401,7 @@ TEST(CudaGemv, StreamTriggerAndLoadPlacements) {
     // {trigger, rest, early, pdl wait, split}
     const char* settings[][5] = {{"wait", nullptr, nullptr, "one", nullptr},
                                  {"arrived", nullptr, nullptr, nullptr, "balanced"},
-                                 {"staged", nullptr, nullptr, nullptr, nullptr},
+                                 {"staged", "arrived", nullptr, nullptr, nullptr},
                                  {nullptr, "late", nullptr, nullptr, "even"},
                                  {nullptr, "reduced", "0", "one", nullptr},
                                  {nullptr, "reduced", "1", nullptr, nullptr},
