@@ -187,7 +187,6 @@ StepTimeline summarize_step_timeline(const std::vector<StepOpTimes>& ops) {
       double idx = 0;
       for (int b : o.late_blocks) idx += double(b);
       if (!o.late_blocks.empty() && o.blocks > 0) r.late_index += idx / double(o.late_blocks.size()) / o.blocks;
-      r.late_blocks += int(o.late_blocks.size());
       for (int smid : o.late_sms) r.late_sms[smid]++;
     }
     if (o.last_arrived > 0) {

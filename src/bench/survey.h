@@ -60,7 +60,6 @@ struct StepTimelineRow {
   double late_entry = 0, late_release = 0, late_staged = 0, late_end = 0;
   double late_index = 0;          // their block indices as a fraction of the launch's blocks, averaged
   std::map<int, int> late_sms;    // multiprocessor -> launches in which one of the latest blocks ran on it
-  int late_blocks = 0;            // latest blocks counted (over all launches)
   int inner = 0;                 // launches with inner stamps, and their averages
   double arrived = 0, reduced = 0;
   int warps = 0;                 // launches with per-warp stamps: the blocks' last warp past pdl_wait and

@@ -118,7 +118,6 @@ TEST(StepTimeline, LastWarpStamps) {
   EXPECT_EQ(tl.rows[0].late, 1);  // ... the second launch has no figures (fewer than 8 blocks, say)
   EXPECT_DOUBLE_EQ(tl.rows[0].late_end, 2.0);
   EXPECT_DOUBLE_EQ(tl.rows[0].late_index, 0.125);
-  EXPECT_EQ(tl.rows[0].late_blocks, 2);
   EXPECT_EQ(tl.rows[0].late_sms.at(7), 1);
   const std::string mdl = step_timeline_markdown(ops, "int4");
   EXPECT_NE(mdl.find("| gemv | +1.00 | +0.00 | +0.50 | +2.00 | 0.12 | 7: 1/1, 40: 1/1 |"), std::string::npos) << mdl;
