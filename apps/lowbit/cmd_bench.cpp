@@ -103,6 +103,26 @@ void print_profile(const std::vector<std::pair<std::string, double>>& ops, const
   std::printf("| total | %zu | %.3f | 100%% |\n", ops.size(), total);
 }
 
+void print_prompt_profile(const PromptProfile& pp, const std::string& label) {
+  std::map<std::string, std::pair<int, double>> agg;
+  std::vector<std::string> order;
+  double total = 0;
+  for (const auto& [name, ms] : pp.ops) {
+    if (!agg.count(name)) order.push_back(name);
+    agg[name].first++;
+    agg[name].second += ms;
+    total += ms;
+  }
+  std::printf("\nper-kernel time of the prompt (%s, %d tokens, with its first token's sampling; ops serialized with "
+              "events, summed over layers)\n", label.c_str(), pp.tokens);
+  std::printf("| op | launches | total ms | share |\n|---|---|---|---|\n");
+  for (const auto& n : order)
+    std::printf("| %s | %d | %.3f | %.1f%% |\n", n.c_str(), agg[n].first, agg[n].second, 100.0 * agg[n].second / total);
+  std::printf("| total | %zu | %.3f | 100%% |\n", pp.ops.size(), total);
+  std::printf("the prompt as run: GPU %.3f ms, host enqueue %.3f ms, wall to the token %.3f ms\n", pp.gpu_ms,
+              pp.enqueue_ms, pp.wall_ms);
+}
+
 // Warm-up, then a.reps greedy generations of a.new_tokens into row (with --profile / --timeline tables).
 void measure_row(const BenchArgs& a, Runner& runner, const std::vector<int>& ids, const SurveyMeta& meta,
                  SurveyRow& row, bool gpu) {
@@ -130,6 +150,10 @@ void measure_row(const BenchArgs& a, Runner& runner, const std::vector<int>& ids
     // at the middle of the timed run's context (the KV cache holds it from the last repetition)
     const int pos = int(ids.size()) + a.new_tokens / 2;
     print_profile(cuda_profile_decode_step(runner, ids.back(), pos), label + ", position " + std::to_string(pos));
+    if (ids.size() >= 2) {
+      Sampler greedy(SamplerConfig{});
+      print_prompt_profile(cuda_profile_prompt(runner, ids, greedy), label);
+    }
   }
   if (a.timeline && gpu) {
     const int pos = int(ids.size()) + a.new_tokens / 2;
@@ -267,7 +291,7 @@ RegisterCommand reg("bench", "the survey table: speed of every format (TPS, TTFT
                       app.add_option("--json", a->json, "also write the table as JSON to this file");
                       app.add_option("--csv", a->csv, "also write the table as CSV to this file");
                       app.add_option("--md", a->md, "also write the markdown table to this file");
-                      app.add_flag("--profile", a->profile, "per-kernel time breakdown of one decode step per row (CUDA)");
+                      app.add_flag("--profile", a->profile, "per-kernel time breakdown of one decode step and of the prompt per row (CUDA)");
                       app.add_flag("--timeline", a->timeline,
                                    "where one graph-replayed decode step spends its time, per op, from in-kernel "
                                    "timer stamps (CUDA)");

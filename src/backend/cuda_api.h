@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "engine/runner.h"
+#include "engine/sampler.h"
 
 namespace lowbit {
 
@@ -33,6 +34,17 @@ std::unique_ptr<Runner> make_cuda_runner(Model& model, const RunnerOptions& opt)
 // Runs one decode step of a CUDA runner op by op with events around each: (op name, milliseconds) in
 // launch order (the CUDA_LAUNCH_BLOCKING-style view). Writes the KV cache at `pos`, consumes `token`.
 std::vector<std::pair<std::string, double>> cuda_profile_decode_step(Runner& r, int token, int pos);
+
+// The prompt's time on the GPU (`lowbit bench --profile`): its ops run one by one with events around each
+// (summed over layers as for the decode step), then the whole prompt and its first token as forward_sample
+// runs it (the GPU's time between two events, the host's time to enqueue it, the wall time until the token is
+// on the host). The prompt goes to positions 0..n-1.
+struct PromptProfile {
+  int tokens = 0;
+  std::vector<std::pair<std::string, double>> ops;  // (op, ms) in launch order
+  double gpu_ms = 0, enqueue_ms = 0, wall_ms = 0;
+};
+PromptProfile cuda_profile_prompt(Runner& r, const std::vector<int>& tokens, Sampler& sampler);
 
 // Reads the CUDA backend's A/B knobs (LOWBIT_GEMV_*, LOWBIT_PDL, LOWBIT_ATTN_*; docs/device.md) from
 // the environment again and drops the runner's captured decode graph, so that the next step runs (and

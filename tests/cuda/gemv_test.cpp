@@ -232,9 +232,10 @@ struct Gpu {
 };
 
 // Runs one GEMV of weight `w` (built from `parts`) with fresh x and poisoned outputs, and checks it.
+// blas: run gemm_parts (short prompts on plain weights) through that cuBLAS handle instead of gemv().
 void run_and_check(Gpu& gpu, const GpuWeight& w, const std::vector<const QTensor*>& parts, int M, GemvOut kind,
                    GemvVariant v, bool norm, uint64_t seed, const Reference* cached = nullptr,
-                   const std::vector<float>* cached_x = nullptr) {
+                   const std::vector<float>* cached_x = nullptr, cublasHandle_t blas = nullptr) {
   const int64_t K = w.view.cols;
   const std::vector<float> x = cached_x ? *cached_x : gaussian(size_t(M * K), seed);
   const std::vector<float> nw = gaussian(size_t(K), seed + 1, 0.5f);
@@ -272,13 +273,21 @@ void run_and_check(Gpu& gpu, const GpuWeight& w, const std::vector<const QTensor
   } else {
     Dev<float> dout(before);
     ep.out = dout.p;
-    gemv(w, dx.p, M, ep, gpu.s, v);
-    LB_CUDA_CHECK(cudaStreamSynchronize(gpu.s));
+    if (blas) {
+      Dev<uint8_t> xs(gemm_parts_scratch_x(w, M));
+      Dev<float> cs(gemm_parts_scratch_c(w, M) / sizeof(float));
+      ASSERT_TRUE(gemm_parts(blas, w, dx.p, M, ep, xs.p, cs.p, gpu.s)) << format_name(w.fmt) << " M=" << M;
+      LB_CUDA_CHECK(cudaStreamSynchronize(gpu.s));
+    } else {
+      gemv(w, dx.p, M, ep, gpu.s, v);
+      LB_CUDA_CHECK(cudaStreamSynchronize(gpu.s));
+    }
     got = dout.download();
   }
   const std::string what = std::string(format_name(w.fmt)) + " [" + std::to_string(w.logical_rows()) + "x" +
-                           std::to_string(K) + "] M=" + std::to_string(M) + " " + gemv_variant_name(v) +
-                           (norm ? " +norm" : "") + " out=" + std::to_string(int(kind));
+                           std::to_string(K) + "] M=" + std::to_string(M) + " " +
+                           (blas ? "gemm_parts" : gemv_variant_name(v)) + (norm ? " +norm" : "") +
+                           " out=" + std::to_string(int(kind));
   check_output(what, kind, ref, got, M, ld, before, glu ? w.view.ff : 0);
 }
 
@@ -500,11 +509,48 @@ TEST(CudaGemv, LlamaShapes) {
     run_and_check(gpu, wd, {&down}, 1, GemvOut::AddF32, GemvVariant::Auto, false, seed++);
     // M = 8 with K = 14336 walks several K-tiles of x in shared memory
     run_and_check(gpu, wd, {&down}, 8, GemvOut::StoreF32, GemvVariant::Split8, false, seed++);
+    // a 6-token prompt's down: the stream kernel in passes of the most tokens whose x fits (tensor-core
+    // formats), the tiled kernel (plain)
+    run_and_check(gpu, wd, {&down}, 6, GemvOut::AddF32, GemvVariant::Auto, false, seed++);
     // gate/up pair with the fused SwiGLU
     const QTensor gate = random_qtensor(f, 14336, 4096, 0, seed++, "w1"), up = random_qtensor(f, 14336, 4096, 0, seed++, "w3");
     const GpuWeight w13 = upload(concat_glu(repack_for_gpu(gate), repack_for_gpu(up)), gpu.s);
     run_and_check(gpu, w13, {&gate, &up}, 1, GemvOut::SwiGluF32, GemvVariant::Auto, true, seed++);
   }
+}
+
+// Short prompts on plain bf16 / fp16 weights through cuBLAS (gemm_parts: x in three parts that sum to it
+// exactly, so the GEMV's bound holds): the Llama shapes and an odd one, M = 2..8, every epilogue; other formats
+// and M = 1 are refused (nothing launched).
+TEST(CudaGemv, PromptGemmPartsPlainFormats) {
+  REQUIRE_GPU();
+  Gpu gpu;
+  cublasHandle_t h = nullptr;
+  ASSERT_EQ(cublasCreate(&h), CUBLAS_STATUS_SUCCESS);
+  uint64_t seed = 5000;
+  for (Format f : {Format::BF16, Format::F16}) {
+    SCOPED_TRACE(format_name(f));
+    const QTensor q = random_qtensor(f, 6144, 4096, 0, seed++, "wqkv"), odd = quantized(f, 301, 1540, seed++);
+    const QTensor down = random_qtensor(f, 4096, 14336, 0, seed++, "w2");
+    const GpuWeight wq = upload(repack_for_gpu(q), gpu.s), wo = upload(repack_for_gpu(odd), gpu.s),
+                    wd = upload(repack_for_gpu(down), gpu.s);
+    run_and_check(gpu, wq, {&q}, 6, GemvOut::StoreF32, GemvVariant::Auto, true, seed++, nullptr, nullptr, h);
+    run_and_check(gpu, wo, {&odd}, 2, GemvOut::StoreF32, GemvVariant::Auto, false, seed++, nullptr, nullptr, h);
+    run_and_check(gpu, wd, {&down}, 8, GemvOut::AddF32, GemvVariant::Auto, false, seed++, nullptr, nullptr, h);
+    const QTensor gate = random_qtensor(f, 14336, 4096, 0, seed++, "w1"), up = random_qtensor(f, 14336, 4096, 0, seed++, "w3");
+    const GpuWeight w13 = upload(concat_glu(repack_for_gpu(gate), repack_for_gpu(up)), gpu.s);
+    run_and_check(gpu, w13, {&gate, &up}, 5, GemvOut::SwiGluF32, GemvVariant::Auto, true, seed++, nullptr, nullptr, h);
+  }
+  {
+    const QTensor t = random_qtensor(Format::INT8, 64, 256, 0, seed++, "w");
+    const GpuWeight w = upload(repack_for_gpu(t), gpu.s);
+    GemvEpilogue ep;
+    EXPECT_FALSE(gemm_parts(h, w, nullptr, 4, ep, nullptr, nullptr, gpu.s)) << "int8: not a plain format";
+    const QTensor b = random_qtensor(Format::BF16, 64, 256, 0, seed++, "w");
+    const GpuWeight wb = upload(repack_for_gpu(b), gpu.s);
+    EXPECT_FALSE(gemm_parts(h, wb, nullptr, 1, ep, nullptr, nullptr, gpu.s)) << "one token: the GEMV's";
+  }
+  cublasDestroy(h);
 }
 
 TEST(CudaGemv, LmHeadShape) {

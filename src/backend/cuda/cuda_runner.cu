@@ -27,6 +27,7 @@
 #include "util/error.h"
 #include "util/half.h"
 #include "util/progress.h"
+#include "util/timer.h"
 
 namespace lowbit {
 
@@ -139,8 +140,8 @@ class CudaRunner final : public Runner {
       sync_token_pos(tokens[0], pos);
       decode_step(sp);
     } else {
-      run_prompt(tokens, n, pos, /*all_logits=*/false);  // leaves d_pos at pos (prompt kernels read it)
-      sample(logits_.get<float>(), c_.vocab_size, sp, d_token(), d_pos(), n, d_step(), stream_);
+      upload_prompt(tokens, n, pos);  // leaves d_pos at pos (prompt kernels read it)
+      prompt_sample_ops(n, pos + n, sp, [](const std::string&, auto&& f) { f(); });
     }
     ++host_step_;
     // only the token id crosses to the host
@@ -333,6 +334,57 @@ class CudaRunner final : public Runner {
       LB_CUDA_CHECK(cudaGraphExecDestroy(graph_exec_));
       graph_exec_ = nullptr;
     }
+  }
+  // The prompt of `tokens` (n >= 2) op by op with events around each (as profile_decode_step), then as
+  // forward_sample runs it (the GPU's time between two events, the host's time to enqueue it, the wall time
+  // to the token on the host).
+  PromptProfile profile_prompt(const std::vector<int>& tokens, Sampler& sampler) {
+    const int n = int(tokens.size());
+    LB_CHECK(n >= 2, "--profile: the prompt profile needs a prompt of at least 2 tokens (got ", n, ")");
+    const SamplerConfig& sc = sampler.config();
+    const SampleParams sp{sc.temperature, sc.top_k, sc.top_p, (unsigned long long)sc.seed};
+    set_step(sampler.step());
+    PromptProfile pp;
+    pp.tokens = n;
+    cudaEvent_t a, b;
+    LB_CUDA_CHECK(cudaEventCreate(&a));
+    LB_CUDA_CHECK(cudaEventCreate(&b));
+    auto elapsed = [&] {
+      float ms = 0;
+      LB_CUDA_CHECK(cudaEventElapsedTime(&ms, a, b));
+      return double(ms);
+    };
+    upload_prompt(tokens.data(), n, 0);
+    synchronize();
+    prompt_sample_ops(n, n, sp, [&](const std::string& name, auto&& f) {
+      LB_CUDA_CHECK(cudaEventRecord(a, stream_));
+      f();
+      LB_CUDA_CHECK(cudaEventRecord(b, stream_));
+      LB_CUDA_CHECK(cudaEventSynchronize(b));
+      pp.ops.push_back({name, elapsed()});
+    });
+    auto to_host = [&] {
+      LB_CUDA_CHECK(cudaMemcpyAsync(host_io_, d_token(), sizeof(int), cudaMemcpyDeviceToHost, stream_));
+      synchronize();
+    };
+    {  // as forward_sample runs it (no syncs between ops)
+      const double t0 = now_seconds();
+      upload_prompt(tokens.data(), n, 0);
+      LB_CUDA_CHECK(cudaEventRecord(a, stream_));
+      prompt_sample_ops(n, n, sp, [](const std::string&, auto&& f) { f(); });
+      LB_CUDA_CHECK(cudaEventRecord(b, stream_));
+      const double t1 = now_seconds();
+      to_host();
+      pp.wall_ms = (now_seconds() - t0) * 1e3;
+      pp.enqueue_ms = (t1 - t0) * 1e3;
+      pp.gpu_ms = elapsed();
+    }
+    cudaEventDestroy(a);
+    cudaEventDestroy(b);
+    dev_token_ = -1;  // re-sync next time
+    dev_pos_ = -1;
+    host_step_ = ~0ull;
+    return pp;
   }
 
  private:
@@ -573,6 +625,14 @@ class CudaRunner final : public Runner {
   // dequantization + cuBLAS. x: [n, K] fp32 (normalised by norm_w when given); y per the epilogue.
   void prompt_linear(const DevLinear& W, const float* x, int n, const float* norm_w, LinearEpilogue epi, float* y) {
     if (n <= kGemvMaxM) {
+      // plain bf16 / fp16 weights: cuBLAS on the stored weight with x in three exact parts (gemm_parts; the
+      // weight read once at cuBLAS's speed instead of the tiled GEMV's; LOWBIT_PROMPT_GEMM=0: the GEMV
+      // kernels, for A/B measurements)
+      static EnvKnob<bool> gemm_knob([] { return env_switch("LOWBIT_PROMPT_GEMM", "0", "1", true); });
+      if (n >= 2 && gemm_knob.get() &&
+          W.gemm_parts(cublas_, x, n, norm_w, c_.norm_eps, epi, y, act_bf16_.get(), act_bf16_.size(), gu_.get<float>(),
+                       gu_.size(), stream_))
+        return;
       W.gemv(x, n, norm_w, c_.norm_eps, epi, y, stream_);
       return;
     }
@@ -593,41 +653,69 @@ class CudaRunner final : public Runner {
     }
   }
 
-  void run_prompt(const int* tokens, int n, int pos, bool all_logits) {
+  // Uploads n prompt tokens and their base position (the prompt's kernels read both on the device).
+  void upload_prompt(const int* tokens, int n, int pos) {
     LB_CHECK(n > 0 && n <= kPrefillChunk, "forward: ", n, " tokens in one call (at most ", kPrefillChunk, ")");
     LB_CHECK(pos >= 0 && pos + n <= max_seq_, "forward: positions ", pos, "..", pos + n - 1, " exceed the KV cache of ",
              max_seq_, " (raise --max-seq-len)");
     for (int i = 0; i < n; ++i)
       LB_CHECK(tokens[i] >= 0 && tokens[i] < c_.vocab_size, "token id ", tokens[i], " out of range [0, ", c_.vocab_size, ")");
-    // tokens and the base position go up together
-    std::vector<int> up(size_t(n) + 1);
-    std::copy(tokens, tokens + n, up.begin());
-    LB_CUDA_CHECK(cudaMemcpyAsync(d_token(), up.data(), size_t(n) * sizeof(int), cudaMemcpyHostToDevice, stream_));
+    LB_CUDA_CHECK(cudaMemcpyAsync(d_token(), tokens, size_t(n) * sizeof(int), cudaMemcpyHostToDevice, stream_));
     host_io_[1] = pos;
     LB_CUDA_CHECK(cudaMemcpyAsync(d_pos(), &host_io_[1], sizeof(int), cudaMemcpyHostToDevice, stream_));
     dev_token_ = -1;
     dev_pos_ = pos;
+  }
 
+  // The prompt's forward pass over the uploaded tokens, op by op (`op(name, f)` as in decode_ops): the
+  // logits of the last token, or of every token (all_logits). max_ctx: the longest context the prefill
+  // attention may see (its shared memory; the base position is read on the device).
+  template <typename Op>
+  void prompt_ops(int n, int max_ctx, bool all_logits, Op&& op) {
     const int dim = c_.dim;
     float* x = x_.get<float>();
-    embed(embed_.get(), embed_type_, dim, d_token(), n, x, stream_);
+    op("embed", [&] { embed(embed_.get(), embed_type_, dim, d_token(), n, x, stream_); });
     for (int l = 0; l < c_.n_layers; ++l) {
       DevLayer& L = layers_[l];
-      prompt_linear(*L.qkv, x, n, L.attn_norm.get<float>(), LinearEpilogue::Store, qkv_.get<float>());
-      rope_qkv_write(qkv_.get<float>(), n, d_pos(), rope_.get<float2>(), c_.n_heads, c_.n_kv_heads, c_.head_dim,
-                     c_.rope_interleaved, q_.get<float>(), L.k_cache.get<float>(), L.v_cache.get<float>(), stream_);
-      attention_prefill(q_.get<float>(), L.k_cache.get<float>(), L.v_cache.get<float>(), d_pos(), n, pos + n,
-                        c_.n_heads, c_.n_kv_heads, c_.head_dim, att_.get<float>(), stream_);
-      prompt_linear(*L.wo, att_.get<float>(), n, nullptr, LinearEpilogue::AddTo, x);
-      prompt_linear(*L.w13, x, n, L.ffn_norm.get<float>(), LinearEpilogue::SwiGLU, h_.get<float>());
-      prompt_linear(*L.w2, h_.get<float>(), n, nullptr, LinearEpilogue::AddTo, x);
+      op("qkv_linear+rmsnorm", [&] {
+        prompt_linear(*L.qkv, x, n, L.attn_norm.get<float>(), LinearEpilogue::Store, qkv_.get<float>());
+      });
+      op("rope+kv_write", [&] {
+        rope_qkv_write(qkv_.get<float>(), n, d_pos(), rope_.get<float2>(), c_.n_heads, c_.n_kv_heads, c_.head_dim,
+                       c_.rope_interleaved, q_.get<float>(), L.k_cache.get<float>(), L.v_cache.get<float>(), stream_);
+      });
+      op("attention_prefill", [&] {
+        attention_prefill(q_.get<float>(), L.k_cache.get<float>(), L.v_cache.get<float>(), d_pos(), n, max_ctx,
+                          c_.n_heads, c_.n_kv_heads, c_.head_dim, att_.get<float>(), stream_);
+      });
+      op("o_linear+residual",
+         [&] { prompt_linear(*L.wo, att_.get<float>(), n, nullptr, LinearEpilogue::AddTo, x); });
+      op("gate_up_linear+rmsnorm+swiglu", [&] {
+        prompt_linear(*L.w13, x, n, L.ffn_norm.get<float>(), LinearEpilogue::SwiGLU, h_.get<float>());
+      });
+      op("down_linear+residual", [&] { prompt_linear(*L.w2, h_.get<float>(), n, nullptr, LinearEpilogue::AddTo, x); });
     }
     if (all_logits) {
-      prompt_linear(*lm_head_, x, n, final_norm_.get<float>(), LinearEpilogue::Store, logits_.get<float>());
+      op("lm_head_linear+rmsnorm", [&] {
+        prompt_linear(*lm_head_, x, n, final_norm_.get<float>(), LinearEpilogue::Store, logits_.get<float>());
+      });
     } else {
-      lm_head_->gemv(x + size_t(n - 1) * dim, 1, final_norm_.get<float>(), c_.norm_eps, LinearEpilogue::Store,
-                     logits_.get<float>(), stream_);
+      op("lm_head_gemv+rmsnorm", [&] {
+        lm_head_->gemv(x + size_t(n - 1) * dim, 1, final_norm_.get<float>(), c_.norm_eps, LinearEpilogue::Store,
+                       logits_.get<float>(), stream_);
+      });
     }
+  }
+  // The prompt and the sampling of its next token (forward_sample's work on the device).
+  template <typename Op>
+  void prompt_sample_ops(int n, int max_ctx, const SampleParams& sp, Op&& op) {
+    prompt_ops(n, max_ctx, false, op);
+    op("sample", [&] { sample(logits_.get<float>(), c_.vocab_size, sp, d_token(), d_pos(), n, d_step(), stream_); });
+  }
+
+  void run_prompt(const int* tokens, int n, int pos, bool all_logits) {
+    upload_prompt(tokens, n, pos);
+    prompt_ops(n, pos + n, all_logits, [](const std::string&, auto&& f) { f(); });
   }
 
   // ---- autotune ----------------------------------------------------------------------------------
@@ -739,6 +827,12 @@ std::vector<std::pair<std::string, double>> cuda_profile_decode_step(Runner& r, 
 void cuda_reread_env_knobs(Runner& r) {
   ++cuda::env_knob_epoch();
   if (auto* cr = dynamic_cast<cuda::CudaRunner*>(&r)) cr->drop_graph();
+}
+
+PromptProfile cuda_profile_prompt(Runner& r, const std::vector<int>& tokens, Sampler& sampler) {
+  auto* cr = dynamic_cast<cuda::CudaRunner*>(&r);
+  LB_CHECK(cr != nullptr, "--profile needs the CUDA backend (--device cuda)");
+  return cr->profile_prompt(tokens, sampler);
 }
 
 std::vector<StepOpTimes> cuda_timeline_decode_step(Runner& r, int token, int pos) {

@@ -403,6 +403,15 @@ GemvVariant gemv_auto_variant(const GpuWeight&, int) {
   return knob.get();
 }
 
+// LOWBIT_GEMV_PASSES=fit|four: a launch of more tokens than one pass of the stream kernel takes runs in passes
+// of the most tokens whose x fits in shared memory (fit, default), or of 4 only, the tiled kernel where 4 do not
+// fit (four: before 2026-12-07, for A/B measurements; a 6-token prompt's down then took the tiled kernel, 156 us
+// of int4's 10.5 ms time to first token per layer on an H100).
+static bool stream_passes_fit() {
+  static EnvKnob<bool> knob([] { return env_switch("LOWBIT_GEMV_PASSES", "four", "fit", true); });
+  return knob.get();
+}
+
 // The launch arguments every variant shares: the weight, x, the tokens and the epilogue.
 static GemvArgs gemv_args(const GpuWeight& w, const float* x, int M, const GemvEpilogue& ep) {
   GemvArgs a;
@@ -442,30 +451,37 @@ void gemv(const GpuWeight& w, const float* x, int M, const GemvEpilogue& ep, cud
     return;
   }
   if (v == GemvVariant::Stream) {
-    // up to 4 tokens in one pass; 5..8 tokens of the tensor-core formats in two (tokens 0..3, then 4..M-1:
-    // twice the weight bytes at the stream kernel's speed, still well ahead of the tiled variants)
-    const bool two_passes = M > kStreamMaxTokens && !is_plain(w.view.codec);
-    if (M <= kStreamMaxTokens || two_passes) {
-      GemvArgs sa = a;
-      sa.timeline = g_timeline;
-      sa.rest = stream_rest(w.view.codec);
-      sa.norm_early = stream_norm_early();
-      sa.M = std::min(M, kStreamMaxTokens);
-      sa.early = g_after_narrow ? stream_early_narrow() : stream_early_batches();
-      sa.trigger = stream_trigger();
-      sa.wait_one = stream_wait_one();
-      const int smem = plan_stream_smem(sa);
-      if (smem > 0 && launch_stream(sa, smem, s)) {
-        if (two_passes) {
-          const size_t out_bytes = ep.kind == GemvOut::StoreBF16 || ep.kind == GemvOut::SwiGluBF16 ? 2 : 4;
-          sa.x = x + int64_t(kStreamMaxTokens) * w.view.cols;
-          sa.out = static_cast<char*>(ep.out) + size_t(kStreamMaxTokens) * size_t(a.ld) * out_bytes;
-          sa.M = M - kStreamMaxTokens;
-          const int smem2 = plan_stream_smem(sa);
-          LB_CHECK(smem2 > 0 && launch_stream(sa, smem2, s), "gemv('", w.name,
-                   "'): the second pass of the stream kernel could not be launched");
-        }
-        return;
+    // up to 4 tokens in one pass; more tokens of the tensor-core formats in passes of up to 4 (each pass reads
+    // the weight again, at the stream kernel's speed: still well ahead of the tiled variants), and of fewer
+    // where a pass's x does not fit in shared memory (down, K = 14,336: 4 tokens' x take 229 KB; 2 fit, and
+    // 1 takes the K slices). The plain formats' stream kernel takes one token.
+    GemvArgs sa = a;
+    sa.timeline = g_timeline;
+    sa.rest = stream_rest(w.view.codec);
+    sa.norm_early = stream_norm_early();
+    sa.early = g_after_narrow ? stream_early_narrow() : stream_early_batches();
+    sa.trigger = stream_trigger();
+    sa.wait_one = stream_wait_one();
+    const int max_m = is_plain(w.view.codec) ? (M == 1 ? 1 : 0) : std::min(M, kStreamMaxTokens);
+    const int min_m = stream_passes_fit() ? 1 : max_m;
+    int m = max_m, smem = 0;
+    for (; m >= min_m && m >= 1; --m) {  // the most tokens per pass whose x fits
+      sa.M = m;
+      smem = plan_stream_smem(sa);
+      if (smem > 0) break;
+    }
+    if (m >= 1) {
+      const size_t out_bytes = ep.kind == GemvOut::StoreBF16 || ep.kind == GemvOut::SwiGluBF16 ? 2 : 4;
+      for (int t0 = 0; t0 < M; t0 += m) {
+        sa.x = x + int64_t(t0) * w.view.cols;
+        sa.out = static_cast<char*>(ep.out) + size_t(t0) * size_t(a.ld) * out_bytes;
+        sa.M = std::min(m, M - t0);
+        const int pass_smem = sa.M == m ? smem : plan_stream_smem(sa);
+        const bool ok = pass_smem > 0 && launch_stream(sa, pass_smem, s);
+        if (t0 == 0 && !ok) break;  // no stream kernel for this launch: the tiled variant below
+        LB_CHECK(ok, "gemv('", w.name, "'): pass ", t0 / m + 1, " of the stream kernel (", sa.M,
+                 " tokens) could not be launched");
+        if (t0 + m >= M) return;
       }
     }
     v = GemvVariant::Persist2x4;  // x does not fit whole, or more tokens than the stream kernel takes

@@ -40,8 +40,8 @@ struct GemvEpilogue {
 // per SM, each looping over tile groups with x staged once (when x fits in one K-tile) and the next
 // group's first loads in flight during the epilogue; `Stream`: one block per SM over a run of whole tiles,
 // its warps each an equal share of their packets, split tiles finished in shared memory (gemv_stream.cuh;
-// 1..4 tokens with x staged whole, 5..8 of the tensor-core formats in two passes, otherwise it runs
-// Persist2x4); `Reference`: one warp per output row, element by element (slow; a cross-check).
+// 1..4 tokens with x staged whole; more tokens of the tensor-core formats in passes of the most tokens whose x
+// fits, otherwise it runs Persist2x4); `Reference`: one warp per output row, element by element (slow; a cross-check).
 enum class GemvVariant : int {
   Auto = -1,
   Split8 = 0,
@@ -85,5 +85,20 @@ void gemv(const GpuWeight& w, const float* x, int M, const GemvEpilogue& ep, cud
 // The handle is created once by the caller; its stream is set to s.
 void gemm_bf16(cublasHandle_t h, const __nv_bfloat16* X, const __nv_bfloat16* W, float* C, int M, int N, int K,
                cudaStream_t s);
+
+// Short prompts on plain bf16 / fp16 weights (2..8 tokens; the stream kernel of these formats takes one
+// token and the tiled ones read the weight at a fraction of the bandwidth): out = epilogue(W x') by cuBLAS.
+// Each token's x' (normalized when ep.norm_weight is given, scaled by a power of two 2^e_m so that its largest
+// element is about 2^14) is split into three parts of the weight's type whose sum is x' 2^e exactly (bf16:
+// 3 x 8 significant bits; fp16: 3 x 11, short only where the last part falls below fp16's smallest
+// subnormal, 2^-38 of the largest element); the 3M rows go through one GEMM (the weight read once, fp32
+// accumulation) and the epilogue adds the parts (smallest first) and scales back by 2^-e_m: the GEMV's
+// arithmetic up to the order of the fp32 sums. Scratch: xs gemm_parts_scratch_x bytes, cs
+// gemm_parts_scratch_c bytes. Returns false, launching nothing, for other formats or M outside 2..8.
+// Epilogues: StoreF32, AddF32, SwiGluF32 (out [M, ld]).
+bool gemm_parts(cublasHandle_t h, const GpuWeight& w, const float* x, int M, const GemvEpilogue& ep, void* xs,
+                float* cs, cudaStream_t s);
+size_t gemm_parts_scratch_x(const GpuWeight& w, int M);
+size_t gemm_parts_scratch_c(const GpuWeight& w, int M);
 
 }  // namespace lowbit::cuda

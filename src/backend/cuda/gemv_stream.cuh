@@ -1,4 +1,4 @@
-// The stream GEMV kernels (variant `stream`, the default; gemv() runs 5..8 tokens in two launches): the
+// The stream GEMV kernels (variant `stream`, the default; gemv() runs more tokens in passes of up to 4): the
 // weight is one stream of packets in tile order (tile = 16 rows; packet = one warp's 16-byte loads, see
 // weights_layout.h). One block per multiprocessor takes a run of whole tiles (as many as the GPU has
 // multiprocessors, rounded up), and each of its warps an equal contiguous share of their packets, so that

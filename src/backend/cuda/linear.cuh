@@ -38,6 +38,10 @@ class DevLinear {
   virtual int num_variants() const = 0;
   virtual const char* variant_name(int v) const = 0;
   virtual void set_default_variant(int v) = 0;
+  // Plain bf16 / fp16 weights, M = 2..8 tokens: the same y through cuBLAS (gemm_parts, gemv.cuh) with scratch
+  // xs of xs_bytes and cs of cs_bytes. False, launching nothing, for other formats or scratch too small.
+  virtual bool gemm_parts(cublasHandle_t h, const float* x, int M, const float* norm_w, float eps, LinearEpilogue epi,
+                          float* y, void* xs, size_t xs_bytes, float* cs, size_t cs_bytes, cudaStream_t s) const = 0;
   // out[rows, K] bf16 = the dequantized weight, parts in order (gate rows then up rows for a pair).
   virtual void dequant_bf16(__nv_bfloat16* out, cudaStream_t s) const = 0;
 };

@@ -18,14 +18,13 @@ class GemvLinear final : public DevLinear {
   size_t bytes() const override { return w_.bytes; }
   void gemv(const float* x, int M, const float* norm_w, float eps, LinearEpilogue epi, float* y, cudaStream_t s,
             int variant) const override {
-    GemvEpilogue ep;
-    ep.kind = epi == LinearEpilogue::Store ? GemvOut::StoreF32
-              : epi == LinearEpilogue::AddTo ? GemvOut::AddF32 : GemvOut::SwiGluF32;
-    ep.out = y;
-    ep.norm_weight = norm_w;
-    ep.norm_eps = eps;
     const int v = variant >= 0 ? variant : default_variant_;
-    lowbit::cuda::gemv(w_, x, M, ep, s, v >= 0 ? GemvVariant(v) : GemvVariant::Auto);
+    lowbit::cuda::gemv(w_, x, M, epilogue(norm_w, eps, epi, y), s, v >= 0 ? GemvVariant(v) : GemvVariant::Auto);
+  }
+  bool gemm_parts(cublasHandle_t h, const float* x, int M, const float* norm_w, float eps, LinearEpilogue epi, float* y,
+                  void* xs, size_t xs_bytes, float* cs, size_t cs_bytes, cudaStream_t s) const override {
+    if (M < 1 || xs_bytes < gemm_parts_scratch_x(w_, M) || cs_bytes < gemm_parts_scratch_c(w_, M)) return false;
+    return lowbit::cuda::gemm_parts(h, w_, x, M, epilogue(norm_w, eps, epi, y), xs, cs, s);
   }
   int num_variants() const override { return kNumFastGemvVariants; }
   const char* variant_name(int v) const override { return gemv_variant_name(GemvVariant(v)); }
@@ -36,6 +35,15 @@ class GemvLinear final : public DevLinear {
   void dequant_bf16(__nv_bfloat16* out, cudaStream_t s) const override { dequantize_to_bf16(w_, out, s); }
 
  private:
+  static GemvEpilogue epilogue(const float* norm_w, float eps, LinearEpilogue epi, float* y) {
+    GemvEpilogue ep;
+    ep.kind = epi == LinearEpilogue::Store ? GemvOut::StoreF32
+              : epi == LinearEpilogue::AddTo ? GemvOut::AddF32 : GemvOut::SwiGluF32;
+    ep.out = y;
+    ep.norm_weight = norm_w;
+    ep.norm_eps = eps;
+    return ep;
+  }
   GpuWeight w_;
   int default_variant_ = -1;
 };

@@ -21,6 +21,10 @@ std::vector<std::pair<std::string, double>> cuda_profile_decode_step(Runner&, in
   fail("--profile needs the CUDA backend; this lowbit was built without CUDA");
 }
 
+PromptProfile cuda_profile_prompt(Runner&, const std::vector<int>&, Sampler&) {
+  fail("--profile needs the CUDA backend; this lowbit was built without CUDA");
+}
+
 void cuda_reread_env_knobs(Runner&) {}  // nothing reads them without CUDA
 
 std::vector<StepOpTimes> cuda_timeline_decode_step(Runner&, int, int) {
