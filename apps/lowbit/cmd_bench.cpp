@@ -86,7 +86,8 @@ Model build_model(const BenchArgs& a, Format weights, bool on_gpu) {
   return m;
 }
 
-void print_profile(const std::vector<std::pair<std::string, double>>& ops, const std::string& label) {
+// Per-op times (ms, in launch order) summed by op name, under `title`.
+void print_op_table(const std::vector<std::pair<std::string, double>>& ops, const std::string& title) {
   std::map<std::string, std::pair<int, double>> agg;
   std::vector<std::string> order;
   double total = 0;
@@ -96,29 +97,19 @@ void print_profile(const std::vector<std::pair<std::string, double>>& ops, const
     agg[name].second += ms;
     total += ms;
   }
-  std::printf("\nper-kernel time of one decode step (%s; ops serialized with events, summed over layers)\n", label.c_str());
-  std::printf("| op | launches | total ms | share |\n|---|---|---|---|\n");
+  std::printf("\n%s\n| op | launches | total ms | share |\n|---|---|---|---|\n", title.c_str());
   for (const auto& n : order)
     std::printf("| %s | %d | %.3f | %.1f%% |\n", n.c_str(), agg[n].first, agg[n].second, 100.0 * agg[n].second / total);
   std::printf("| total | %zu | %.3f | 100%% |\n", ops.size(), total);
 }
 
+void print_profile(const std::vector<std::pair<std::string, double>>& ops, const std::string& label) {
+  print_op_table(ops, "per-kernel time of one decode step (" + label + "; ops serialized with events, summed over layers)");
+}
+
 void print_prompt_profile(const PromptProfile& pp, const std::string& label) {
-  std::map<std::string, std::pair<int, double>> agg;
-  std::vector<std::string> order;
-  double total = 0;
-  for (const auto& [name, ms] : pp.ops) {
-    if (!agg.count(name)) order.push_back(name);
-    agg[name].first++;
-    agg[name].second += ms;
-    total += ms;
-  }
-  std::printf("\nper-kernel time of the prompt (%s, %d tokens, with its first token's sampling; ops serialized with "
-              "events, summed over layers)\n", label.c_str(), pp.tokens);
-  std::printf("| op | launches | total ms | share |\n|---|---|---|---|\n");
-  for (const auto& n : order)
-    std::printf("| %s | %d | %.3f | %.1f%% |\n", n.c_str(), agg[n].first, agg[n].second, 100.0 * agg[n].second / total);
-  std::printf("| total | %zu | %.3f | 100%% |\n", pp.ops.size(), total);
+  print_op_table(pp.ops, "per-kernel time of the prompt (" + label + ", " + std::to_string(pp.tokens) +
+                             " tokens, with its first token's sampling; ops serialized with events, summed over layers)");
   std::printf("the prompt as run: GPU %.3f ms, host enqueue %.3f ms, wall to the token %.3f ms\n", pp.gpu_ms,
               pp.enqueue_ms, pp.wall_ms);
 }
