@@ -405,8 +405,8 @@ GemvVariant gemv_auto_variant(const GpuWeight&, int) {
 
 // LOWBIT_GEMV_PASSES=fit|four: a launch of more tokens than one pass of the stream kernel takes runs in passes
 // of the most tokens whose x fits in shared memory (fit, default), or of 4 only, the tiled kernel where 4 do not
-// fit (four: before 2026-12-07, for A/B measurements; a 6-token prompt's down then took the tiled kernel, 156 us
-// of int4's 10.5 ms time to first token per layer on an H100).
+// fit (four: the rule before 2026-12-07, for A/B measurements). H100, bench --profile, 6-token prompt: int4's
+// down 5.05 -> 3.72 ms over 32 layers (time to first token 10.55 -> 8.98 ms), int8's 4.25 -> 4.40.
 static bool stream_passes_fit() {
   static EnvKnob<bool> knob([] { return env_switch("LOWBIT_GEMV_PASSES", "four", "fit", true); });
   return knob.get();
