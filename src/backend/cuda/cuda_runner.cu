@@ -156,26 +156,45 @@ class CudaRunner final : public Runner {
     return tok;
   }
 
+  // Two events on the runner's stream: the GPU time of the work enqueued between start() and stop().
+  struct EventPair {
+    cudaStream_t s;
+    cudaEvent_t a = nullptr, b = nullptr;
+    explicit EventPair(cudaStream_t stream) : s(stream) {
+      LB_CUDA_CHECK(cudaEventCreate(&a));
+      LB_CUDA_CHECK(cudaEventCreate(&b));
+    }
+    ~EventPair() {
+      cudaEventDestroy(a);
+      cudaEventDestroy(b);
+    }
+    EventPair(const EventPair&) = delete;
+    void start() { LB_CUDA_CHECK(cudaEventRecord(a, s)); }
+    void stop() { LB_CUDA_CHECK(cudaEventRecord(b, s)); }
+    double ms() {  // waits for stop()
+      LB_CUDA_CHECK(cudaEventSynchronize(b));
+      float v = 0;
+      LB_CUDA_CHECK(cudaEventElapsedTime(&v, a, b));
+      return double(v);
+    }
+    // An `op(name, f)` for decode_ops / prompt_ops: runs f between the events and appends (name, ms).
+    auto timing(std::vector<std::pair<std::string, double>>& out) {
+      return [this, &out](const std::string& name, auto&& f) {
+        start();
+        f();
+        stop();
+        out.push_back({name, ms()});
+      };
+    }
+  };
+
   // One decode step launched op by op with events around each, for the per-kernel breakdown.
   std::vector<std::pair<std::string, double>> profile_decode_step(int token, int pos) {
     sync_token_pos(token, pos);
     std::vector<std::pair<std::string, double>> out;
-    cudaEvent_t a, b;
-    LB_CUDA_CHECK(cudaEventCreate(&a));
-    LB_CUDA_CHECK(cudaEventCreate(&b));
-    auto timed = [&](const std::string& name, auto&& f) {
-      LB_CUDA_CHECK(cudaEventRecord(a, stream_));
-      f();
-      LB_CUDA_CHECK(cudaEventRecord(b, stream_));
-      LB_CUDA_CHECK(cudaEventSynchronize(b));
-      float ms = 0;
-      LB_CUDA_CHECK(cudaEventElapsedTime(&ms, a, b));
-      out.push_back({name, ms});
-    };
+    EventPair ev(stream_);
     SampleParams sp{};
-    decode_ops(sp, timed);
-    cudaEventDestroy(a);
-    cudaEventDestroy(b);
+    decode_ops(sp, ev.timing(out));
     dev_pos_ = pos + 1;
     dev_token_ = -1;  // re-sync next time
     host_step_ = ~0ull;
@@ -346,41 +365,22 @@ class CudaRunner final : public Runner {
     set_step(sampler.step());
     PromptProfile pp;
     pp.tokens = n;
-    cudaEvent_t a, b;
-    LB_CUDA_CHECK(cudaEventCreate(&a));
-    LB_CUDA_CHECK(cudaEventCreate(&b));
-    auto elapsed = [&] {
-      float ms = 0;
-      LB_CUDA_CHECK(cudaEventElapsedTime(&ms, a, b));
-      return double(ms);
-    };
+    EventPair ev(stream_);
     upload_prompt(tokens.data(), n, 0);
     synchronize();
-    prompt_sample_ops(n, n, sp, [&](const std::string& name, auto&& f) {
-      LB_CUDA_CHECK(cudaEventRecord(a, stream_));
-      f();
-      LB_CUDA_CHECK(cudaEventRecord(b, stream_));
-      LB_CUDA_CHECK(cudaEventSynchronize(b));
-      pp.ops.push_back({name, elapsed()});
-    });
-    auto to_host = [&] {
-      LB_CUDA_CHECK(cudaMemcpyAsync(host_io_, d_token(), sizeof(int), cudaMemcpyDeviceToHost, stream_));
-      synchronize();
-    };
-    {  // as forward_sample runs it (no syncs between ops)
-      const double t0 = now_seconds();
-      upload_prompt(tokens.data(), n, 0);
-      LB_CUDA_CHECK(cudaEventRecord(a, stream_));
-      prompt_sample_ops(n, n, sp, [](const std::string&, auto&& f) { f(); });
-      LB_CUDA_CHECK(cudaEventRecord(b, stream_));
-      const double t1 = now_seconds();
-      to_host();
-      pp.wall_ms = (now_seconds() - t0) * 1e3;
-      pp.enqueue_ms = (t1 - t0) * 1e3;
-      pp.gpu_ms = elapsed();
-    }
-    cudaEventDestroy(a);
-    cudaEventDestroy(b);
+    prompt_sample_ops(n, n, sp, ev.timing(pp.ops));
+    // as forward_sample runs it (no syncs between ops)
+    const double t0 = now_seconds();
+    upload_prompt(tokens.data(), n, 0);
+    ev.start();
+    prompt_sample_ops(n, n, sp, [](const std::string&, auto&& f) { f(); });
+    ev.stop();
+    const double t1 = now_seconds();
+    LB_CUDA_CHECK(cudaMemcpyAsync(host_io_, d_token(), sizeof(int), cudaMemcpyDeviceToHost, stream_));
+    synchronize();
+    pp.wall_ms = (now_seconds() - t0) * 1e3;
+    pp.enqueue_ms = (t1 - t0) * 1e3;
+    pp.gpu_ms = ev.ms();
     dev_token_ = -1;  // re-sync next time
     dev_pos_ = -1;
     host_step_ = ~0ull;
@@ -629,7 +629,7 @@ class CudaRunner final : public Runner {
       // weight read once at cuBLAS's speed instead of the tiled GEMV's; LOWBIT_PROMPT_GEMM=0: the GEMV
       // kernels, for A/B measurements)
       static EnvKnob<bool> gemm_knob([] { return env_switch("LOWBIT_PROMPT_GEMM", "0", "1", true); });
-      if (n >= 2 && gemm_knob.get() &&
+      if (gemm_knob.get() &&
           W.gemm_parts(cublas_, x, n, norm_w, c_.norm_eps, epi, y, act_bf16_.get(), act_bf16_.size(), gu_.get<float>(),
                        gu_.size(), stream_))
         return;

@@ -464,11 +464,11 @@ void gemv(const GpuWeight& w, const float* x, int M, const GemvEpilogue& ep, cud
     sa.wait_one = stream_wait_one();
     const int max_m = is_plain(w.view.codec) ? (M == 1 ? 1 : 0) : std::min(M, kStreamMaxTokens);
     const int min_m = stream_passes_fit() ? 1 : max_m;
-    int m = max_m, smem = 0;
-    for (; m >= min_m && m >= 1; --m) {  // the most tokens per pass whose x fits
-      sa.M = m;
+    int m = 0, smem = 0;  // the most tokens per pass whose x fits (0: none)
+    for (int t = max_m; t >= std::max(min_m, 1) && m == 0; --t) {
+      sa.M = t;
       smem = plan_stream_smem(sa);
-      if (smem > 0) break;
+      if (smem > 0) m = t;
     }
     if (m >= 1) {
       const size_t out_bytes = ep.kind == GemvOut::StoreBF16 || ep.kind == GemvOut::SwiGluBF16 ? 2 : 4;

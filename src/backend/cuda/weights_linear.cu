@@ -23,7 +23,7 @@ class GemvLinear final : public DevLinear {
   }
   bool gemm_parts(cublasHandle_t h, const float* x, int M, const float* norm_w, float eps, LinearEpilogue epi, float* y,
                   void* xs, size_t xs_bytes, float* cs, size_t cs_bytes, cudaStream_t s) const override {
-    if (M < 1 || xs_bytes < gemm_parts_scratch_x(w_, M) || cs_bytes < gemm_parts_scratch_c(w_, M)) return false;
+    if (xs_bytes < gemm_parts_scratch_x(w_, M) || cs_bytes < gemm_parts_scratch_c(w_, M)) return false;
     return lowbit::cuda::gemm_parts(h, w_, x, M, epilogue(norm_w, eps, epi, y), xs, cs, s);
   }
   int num_variants() const override { return kNumFastGemvVariants; }
