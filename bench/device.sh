@@ -3,7 +3,7 @@
 # checks the GPU against the CPU on a real model, runs the kernel and survey benchmarks, optionally the
 # PyTorch peers, and prints a short table last. See docs/device.md.
 #
-#   bench/device.sh [stage ...]      stages: info tests sanitizer kernels survey anchors goal (default: all but
+#   bench/device.sh [stage ...]      stages: info tests sanitizer kernels memqueue survey anchors goal (default: all but
 #                                    anchors and goal; `survey anchors goal` = deliverable 7's run: the goal table
 #                                    of bench/goal_table.py from this call's survey and PyTorch figures, printed last)
 # Environment:
@@ -84,6 +84,11 @@ if has sanitizer; then
       --prompt "x" --tokenizer "$DATA/models/llama3-tokenizer/tokenizer.model" -n 4 --temperature 0 --device cuda -q \
       >"$OUT/sanitizer_1b.log" 2>&1 || true
     note "compute-sanitizer memcheck (synthetic 1b int4): $(grep -E 'ERROR SUMMARY' "$OUT/sanitizer_1b.log" | head -1)"
+    # a 6-token prompt on plain bf16 weights: the short-prompt cuBLAS path (gemm_parts) and its epilogues
+    timeout "${SANITIZER_TIMEOUT:-180}" compute-sanitizer --tool memcheck --error-exitcode 9 "$LB" generate --model synthetic:llama-3.2-1b --weights bf16 \
+      --prompt "Hello, my name is" --tokenizer "$DATA/models/llama3-tokenizer/tokenizer.model" -n 2 --temperature 0 --device cuda -q \
+      >"$OUT/sanitizer_1b_bf16.log" 2>&1 || true
+    note "compute-sanitizer memcheck (synthetic 1b bf16, 6-token prompt): $(grep -E 'ERROR SUMMARY' "$OUT/sanitizer_1b_bf16.log" | head -1)"
   else
     note "compute-sanitizer or stories260K absent: skipped"
   fi
@@ -94,6 +99,14 @@ if has kernels; then
     timeout "${KERNEL_TIMEOUT:-180}" stdbuf -oL "$BUILD/lowbit_gemv_bench" --json "$OUT/gemv.json" ${KERNEL_ARGS:-} >"$OUT/gemv.txt" 2>&1
     note "gemv bench: rc=$? (table in gemv.txt)"
     cat "$OUT/gemv.txt" | tail -60
+  fi
+fi
+
+if has memqueue; then
+  if [ -x "$BUILD/lowbit_memqueue_bench" ]; then
+    timeout 120 "$BUILD/lowbit_memqueue_bench" >"$OUT/memqueue.txt" 2>&1
+    note "memqueue bench: rc=$? (table in memqueue.txt)"
+    cat "$OUT/memqueue.txt"
   fi
 fi
 

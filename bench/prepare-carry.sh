@@ -10,9 +10,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 shared=${SHARED:-../shared}
 cmake -S . -B build-device -G Ninja -DCMAKE_BUILD_TYPE=Release -DLOWBIT_CUDA=ON -DLOWBIT_GEMV_AB_KNOBS=OFF >/dev/null
-ninja -C build-device -j "${JOBS:-2}" lowbit lowbit_cuda_tests lowbit_gemv_bench
+ninja -C build-device -j "${JOBS:-2}" lowbit lowbit_cuda_tests lowbit_gemv_bench lowbit_memqueue_bench
 mkdir -p .carry/bin .carry/models .carry/anchors
-cp build-device/lowbit build-device/lowbit_cuda_tests build-device/lowbit_gemv_bench .carry/bin/
+cp build-device/lowbit build-device/lowbit_cuda_tests build-device/lowbit_gemv_bench build-device/lowbit_memqueue_bench .carry/bin/
 # AB_KNOBS=1: also a build with -DLOWBIT_GEMV_AB_KNOBS=ON (the stream MMA kernel reads LOWBIT_GEMV_REST,
 # _TRIGGER and LOWBIT_PDL_WAIT at run time) in .carry/knobs/, for `BUILD=.carry/knobs bench/ab.sh "" "VAR=..."`
 if [ "${AB_KNOBS:-0}" = 1 ]; then
