@@ -519,6 +519,84 @@ TEST(CudaGemv, LlamaShapes) {
   }
 }
 
+// The L2 prefetcher's plan (gemv_stream_read_order): the chunks of a launch cover every byte its stream kernel
+// reads (codes, scales, per-row values), stay inside the buffers, are 16-byte aligned, and add at most the
+// alignment to the bytes; and the stream kernels give correct results on the fewer multiprocessors left to
+// them when some are reserved (gemv_set_reserved_sms), K slices included.
+TEST(CudaGemv, StreamReadOrderAndReservedSms) {
+  REQUIRE_GPU();
+  Gpu gpu;
+  uint64_t seed = 2600;
+  struct Reserved {  // restores the default however the test ends
+    ~Reserved() { gemv_set_reserved_sms(0); }
+  } reserved;
+  const auto covered = [](const GpuWeight& w, const std::vector<PrefetchChunk>& chunks) {
+    struct Buf {
+      const uint8_t* p;
+      size_t n;
+      std::vector<uint8_t> hit;
+    };
+    std::vector<Buf> bufs;
+    for (const DeviceBuffer* b : {&w.codes, &w.scales, &w.row_scale})
+      if (b->size()) bufs.push_back({b->get<uint8_t>(), b->size(), std::vector<uint8_t>(b->size() / 16, 0)});
+    size_t total = 0, need = 0;
+    for (const PrefetchChunk& c : chunks) {
+      const uint8_t* p = static_cast<const uint8_t*>(c.ptr);
+      EXPECT_EQ(reinterpret_cast<uintptr_t>(p) % 16, 0u);
+      EXPECT_TRUE(c.bytes > 0 && c.bytes % 16 == 0);
+      bool inside = false;
+      for (Buf& b : bufs)
+        if (p >= b.p && p + c.bytes <= b.p + b.n) {
+          inside = true;
+          for (size_t i = size_t(p - b.p) / 16; i < size_t(p - b.p + c.bytes) / 16; ++i) b.hit[i] = 1;
+        }
+      EXPECT_TRUE(inside) << "a chunk of " << c.bytes << " bytes outside the weight's buffers";
+      total += c.bytes;
+    }
+    for (const Buf& b : bufs) {
+      need += b.hit.size() * 16;
+      EXPECT_EQ(std::count(b.hit.begin(), b.hit.end(), 0), 0) << "bytes of a " << b.n << "-byte buffer never fetched";
+    }
+    EXPECT_LE(total, need + 32 * chunks.size());  // overlap only from rounding pieces out to 16 bytes
+    return total;
+  };
+  for (Format f : {Format::INT4, Format::INT8, Format::BF16, Format::NVFP4, Format::TERNARY}) {
+    SCOPED_TRACE(format_name(f));
+    const QTensor o = random_qtensor(f, 4096, 4096, 0, seed++, "wo"), down = random_qtensor(f, 4096, 14336, 0, seed++, "w2");
+    const QTensor gate = random_qtensor(f, 1536, 4096, 0, seed++, "w1"), up = random_qtensor(f, 1536, 4096, 0, seed++, "w3");
+    const GpuWeight wo = upload(repack_for_gpu(o), gpu.s), wd = upload(repack_for_gpu(down), gpu.s);
+    const GpuWeight w13 = upload(concat_glu(repack_for_gpu(gate), repack_for_gpu(up)), gpu.s);
+    Dev<float> dx(std::vector<float>(14336, 1.0f)), dy(std::vector<float>(4096, 0.0f)), nw(std::vector<float>(4096, 1.0f));
+    for (int r : {0, 8}) {
+      SCOPED_TRACE("reserved SMs " + std::to_string(r));
+      gemv_set_reserved_sms(r);
+      EXPECT_EQ(gemv_reserved_sms(), r);
+      GemvEpilogue add, glu;
+      add.kind = GemvOut::AddF32;
+      add.out = dy.p;
+      glu.kind = GemvOut::SwiGluF32;
+      glu.out = dy.p;
+      glu.norm_weight = nw.p;
+      for (uint32_t chunk : {16u << 10, 4096u}) {
+        for (const auto& [w, ep] : {std::pair<const GpuWeight*, GemvEpilogue>{&wo, add}, {&wd, add}, {&w13, glu}}) {
+          std::vector<PrefetchChunk> order;
+          ASSERT_TRUE(gemv_stream_read_order(*w, dx.p, ep, chunk, order));
+          for (const PrefetchChunk& c : order) EXPECT_LE(c.bytes, chunk);
+          const size_t total = covered(*w, order);
+          EXPECT_GE(total, w->bytes);
+        }
+      }
+      run_and_check(gpu, wo, {&o}, 1, GemvOut::AddF32, GemvVariant::Auto, false, seed++);
+      run_and_check(gpu, wd, {&down}, 1, GemvOut::AddF32, GemvVariant::Auto, false, seed++);
+      run_and_check(gpu, w13, {&gate, &up}, 1, GemvOut::SwiGluF32, GemvVariant::Auto, true, seed++);
+    }
+  }
+  std::vector<PrefetchChunk> none;
+  GemvEpilogue ep;
+  ep.out = none.data();
+  EXPECT_THROW(gemv_stream_read_order(GpuWeight{}, nullptr, ep, 10, none), Error);  // chunk not a multiple of 16
+}
+
 // Short prompts on plain bf16 / fp16 weights through cuBLAS (gemm_parts: x in three parts that sum to it
 // exactly, so the GEMV's bound holds): the Llama shapes and an odd one, M = 2..8, every epilogue; other formats
 // and M = 1 are refused (nothing launched).

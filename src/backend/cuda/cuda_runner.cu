@@ -18,6 +18,7 @@
 
 #include "backend/cuda/cuda_util.cuh"
 #include "backend/cuda/gemv.cuh"
+#include "backend/cuda/l2_prefetch.cuh"
 #include "backend/cuda/linear.cuh"
 #include "backend/cuda/ops.cuh"
 #include "backend/cuda_api.h"
@@ -92,6 +93,8 @@ class CudaRunner final : public Runner {
   }
 
   ~CudaRunner() override {
+    pf_.reset();  // stops the prefetcher's kernel before the weights it reads go
+    gemv_set_reserved_sms(0);
     if (graph_exec_) cudaGraphExecDestroy(graph_exec_);
     if (cublas_) cublasDestroy(cublas_);
     if (stream_) cudaStreamDestroy(stream_);
@@ -110,6 +113,7 @@ class CudaRunner final : public Runner {
   size_t kv_bytes_per_position() const override { return size_t(c_.n_layers) * 2 * c_.kv_dim() * sizeof(float); }
 
   const float* forward(const int* tokens, int n, int pos) override {
+    pause_prefetcher();
     run_prompt(tokens, n, pos, /*all_logits=*/false);
     host_logits_.resize(size_t(c_.vocab_size));
     LB_CUDA_CHECK(cudaMemcpyAsync(host_logits_.data(), logits_.get<float>(), host_logits_.size() * 4,
@@ -119,6 +123,7 @@ class CudaRunner final : public Runner {
   }
 
   void forward_all(const int* tokens, int n, int pos, float* out) override {
+    pause_prefetcher();
     for (int off = 0; off < n; off += kPrefillChunk) {
       const int cn = std::min(kPrefillChunk, n - off);
       run_prompt(tokens + off, cn, pos + off, /*all_logits=*/true);
@@ -135,11 +140,14 @@ class CudaRunner final : public Runner {
     if (n == 1 && opt_.mode != "eager") {
       sync_token_pos(tokens[0], pos);
       if (!graph_exec_ || std::memcmp(&sp, &graph_params_, sizeof sp) != 0) capture(sp);
+      if (pf_) pf_->ensure_running(stream_);  // it counts the step's launches from here on
       LB_CUDA_CHECK(cudaGraphLaunch(graph_exec_, stream_));
     } else if (n == 1) {
+      pause_prefetcher();
       sync_token_pos(tokens[0], pos);
       decode_step(sp);
     } else {
+      pause_prefetcher();
       upload_prompt(tokens, n, pos);  // leaves d_pos at pos (prompt kernels read it)
       prompt_sample_ops(n, pos + n, sp, [](const std::string&, auto&& f) { f(); });
     }
@@ -190,6 +198,7 @@ class CudaRunner final : public Runner {
 
   // One decode step launched op by op with events around each, for the per-kernel breakdown.
   std::vector<std::pair<std::string, double>> profile_decode_step(int token, int pos) {
+    pause_prefetcher();
     sync_token_pos(token, pos);
     std::vector<std::pair<std::string, double>> out;
     EventPair ev(stream_);
@@ -205,6 +214,7 @@ class CudaRunner final : public Runner {
   std::vector<StepOpTimes> timeline_decode_step(int token, int pos) {
     LB_CHECK(pos + 1 < max_seq_, "--timeline: positions ", pos, " and ", pos + 1, " must lie inside the KV cache of ",
              max_seq_);
+    pause_prefetcher();
     sync_token_pos(token, pos);
     constexpr int kMaxBlocks = 1024;  // stream GEMVs launch one block per multiprocessor, attention n_kv x 32
     constexpr size_t kPerOp = size_t(kMaxBlocks) * kTimelineStamps;
@@ -362,6 +372,7 @@ class CudaRunner final : public Runner {
     LB_CHECK(n >= 2, "--profile: the prompt profile needs a prompt of at least 2 tokens (got ", n, ")");
     const SamplerConfig& sc = sampler.config();
     const SampleParams sp{sc.temperature, sc.top_k, sc.top_p, (unsigned long long)sc.seed};
+    pause_prefetcher();
     set_step(sampler.step());
     PromptProfile pp;
     pp.tokens = n;
@@ -607,18 +618,59 @@ class CudaRunner final : public Runner {
 
   void capture(const SampleParams& sp) {
     drop_graph();
+    setup_prefetcher();
     cudaGraph_t g;
     LB_CUDA_CHECK(cudaStreamBeginCapture(stream_, cudaStreamCaptureModeThreadLocal));
+    gemv_set_progress(pf_ ? pf_->counter() : nullptr);  // baked into the captured launches
     try {
       decode_step(sp);
     } catch (...) {
+      gemv_set_progress(nullptr);
       cudaStreamEndCapture(stream_, &g);
       throw;
     }
+    gemv_set_progress(nullptr);
     LB_CUDA_CHECK(cudaStreamEndCapture(stream_, &g));
     LB_CUDA_CHECK(cudaGraphInstantiate(&graph_exec_, g, 0));
     LB_CUDA_CHECK(cudaGraphDestroy(g));
     graph_params_ = sp;
+  }
+
+  // The L2 prefetcher (l2_prefetch.cuh; LOWBIT_L2PF=<SMs>, off by default), read at every capture: the
+  // step's stream-GEMV launches in order, each its bytes in the order its blocks read them.
+  void setup_prefetcher() {
+    const L2PrefetchConfig cfg = l2_prefetch_config_from_env();
+    pf_.reset();
+    gemv_set_reserved_sms(cfg.sms);
+    if (cfg.sms == 0) return;
+    std::vector<std::vector<PrefetchChunk>> launches;
+    bool ok = true;
+    auto add = [&](const DevLinear& W, const float* x, const float* norm_w, LinearEpilogue e, float* y) {
+      launches.emplace_back();
+      ok = ok && W.read_order(x, norm_w, c_.norm_eps, e, y, cfg.chunk, launches.back());
+    };
+    float* x = x_.get<float>();
+    for (DevLayer& L : layers_) {  // as decode_ops launches them
+      add(*L.qkv, x, L.attn_norm.get<float>(), LinearEpilogue::Store, qkv_.get<float>());
+      add(*L.wo, att_.get<float>(), nullptr, LinearEpilogue::AddTo, x);
+      add(*L.w13, x, L.ffn_norm.get<float>(), LinearEpilogue::SwiGLU, h_.get<float>());
+      add(*L.w2, h_.get<float>(), nullptr, LinearEpilogue::AddTo, x);
+    }
+    add(*lm_head_, x, final_norm_.get<float>(), LinearEpilogue::Store, logits_.get<float>());
+    if (!ok) {
+      std::fprintf(stderr, "lowbit: warning: LOWBIT_L2PF=%d: a GEMV of the decode step does not run the stream "
+                           "kernel; the L2 prefetcher stays off\n", cfg.sms);
+      gemv_set_reserved_sms(0);
+      return;
+    }
+    pf_ = std::make_unique<L2Prefetcher>(cfg, launches);
+    std::fprintf(stderr, "lowbit: L2 prefetcher on %d SMs: %.2f GB per step in %zu chunks of <= %u KB, window %u MB, "
+                         "%.0f GB/s assumed\n", cfg.sms, pf_->step_bytes() / 1e9, pf_->chunks(), cfg.chunk >> 10,
+                 cfg.window_kb >> 10, cfg.rate_gbs);
+  }
+  // Before anything but the captured step's replays (the prefetcher paces on its launches only).
+  void pause_prefetcher() {
+    if (pf_) pf_->stop();
   }
 
   // A linear layer over n prompt tokens: GEMV kernels for n <= 8 (weights read once), else bf16
@@ -812,6 +864,7 @@ class CudaRunner final : public Runner {
   cudaGraphExec_t graph_exec_ = nullptr;
   SampleParams graph_params_{};
   unsigned long long* attn_stamps_ = nullptr;  // timeline_decode_step(): the attention kernel's stamps
+  std::unique_ptr<L2Prefetcher> pf_;  // LOWBIT_L2PF (setup_prefetcher); last: it goes before the weights
 };
 
 }  // namespace

@@ -3,6 +3,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <string>
+#include <vector>
 
 #include "backend/cuda/gemv_stream.cuh"
 
@@ -35,6 +36,8 @@ namespace {
 
 unsigned long long* g_timeline = nullptr;
 bool g_after_narrow = false;  // gemv_set_after_narrow()
+unsigned* g_progress = nullptr;  // gemv_set_progress()
+int g_reserved_sms = 0;          // gemv_set_reserved_sms()
 
 int sm_count() {
   static const int n = [] {
@@ -45,6 +48,8 @@ int sm_count() {
   }();
   return n;
 }
+// The multiprocessors the stream kernels size their grids for (all but those reserved for the prefetcher)
+int stream_sms() { return std::max(1, sm_count() - g_reserved_sms); }
 
 struct BlockShape {
   int rt, ks;        // tiles per block, warps per tile
@@ -171,7 +176,7 @@ static int stream_ksplit(const GemvArgs& a) {
     return 1;
   // slices of whole 256-column periods (the staging's store positions) and whole groups (the group folds)
   const int64_t unit = codec_info(c).scale == ScaleKind::Affine ? std::max<int64_t>(256, a.w.group) : 256;
-  int S = std::min(stream_ksplit_knob(), sm_count());
+  int S = std::min(stream_ksplit_knob(), stream_sms());
   while (S > 1 && K % (unit * S) != 0) --S;
   return S;
 }
@@ -195,7 +200,7 @@ int plan_stream_smem(GemvArgs& a) {
   // (one slot per tile and per warp) and a counter per tile
   // (K slices: the multiprocessors shared out among the slices, each slice's tiles split the balanced way)
   a.ksplit = stream_ksplit(a);
-  const int sms = sm_count() / a.ksplit;
+  const int sms = stream_sms() / a.ksplit;
   a.tiles_per_block = int(ceil_div(a.w.rows_pad / 16, sms));
   // balanced split (default; LOWBIT_GEMV_SPLIT): every multiprocessor a block (ceil_div leaves some idle: 128
   // of 132 blocks at the Llama shapes), the blocks scheduled last (highest index) a tile less
@@ -294,6 +299,12 @@ __global__ void __launch_bounds__(kGemvThreads) gemv_reference_kernel(const Gemv
 
 void gemv_set_timeline(unsigned long long* stamps) { g_timeline = stamps; }
 void gemv_set_after_narrow(bool on) { g_after_narrow = on; }
+void gemv_set_progress(unsigned* counter) { g_progress = counter; }
+void gemv_set_reserved_sms(int n) {
+  LB_CHECK(n >= 0 && n < sm_count(), "gemv_set_reserved_sms: ", n, " of ", sm_count(), " multiprocessors");
+  g_reserved_sms = n;
+}
+int gemv_reserved_sms() { return g_reserved_sms; }
 
 // Weight batches the stream kernel issues before pdl_wait(), the others after x's loads (stream_rest; plain
 // formats: 0 none, 1 the first packet, >= 2 both where the registers allow). Default 1: on the H200 the blocks of a
@@ -430,6 +441,87 @@ int gemv_stream_ksplit(const GpuWeight& w, const float* x, int M, const GemvEpil
   return stream_ksplit(gemv_args(w, x, M, ep));
 }
 
+bool gemv_stream_read_order(const GpuWeight& w, const float* x, const GemvEpilogue& ep, uint32_t chunk,
+                            std::vector<PrefetchChunk>& out) {
+  LB_CHECK(chunk >= 16 && chunk % 16 == 0 && chunk <= (1u << 20), "gemv_stream_read_order: chunk of ", chunk,
+           " bytes, expected a multiple of 16 in [16, 1 MiB]");
+  GemvArgs a = gemv_args(w, x, 1, ep);
+  if (plan_stream_smem(a) <= 0 || a.tiles_per_block <= 0) return false;
+  const int64_t tiles = w.view.rows_pad / 16;
+  const bool plain = is_plain(w.view.codec);
+  const int64_t pk = plain ? 0 : int64_t(codec_info(w.view.codec).pw) * 512;  // bytes per packet
+  const int64_t tile_bytes = plain ? 16 * w.view.row_stride : w.view.n_packets * pk;
+  if (tile_bytes * tiles > int64_t(w.codes.size())) return false;  // not the layout assumed here
+  const int64_t tile_sc = w.scales.size() / size_t(tiles);
+  const int S = a.ksplit;
+  int64_t base = 0, extra = 0, blocks = 0;
+  if (a.split_blocks > 0) {  // as launch_gemv_stream
+    base = tiles / a.split_blocks;
+    extra = tiles % a.split_blocks;
+    blocks = int64_t(a.split_blocks) * S;
+  } else {
+    blocks = (tiles + a.tiles_per_block - 1) / a.tiles_per_block;
+  }
+  struct Seg {
+    int64_t off, n;  // bytes into the buffer
+  };
+  struct Share {
+    std::vector<Seg> code, scale;
+    int64_t code_bytes = 0, scale_bytes = 0;
+  };
+  std::vector<Share> shares(static_cast<size_t>(blocks));
+  for (int64_t b = 0; b < blocks; ++b) {
+    const int64_t s = a.split_blocks > 0 ? b / a.split_blocks : 0, bi = a.split_blocks > 0 ? b % a.split_blocks : b;
+    const int64_t t0 = a.split_blocks > 0 ? bi * base + std::min(bi, extra) : b * a.tiles_per_block;
+    const int64_t n = a.split_blocks > 0 ? base + (bi < extra ? 1 : 0) : std::min<int64_t>(a.tiles_per_block, tiles - t0);
+    Share& sh = shares[size_t(b)];
+    if (S == 1) {
+      sh.code.push_back({t0 * tile_bytes, n * tile_bytes});
+      if (tile_sc) sh.scale.push_back({t0 * tile_sc, n * tile_sc});
+    } else {  // the block's slice of each of its tiles
+      const int64_t slice = int64_t(a.np) * pk, sc_slice = tile_sc / S;
+      for (int64_t t = t0; t < t0 + n; ++t) {
+        sh.code.push_back({t * tile_bytes + s * slice, slice});
+        if (sc_slice) sh.scale.push_back({t * tile_sc + s * sc_slice, sc_slice});
+      }
+    }
+    for (const Seg& g : sh.code) sh.code_bytes += g.n;
+    for (const Seg& g : sh.scale) sh.scale_bytes += g.n;
+  }
+  // [off, off + len) of a share's concatenated segments, as 16-byte aligned pieces inside the buffer
+  auto emit = [&](const uint8_t* buf, size_t buf_size, const std::vector<Seg>& segs, int64_t off, int64_t len) {
+    const int64_t limit = int64_t(buf_size) / 16 * 16;
+    int64_t pos = 0;
+    for (const Seg& g : segs) {
+      if (len <= 0) break;
+      if (off < pos + g.n) {
+        const int64_t from = g.off + (off - pos), take = std::min(len, pos + g.n - off);
+        const int64_t lo = from / 16 * 16, hi = std::min(limit, (from + take + 15) / 16 * 16);
+        if (hi > lo) out.push_back({buf + lo, uint32_t(hi - lo)});
+        off += take;
+        len -= take;
+      }
+      pos += g.n;
+    }
+  };
+  if (w.row_scale.size())  // the per-row values first: every block reads its rows' in its epilogue
+    for (size_t o = 0; o < w.row_scale.size() / 16 * 16; o += chunk)
+      out.push_back({w.row_scale.get<uint8_t>() + o, uint32_t(std::min<size_t>(chunk, w.row_scale.size() / 16 * 16 - o))});
+  int64_t rounds = 0;
+  for (const Share& sh : shares) rounds = std::max(rounds, (sh.code_bytes + chunk - 1) / chunk);
+  for (int64_t r = 0; r < rounds; ++r)
+    for (const Share& sh : shares) {
+      const int64_t nr = (sh.code_bytes + chunk - 1) / chunk;
+      if (r >= nr) continue;
+      emit(w.codes.get<uint8_t>(), w.codes.size(), sh.code, r * chunk, chunk);
+      if (sh.scale_bytes) {
+        const int64_t sc = (sh.scale_bytes + nr - 1) / nr;
+        emit(w.scales.get<uint8_t>(), w.scales.size(), sh.scale, r * sc, sc);
+      }
+    }
+  return true;
+}
+
 void gemv(const GpuWeight& w, const float* x, int M, const GemvEpilogue& ep, cudaStream_t s, GemvVariant v) {
   const char* fname = format_name(w.fmt);
   LB_CHECK(M >= 1 && M <= kGemvMaxTokens, "gemv('", w.name, "', ", fname, "): M = ", M, " tokens, expected 1..",
@@ -457,6 +549,7 @@ void gemv(const GpuWeight& w, const float* x, int M, const GemvEpilogue& ep, cud
     // 1 takes the K slices). The plain formats' stream kernel takes one token.
     GemvArgs sa = a;
     sa.timeline = g_timeline;
+    sa.progress = g_progress;
     sa.rest = stream_rest(w.view.codec);
     sa.norm_early = stream_norm_early();
     sa.early = g_after_narrow ? stream_early_narrow() : stream_early_batches();

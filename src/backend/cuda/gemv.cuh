@@ -12,6 +12,9 @@
 #include <cuda_bf16.h>
 #include <cuda_runtime.h>
 
+#include <vector>
+
+#include "backend/cuda/l2_prefetch.cuh"
 #include "backend/cuda/weights.cuh"
 
 namespace lowbit::cuda {
@@ -73,6 +76,21 @@ void gemv_set_timeline(unsigned long long* stamps);
 // attention), so that theirs start long before its end: their whole ring is issued before pdl_wait()
 // (LOWBIT_GEMV_EARLY_NARROW). Read at launch, like the timeline (baked into captured graphs).
 void gemv_set_after_narrow(bool on);
+
+// The L2 prefetcher (l2_prefetch.cuh) and the stream kernels: while set (non-null, one device counter), block 0
+// of every stream-kernel launch adds 1 to it at entry, which tells the prefetcher which launch of the step is
+// running (read at launch, baked into captured graphs, like the timeline).
+void gemv_set_progress(unsigned* counter);
+// Multiprocessors the stream kernels leave to others (the prefetcher's): their grids are sized for
+// sm_count() - n multiprocessors. 0 (default) uses them all. Set before the launches (and captures) it is for.
+void gemv_set_reserved_sms(int n);
+int gemv_reserved_sms();
+// The bytes the one-token stream-kernel launch of (w, x, ep) reads, in the order its blocks read them: round r
+// holds the r-th `chunk` bytes of every block's share of the codes (K slices: the block's slice of each of its
+// tiles, in tile order), the same fraction of its scale bytes, and in round 0 the per-row values. Appends to
+// out; false (nothing appended) where that launch would not run the stream kernel.
+bool gemv_stream_read_order(const GpuWeight& w, const float* x, const GemvEpilogue& ep, uint32_t chunk,
+                            std::vector<PrefetchChunk>& out);
 
 // The K slices the stream kernel cuts this launch into (LOWBIT_GEMV_KSPLIT; 1: none): for tests and reports.
 int gemv_stream_ksplit(const GpuWeight& w, const float* x, int M, const GemvEpilogue& ep);

@@ -66,7 +66,14 @@ struct GemvArgs {
   int ksplit = 1, np_tile = 0;
   int xk = 0;                    // columns of x a stream block stages: K, or a slice's (np * packet_cols)
   unsigned long long* timeline = nullptr;  // gemv_set_timeline(): kTimelineStamps per block, or null
+  unsigned* progress = nullptr;  // gemv_set_progress(): block 0 adds 1 at entry (the L2 prefetcher's pacing)
 };
+
+// The stream kernels' entry: block 0 counts the launch for the L2 prefetcher (gemv_set_progress). A relaxed
+// atomic: the prefetcher only paces on it, nothing is ordered by it.
+__device__ __forceinline__ void note_progress(const GemvArgs& a) {
+  if (a.progress && blockIdx.x == 0 && threadIdx.x == 0) atomicAdd(a.progress, 1u);
+}
 
 
 // Shared memory of the token statistics: rinv[8], xscale[8], yscale[8], warp partials [16 warps][8] x 2.

@@ -587,6 +587,7 @@ __global__ void __launch_bounds__(kStreamThreads, 1) gemv_stream_mma_kernel(cons
 
   unsigned long long* stamps = a.timeline ? a.timeline + kTimelineStamps * blockIdx.x : nullptr;
   if (stamps && tid == 0) stamp_entry(stamps);
+  note_progress(a);
   const bool one_pass = one_pass_ok<NCH>(a), w_early = one_pass && a.norm_early;
   XLoads<NCH> xl;
   if (w_early) stage_w_issue<NCH>(a, xl);
@@ -779,6 +780,7 @@ __global__ void __launch_bounds__(kStreamThreads, 1) gemv_stream_plain_kernel(co
   };
   unsigned long long* stamps = a.timeline ? a.timeline + kTimelineStamps * blockIdx.x : nullptr;
   if (stamps && tid == 0) stamp_entry(stamps);
+  note_progress(a);
   uint4 bA[8], bB[8];
   // the first packet before pdl_wait() (a.early != 0) or right after x's loads; the second right after x's
   // loads where NCH leaves it the registers, else after staging x

@@ -9,6 +9,7 @@
 #include <memory>
 #include <vector>
 
+#include "backend/cuda/l2_prefetch.cuh"
 #include "formats/qtensor.h"
 
 namespace lowbit::cuda {
@@ -42,6 +43,11 @@ class DevLinear {
   // xs of xs_bytes and cs of cs_bytes. False, launching nothing, for other formats or scratch too small.
   virtual bool gemm_parts(cublasHandle_t h, const float* x, int M, const float* norm_w, float eps, LinearEpilogue epi,
                           float* y, void* xs, size_t xs_bytes, float* cs, size_t cs_bytes, cudaStream_t s) const = 0;
+  // The bytes the one-token GEMV gemv(x, 1, norm_w, eps, epi, y) reads, in the order its blocks read them, in
+  // pieces of at most `chunk` bytes (the L2 prefetcher's plan: gemv_stream_read_order). False where that GEMV
+  // does not run the stream kernel.
+  virtual bool read_order(const float* x, const float* norm_w, float eps, LinearEpilogue epi, float* y, uint32_t chunk,
+                          std::vector<PrefetchChunk>& out) const = 0;
   // out[rows, K] bf16 = the dequantized weight, parts in order (gate rows then up rows for a pair).
   virtual void dequant_bf16(__nv_bfloat16* out, cudaStream_t s) const = 0;
 };

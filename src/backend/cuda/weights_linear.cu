@@ -26,6 +26,12 @@ class GemvLinear final : public DevLinear {
     if (xs_bytes < gemm_parts_scratch_x(w_, M) || cs_bytes < gemm_parts_scratch_c(w_, M)) return false;
     return lowbit::cuda::gemm_parts(h, w_, x, M, epilogue(norm_w, eps, epi, y), xs, cs, s);
   }
+  bool read_order(const float* x, const float* norm_w, float eps, LinearEpilogue epi, float* y, uint32_t chunk,
+                  std::vector<PrefetchChunk>& out) const override {
+    if (default_variant_ >= 0 && GemvVariant(default_variant_) != GemvVariant::Stream) return false;
+    if (gemv_auto_variant(w_, 1) != GemvVariant::Stream) return false;
+    return gemv_stream_read_order(w_, x, epilogue(norm_w, eps, epi, y), chunk, out);
+  }
   int num_variants() const override { return kNumFastGemvVariants; }
   const char* variant_name(int v) const override { return gemv_variant_name(GemvVariant(v)); }
   void set_default_variant(int v) override {
