@@ -214,7 +214,7 @@ class CudaRunner final : public Runner {
   std::vector<StepOpTimes> timeline_decode_step(int token, int pos) {
     LB_CHECK(pos + 1 < max_seq_, "--timeline: positions ", pos, " and ", pos + 1, " must lie inside the KV cache of ",
              max_seq_);
-    pause_prefetcher();
+    pause_prefetcher();  // (it runs again for the two replays below)
     sync_token_pos(token, pos);
     constexpr int kMaxBlocks = 1024;  // stream GEMVs launch one block per multiprocessor, attention n_kv x 32
     constexpr size_t kPerOp = size_t(kMaxBlocks) * kTimelineStamps;
@@ -229,6 +229,7 @@ class CudaRunner final : public Runner {
     cudaGraph_t g;
     cudaGraphExec_t exec = nullptr;
     LB_CUDA_CHECK(cudaStreamBeginCapture(stream_, cudaStreamCaptureModeThreadLocal));
+    gemv_set_progress(pf_ ? pf_->counter() : nullptr);  // the step as decode runs it, the prefetcher too
     size_t i = 0;
     try {
       decode_ops(sp, [&](const std::string&, auto&& f) {
@@ -241,17 +242,21 @@ class CudaRunner final : public Runner {
       });
     } catch (...) {
       gemv_set_timeline(nullptr);
+      gemv_set_progress(nullptr);
       attn_stamps_ = nullptr;
       cudaStreamEndCapture(stream_, &g);
       throw;
     }
+    gemv_set_progress(nullptr);
     LB_CUDA_CHECK(cudaStreamEndCapture(stream_, &g));
     LB_CUDA_CHECK(cudaGraphInstantiate(&exec, g, 0));
     LB_CUDA_CHECK(cudaGraphDestroy(g));
+    if (pf_) pf_->ensure_running(stream_);
     LB_CUDA_CHECK(cudaGraphLaunch(exec, stream_));  // warm-up: code, caches, clocks
     LB_CUDA_CHECK(cudaMemsetAsync(stamps, 0, buf.size(), stream_));
     LB_CUDA_CHECK(cudaGraphLaunch(exec, stream_));
     LB_CUDA_CHECK(cudaStreamSynchronize(stream_));
+    pause_prefetcher();
     LB_CUDA_CHECK(cudaGraphExecDestroy(exec));
     std::vector<unsigned long long> h(names.size() * kPerOp);
     LB_CUDA_CHECK(cudaMemcpy(h.data(), stamps, buf.size(), cudaMemcpyDeviceToHost));

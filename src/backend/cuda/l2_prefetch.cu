@@ -19,6 +19,7 @@ struct PfArgs {
   unsigned long long idle_ns;
   const unsigned* progress;     // stream-GEMV launches begun since the counter was zeroed
   const volatile unsigned* stop;  // mapped host memory
+  unsigned long long* stats;    // [0] bytes issued, [1] launches seen at exit (the last block's)
 };
 
 __device__ __forceinline__ unsigned ld_relaxed(const unsigned* p) {
@@ -35,7 +36,18 @@ __global__ void __launch_bounds__(32, 1) l2_prefetch_kernel(const PfArgs a) {
   const unsigned lane = threadIdx.x, G = gridDim.x * 32u, me = blockIdx.x * 32u + lane;
   unsigned long long pos = 0;  // the next group's first chunk, counted from the first step's first
   unsigned seen = 0;
-  unsigned long long t_seen = global_ns();
+  unsigned long long t_seen = global_ns(), issued = 0;
+  auto leave = [&] {
+    issued += __shfl_xor_sync(0xffffffffu, issued, 16);  // (lanes issued different chunks: sum them)
+    issued += __shfl_xor_sync(0xffffffffu, issued, 8);
+    issued += __shfl_xor_sync(0xffffffffu, issued, 4);
+    issued += __shfl_xor_sync(0xffffffffu, issued, 2);
+    issued += __shfl_xor_sync(0xffffffffu, issued, 1);
+    if (lane == 0) {
+      atomicAdd(a.stats, issued);
+      atomicMax(a.stats + 1, (unsigned long long)seen);
+    }
+  };
   for (unsigned it = 0;; ++it) {
     unsigned v = 0, quit = 0;
     if (lane == 0) {
@@ -44,13 +56,17 @@ __global__ void __launch_bounds__(32, 1) l2_prefetch_kernel(const PfArgs a) {
     }
     v = __shfl_sync(0xffffffffu, v, 0);
     quit = __shfl_sync(0xffffffffu, quit, 0);
-    if (quit) return;
+    if (quit) {
+      leave();
+      return;
+    }
     const unsigned long long now = global_ns();
     if (v != seen) {
       seen = v;
       t_seen = now;
     } else if (now - t_seen > a.idle_ns) {
-      return;  // the decode loop has paused or ended
+      leave();  // the decode loop has paused or ended
+      return;
     }
     // where the GEMVs read now: launch v - 1 (of step (v - 1) / L) began at t_seen
     unsigned long long read_kb = 0, first = 0;
@@ -72,6 +88,7 @@ __global__ void __launch_bounds__(32, 1) l2_prefetch_kernel(const PfArgs a) {
     const PrefetchChunk ch = a.chunks[c % a.n];
     // a hint: the copy engine brings the bytes into L2 and nothing waits for them
     asm volatile("cp.async.bulk.prefetch.L2.global [%0], %1;" ::"l"(ch.ptr), "r"(ch.bytes) : "memory");
+    issued += ch.bytes;
     pos += G;
   }
 }
@@ -130,6 +147,8 @@ L2Prefetcher::L2Prefetcher(const L2PrefetchConfig& cfg, const std::vector<std::v
   put(cum_kb_, cum.data(), cum.size() * 4);
   put(launch_first_, first.data(), first.size() * 4);
   put(launch_kb_, lkb.data(), lkb.size() * 4);
+  stats_.alloc(2 * sizeof(unsigned long long));
+  LB_CUDA_CHECK(cudaMemset(stats_.get(), 0, stats_.size()));
   counter_.alloc(sizeof(unsigned));
   LB_CUDA_CHECK(cudaMemset(counter_.get(), 0, sizeof(unsigned)));
   LB_CUDA_CHECK(cudaHostAlloc(&stop_host_, sizeof(unsigned), cudaHostAllocMapped));
@@ -175,6 +194,8 @@ void L2Prefetcher::ensure_running(cudaStream_t s) {
   a.idle_ns = (unsigned long long)(cfg_.idle_ms * 1e6);
   a.progress = counter_.get<unsigned>();
   a.stop = stop_dev_;
+  a.stats = stats_.get<unsigned long long>();
+  ++runs_;
   l2_prefetch_kernel<<<cfg_.sms, 32, size_t(smem_), stream_>>>(a);
   LB_CUDA_LAUNCH_CHECK();
 }
@@ -182,6 +203,15 @@ void L2Prefetcher::ensure_running(cudaStream_t s) {
 void L2Prefetcher::stop() {
   *reinterpret_cast<volatile unsigned*>(stop_host_) = 1;
   LB_CUDA_CHECK(cudaStreamSynchronize(stream_));
+  if (runs_ == 0) return;
+  // what the runs since the last stop did: bytes issued against the bytes the launches they saw read
+  unsigned long long st[2] = {0, 0};
+  LB_CUDA_CHECK(cudaMemcpyAsync(st, stats_.get(), sizeof st, cudaMemcpyDeviceToHost, stream_));
+  LB_CUDA_CHECK(cudaMemsetAsync(stats_.get(), 0, stats_.size(), stream_));
+  LB_CUDA_CHECK(cudaStreamSynchronize(stream_));
+  std::fprintf(stderr, "lowbit: L2 prefetcher: %d run(s), %.3f GB issued; the last run saw %llu launches (%.2f steps)\n",
+               runs_, double(st[0]) / 1e9, st[1], double(st[1]) / launches_);
+  runs_ = 0;
 }
 
 }  // namespace lowbit::cuda

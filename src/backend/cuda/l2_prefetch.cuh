@@ -48,14 +48,16 @@ class L2Prefetcher {
   // Starts the kernel unless it runs: the counter is zeroed on `s` (before the step launched next on s) and the
   // prefetcher begins at the step's first launch.
   void ensure_running(cudaStream_t s);
-  // Tells the kernel to leave and waits for it (before anything that is not the captured decode step).
+  // Tells the kernel to leave and waits for it (before anything that is not the captured decode step); prints
+  // what the runs since the last stop issued (stderr).
   void stop();
   size_t step_bytes() const { return step_bytes_; }
   size_t chunks() const { return n_; }
 
  private:
   L2PrefetchConfig cfg_;
-  DeviceBuffer chunks_, cum_kb_, launch_first_, launch_kb_, counter_;
+  DeviceBuffer chunks_, cum_kb_, launch_first_, launch_kb_, counter_, stats_;
+  int runs_ = 0;  // kernel launches since the last stop()
   unsigned* stop_host_ = nullptr;  // mapped pinned memory
   unsigned* stop_dev_ = nullptr;
   cudaStream_t stream_ = nullptr;
