@@ -19,6 +19,8 @@
 #include <string>
 #include <vector>
 
+#include <unistd.h>
+
 #define CK(call)                                                                                  \
   do {                                                                                            \
     cudaError_t e_ = (call);                                                                      \
@@ -167,11 +169,18 @@ __global__ void __launch_bounds__(32, 1)
   atomicMax(&f->pt_last, end);
 }
 
-// Reads `bytes` with every SM (for the prefetch-then-read check); one pass
+// Reads `vecs` 16-byte vectors with every SM (for the prefetch-then-read check); one pass, each thread 8
+// independent loads in flight at a time
 __global__ void read_once(const uint4* src, size_t vecs, unsigned* sink) {
   unsigned acc = 0;
-  for (size_t i = size_t(blockIdx.x) * blockDim.x + threadIdx.x; i < vecs; i += size_t(gridDim.x) * blockDim.x)
-    acc ^= ld_stream(src + i).y;
+  const size_t stride = size_t(gridDim.x) * blockDim.x;
+  for (size_t i = size_t(blockIdx.x) * blockDim.x + threadIdx.x; i < vecs; i += 8 * stride) {
+    uint4 v[8];
+#pragma unroll
+    for (int u = 0; u < 8; ++u) v[u] = i + u * stride < vecs ? ld_stream(src + i + u * stride) : make_uint4(0, 0, 0, 0);
+#pragma unroll
+    for (int u = 0; u < 8; ++u) acc ^= v[u].y;
+  }
   if (acc == 0x12345678u) *sink = acc;
 }
 __global__ void prefetch_once(const char* src, size_t bytes, unsigned chunk) {
@@ -338,8 +347,9 @@ int main(int argc, char** argv) {
     std::printf("| %s | %.0f | %.0f | %.0f / %.0f | %.0f / %.0f |\n", r.what.c_str(), r.stream_gbs, r.pf_gbs, r.burst.med,
                 r.burst.p90, r.chain.med, r.chain.p90);
 
-  // Do bulk prefetches land in L2? 32 MB read by every SM: cold, after 8 SMs prefetched it, and warm.
-  const size_t R = size_t(32) << 20;
+  // Do bulk prefetches land in L2? 40 MB read by every SM: cold, warm, and right after 8 / 16 SMs issued
+  // bulk prefetches of it (the read launched behind the prefetch kernel, which ends once it has issued them).
+  const size_t R = size_t(40) << 20;
   cudaEvent_t e0, e1;
   CK(cudaEventCreate(&e0));
   CK(cudaEventCreate(&e1));
@@ -358,17 +368,26 @@ int main(int argc, char** argv) {
                                               (size_t(256) << 20) / 16, d.sink);
     CK(cudaGetLastError());
   };
-  std::printf("\n32 MB read by every SM (µs, 3 runs each):\n");
+  std::printf("\n40 MB read by every SM (µs, 3 runs each):\n");
   for (int rep = 0; rep < 3; ++rep) {
     flush();
     const float cold = timed_read(d.big);
     const float warm = timed_read(d.big);
-    flush();
-    prefetch_once<<<8, 32, 0, d.s[0]>>>(d.big, R, 65536);
-    CK(cudaGetLastError());
-    CK(cudaStreamSynchronize(d.s[0]));
-    const float after_pf = timed_read(d.big);
-    std::printf("  cold %.1f | warm (read again) %.1f | after 8 SMs' bulk L2 prefetch %.1f\n", cold, warm, after_pf);
+    float after_pf[2], after_wait[2];
+    for (int k = 0; k < 2; ++k) {
+      flush();
+      prefetch_once<<<k ? 16 : 8, 32, 0, d.s[0]>>>(d.big, R, 65536);
+      CK(cudaGetLastError());
+      after_pf[k] = timed_read(d.big);  // right behind the prefetches
+      flush();
+      prefetch_once<<<k ? 16 : 8, 32, 0, d.s[0]>>>(d.big, R, 65536);
+      CK(cudaGetLastError());
+      CK(cudaStreamSynchronize(d.s[0]));
+      usleep(1000);  // then 1 ms later
+      after_wait[k] = timed_read(d.big);
+    }
+    std::printf("  cold %.1f | warm (read again) %.1f | right after 8 / 16 SMs' bulk L2 prefetch %.1f / %.1f | 1 ms after "
+                "%.1f / %.1f\n", cold, warm, after_pf[0], after_pf[1], after_wait[0], after_wait[1]);
   }
   CK(cudaDeviceSynchronize());
   return 0;
