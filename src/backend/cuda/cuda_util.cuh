@@ -70,6 +70,15 @@ inline int env_int(const char* name, int dflt, int lo, int hi) {
   LB_CHECK(end && *end == '\0' && v >= lo && v <= hi, name, "='", e, "': expected an integer in ", lo, "..", hi);
   return int(v);
 }
+// A real one in [lo, hi]; unset or empty gives `dflt`.
+inline double env_double(const char* name, double dflt, double lo, double hi) {
+  const char* e = std::getenv(name);
+  if (!e || !*e) return dflt;
+  char* end = nullptr;
+  const double v = std::strtod(e, &end);
+  LB_CHECK(end && *end == '\0' && v >= lo && v <= hi, name, "='", e, "': expected a number in ", lo, "..", hi);
+  return v;
+}
 // A two-valued one: `on` true, `off` false.
 inline bool env_switch(const char* name, const char* off, const char* on, bool dflt) {
   return env_choice(name, {off, on}, dflt ? 1 : 0) == 1;

@@ -446,7 +446,9 @@ bool gemv_stream_read_order(const GpuWeight& w, const float* x, const GemvEpilog
   LB_CHECK(chunk >= 16 && chunk % 16 == 0 && chunk <= (1u << 20), "gemv_stream_read_order: chunk of ", chunk,
            " bytes, expected a multiple of 16 in [16, 1 MiB]");
   GemvArgs a = gemv_args(w, x, 1, ep);
-  if (plan_stream_smem(a) <= 0 || a.tiles_per_block <= 0) return false;
+  if (plan_stream_smem(a) <= 0) return false;
+  const int64_t blocks = stream_grid(a);  // the launch's blocks and their tiles, as launch_gemv_stream has them
+  if (blocks == 0) return false;
   const int64_t tiles = w.view.rows_pad / 16;
   const bool plain = is_plain(w.view.codec);
   const int64_t pk = plain ? 0 : int64_t(codec_info(w.view.codec).pw) * 512;  // bytes per packet
@@ -454,14 +456,7 @@ bool gemv_stream_read_order(const GpuWeight& w, const float* x, const GemvEpilog
   if (tile_bytes * tiles > int64_t(w.codes.size())) return false;  // not the layout assumed here
   const int64_t tile_sc = w.scales.size() / size_t(tiles);
   const int S = a.ksplit;
-  int64_t base = 0, extra = 0, blocks = 0;
-  if (a.split_blocks > 0) {  // as launch_gemv_stream
-    base = tiles / a.split_blocks;
-    extra = tiles % a.split_blocks;
-    blocks = int64_t(a.split_blocks) * S;
-  } else {
-    blocks = (tiles + a.tiles_per_block - 1) / a.tiles_per_block;
-  }
+  const int64_t base = a.split_base, extra = a.split_extra;
   struct Seg {
     int64_t off, n;  // bytes into the buffer
   };

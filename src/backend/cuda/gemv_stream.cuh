@@ -947,6 +947,25 @@ void (*stream_kernel(const GemvArgs& a))(GemvArgs) {
   }
 }
 
+// The grid of a stream launch planned by plan_stream_smem (gemv.cu): fills in a's warp shares and balanced split
+// (per_warp, per_warp_lo, split_base, split_extra: the counts block_tiles() reads) and returns the number of
+// blocks, or 0 where the plan cannot run. The launch and the L2 prefetcher's plan (gemv_stream_read_order) both
+// take their blocks' tiles from here.
+inline int64_t stream_grid(GemvArgs& a) {
+  if (a.tiles_per_block <= 0) return 0;
+  const int64_t tiles = a.w.rows_pad / 16;
+  if (tiles * a.np >= (int64_t(1) << 30)) return 0;
+  a.per_warp = int((int64_t(a.tiles_per_block) * a.np + kStreamWarps - 1) / kStreamWarps);
+  if (a.split_blocks > 0) {  // base or base + 1 tiles per block (<= tiles_per_block = ceil(tiles / SMs))
+    a.split_base = int(tiles / a.split_blocks);
+    a.split_extra = int(tiles % a.split_blocks);
+    if (a.split_base + (a.split_extra > 0 ? 1 : 0) > a.tiles_per_block) return 0;
+    a.per_warp = int((int64_t(a.split_base + 1) * a.np + kStreamWarps - 1) / kStreamWarps);
+    a.per_warp_lo = int((int64_t(a.split_base) * a.np + kStreamWarps - 1) / kStreamWarps);
+  }
+  return a.split_blocks > 0 ? int64_t(a.split_blocks) * a.ksplit : (tiles + a.tiles_per_block - 1) / a.tiles_per_block;
+}
+
 // Launches the stream kernel of codec C: one block per run of a.tiles_per_block tiles (plan_stream_smem,
 // gemv.cu), each warp an equal share of its block's packets. Returns false, launching nothing, where the
 // kernel cannot run this launch (no kernel for it, or its shared memory does not fit).
@@ -954,18 +973,8 @@ template <GpuCodec C>
 bool launch_gemv_stream(GemvArgs a, int smem_bytes, cudaStream_t s) {
   const auto kernel = stream_kernel<C>(a);
   if (!kernel || a.tiles_per_block <= 0 || blocks_per_sm(kernel, smem_bytes) <= 0) return false;
-  const int64_t tiles = a.w.rows_pad / 16;
-  if (tiles * a.np >= (int64_t(1) << 30)) return false;
-  a.per_warp = int((int64_t(a.tiles_per_block) * a.np + kStreamWarps - 1) / kStreamWarps);
-  if (a.split_blocks > 0) {  // base or base + 1 tiles per block (<= tiles_per_block = ceil(tiles / SMs))
-    a.split_base = int(tiles / a.split_blocks);
-    a.split_extra = int(tiles % a.split_blocks);
-    if (a.split_base + (a.split_extra > 0 ? 1 : 0) > a.tiles_per_block) return false;
-    a.per_warp = int((int64_t(a.split_base + 1) * a.np + kStreamWarps - 1) / kStreamWarps);
-    a.per_warp_lo = int((int64_t(a.split_base) * a.np + kStreamWarps - 1) / kStreamWarps);
-  }
-  const int64_t blocks = a.split_blocks > 0 ? int64_t(a.split_blocks) * a.ksplit
-                                            : (tiles + a.tiles_per_block - 1) / a.tiles_per_block;
+  const int64_t blocks = stream_grid(a);
+  if (blocks == 0) return false;
   launch(kernel, unsigned(blocks), kStreamThreads, size_t(smem_bytes), s, a);
   LB_CUDA_LAUNCH_CHECK();
   return true;

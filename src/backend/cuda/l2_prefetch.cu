@@ -93,15 +93,6 @@ __global__ void __launch_bounds__(32, 1) l2_prefetch_kernel(const PfArgs a) {
   }
 }
 
-double env_double(const char* name, double dflt, double lo, double hi) {
-  const char* e = std::getenv(name);
-  if (!e || !*e) return dflt;
-  char* end = nullptr;
-  const double v = std::strtod(e, &end);
-  LB_CHECK(end && *end == '\0' && v >= lo && v <= hi, name, "='", e, "': expected a number in ", lo, "..", hi);
-  return v;
-}
-
 }  // namespace
 
 L2PrefetchConfig l2_prefetch_config_from_env() {
