@@ -105,11 +105,7 @@ template <GpuCodec C>
 void decode_packet_host(const uint32_t* words, uint32_t (*a)[4]) {
   constexpr int PKS = codec_info(C).pks;
   if constexpr (C == GpuCodec::T5) {
-    // as the device decodes: p01 and p23 from the table, p4 computed (t5_p4)
-    decode_t5_packet(words, a, [](uint32_t v) {
-      const T5Entry e = t5_entry(v);
-      return T5Entry{e.p01, e.p23, t5_p4(v), 0u};
-    });
+    decode_t5_packet(words, a, [](uint32_t v) { return t5_entry(v); });
   } else {
     [&]<int... S>(std::integer_sequence<int, S...>) { (decode_kstep<C, S>(words, a[S]), ...); }
     (std::make_integer_sequence<int, PKS>{});
@@ -232,12 +228,6 @@ TEST(GpuLayout, E4M3AndE5M2DecodeEveryCode) {
     expect_fragments_match(w);
     expect_rows_decode_as(w, 0, t, "all codes");
   }
-}
-
-TEST(GpuLayout, TernaryByteHighTritWithoutTable) {
-  // the device computes p4 (the fifth trit's fp16) instead of reading it from its table: every byte value,
-  // the invalid ones (243..255) included, gives t5_entry's
-  for (uint32_t v = 0; v < 256; ++v) EXPECT_EQ(t5_p4(v), t5_entry(v).p4) << "byte " << v;
 }
 
 TEST(GpuLayout, ConcatRowsKeepsEveryRow) {

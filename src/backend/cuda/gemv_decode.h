@@ -297,18 +297,9 @@ LB_HD T5Entry t5_entry(uint32_t v) {
   }
   return {h[0] | h[1] << 16, h[2] | h[3] << 16, h[4], 0u};
 }
-// t5_entry(v).p4 without a table (the device keeps only p01 and p23 in shared memory: 8-byte entries, one
-// LDS.64 per byte instead of an LDS.128): d4 = floor(v / 81) = (v * 810) >> 16 for every byte (810 / 2^16
-// overshoots 1 / 81 by < 0.0036 over v <= 255, less than the 1 / 81 a fraction needs to reach the next
-// integer), d4 = 3 for v >= 243 (t5_entry: d4 = 3 mod 3 = 0); a prmt picks the fp16's high byte from
-// K = {0xbc (-1), 0x00 (0), 0x3c (+1), 0xbc (d4 = 3)} and zeros for the other bytes (selector 4: y's byte 0).
-LB_HD uint32_t t5_p4(uint32_t v) {
-  const uint32_t sel = (((v * 810u) >> 12) & 0x30u) | 0x4404u;  // d4 in nibble 1: result byte 1 = K[d4]
-  return byte_perm(0xbc3c00bcu, 0u, sel);
-}
 
-// Ternary-1.6: all 10 k-steps of a packet. `lut(v)` returns t5_entry(v) (on the device p01 and p23 from a
-// shared-memory table, p4 from t5_p4).
+// Ternary-1.6: all 10 k-steps of a packet. `lut(v)` returns t5_entry(v) (a shared-memory table on the
+// device).
 template <typename Lut>
 LB_HD void decode_t5_packet(const uint32_t* w, uint32_t (*a)[4], const Lut& lut) {
 LB_UNROLL

@@ -78,20 +78,7 @@ __device__ __forceinline__ void note_progress(const GemvArgs& a) {
 
 // Shared memory of the token statistics: rinv[8], xscale[8], yscale[8], warp partials [16 warps][8] x 2.
 constexpr int kStatsBytes = (3 * 8 + 2 * 128) * 4;
-// Ternary-1.6's table: 256 entries {p01, p23} of 8 bytes (p4: t5_p4), 16 copies (lane % 16) side by side, so
-// that the 16 lanes of each half-warp read distinct bank pairs whatever their bytes (an LDS.64 in 2
-// wavefronts; the earlier 16-byte entries, 8 copies, took an LDS.128 in 4: the table's loads were most of
-// ternary-1.6's shared-memory traffic)
-constexpr int kT5LutCopies = 16;
-constexpr int kT5LutBytes = 256 * kT5LutCopies * 8;
-// Fills the table (every thread of the block; the caller synchronizes before its use).
-__device__ __forceinline__ void fill_t5_lut(uint8_t* smem) {
-  uint2* l = reinterpret_cast<uint2*>(smem);
-  for (int i = int(threadIdx.x); i < 256 * kT5LutCopies; i += int(blockDim.x)) {
-    const T5Entry e = t5_entry(uint32_t(i / kT5LutCopies));
-    l[i] = make_uint2(e.p01, e.p23);
-  }
-}
+constexpr int kT5LutBytes = 256 * 8 * 16;  // 8 copies of 256 16-byte entries
 
 template <typename F, int... I>
 __device__ __forceinline__ void static_for_impl(F&& f, std::integer_sequence<int, I...>) {
@@ -321,7 +308,7 @@ __device__ __forceinline__ void affine_fold(AffineRun& r, float (*accY)[2]) {
 // columns of the product are never read, and the loads need no predicate.
 template <GpuCodec C, int NB>
 __device__ __forceinline__ void mma_packet(const uint32_t* words, const uint32_t (*sc)[2], int lbase, const uint32_t* xb,
-                                           int xstride, const float* gsum, int gstride, int M, const uint2* lut,
+                                           int xstride, const float* gsum, int gstride, int M, const uint4* lut,
                                            int lane, float (*accC)[4], float (*accY)[2], AffineRun* run = nullptr) {
   constexpr CodecInfo ci = codec_info(C);
   constexpr int PKS = ci.pks;
@@ -330,10 +317,10 @@ __device__ __forceinline__ void mma_packet(const uint32_t* words, const uint32_t
   const int g = lane >> 2, t = lane & 3;
   uint32_t A[PKS][4];
   if constexpr (C == GpuCodec::T5) {
-    const uint2* my_lut = lut + (lane & (kT5LutCopies - 1));
+    const uint4* my_lut = lut + (lane & 7);
     decode_t5_packet(words, A, [my_lut](uint32_t v) {
-      const uint2 e = my_lut[v * kT5LutCopies];
-      return T5Entry{e.x, e.y, t5_p4(v), 0u};
+      const uint4 e = my_lut[v * 8];
+      return T5Entry{e.x, e.y, e.z, e.w};
     });
   }
   float D[NB][4];
@@ -445,7 +432,7 @@ __global__ void __launch_bounds__(kGemvThreads, 2) gemv_mma_kernel(const GemvArg
   float* gsum = reinterpret_cast<float*>(smem + a.off_gsum);
   uint32_t* xb = reinterpret_cast<uint32_t*>(smem + a.off_x);
   float* red = reinterpret_cast<float*>(smem + a.off_red);
-  const uint2* lut = reinterpret_cast<const uint2*>(smem);  // T5 only: at offset 0
+  const uint4* lut = reinterpret_cast<const uint4*>(smem);  // T5 only: at offset 0
   const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31, g = lane >> 2, t = lane & 3;
 
   const int M = a.M;
@@ -482,13 +469,19 @@ __global__ void __launch_bounds__(kGemvThreads, 2) gemv_mma_kernel(const GemvArg
     }
   };
   preload_first();
-  if constexpr (C == GpuCodec::T5) fill_t5_lut(smem);  // (depends on nothing; token_stats' barriers order it)
 
   // Programmatic dependent launch (launch.cuh): the weight loads above overlap the previous kernel's
   // tail; x, the outputs and the residual are touched only after this point.
   pdl_wait();
   pdl_trigger();
 
+  if constexpr (C == GpuCodec::T5) {
+    uint4* l = reinterpret_cast<uint4*>(smem);
+    for (int i = tid; i < 256 * 8; i += blockDim.x) {
+      const T5Entry e = t5_entry(uint32_t(i / 8));
+      l[i] = make_uint4(e.p01, e.p23, e.p4, 0u);
+    }
+  }
   token_stats(a, st, true);
   const float* rinv = st;
   const float* xscale = st + 8;

@@ -513,7 +513,7 @@ __global__ void __launch_bounds__(kStreamThreads, 1) gemv_stream_mma_kernel(cons
   float* st = reinterpret_cast<float*>(smem + a.off_stats);
   float* gsum = reinterpret_cast<float*>(smem + a.off_gsum);
   uint32_t* xb = reinterpret_cast<uint32_t*>(smem + a.off_x);
-  const uint2* lut = reinterpret_cast<const uint2*>(smem);  // T5 only: at offset 0
+  const uint4* lut = reinterpret_cast<const uint4*>(smem);  // T5 only: at offset 0
   const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5, g = lane >> 2, t = lane & 3;
   const int M = a.M, NP = a.np, S = a.stages;
   uint8_t* ring = smem + a.off_red + warp * S * STAGE;  // this warp's S stages
@@ -591,13 +591,17 @@ __global__ void __launch_bounds__(kStreamThreads, 1) gemv_stream_mma_kernel(cons
   const bool one_pass = one_pass_ok<NCH>(a), w_early = one_pass && a.norm_early;
   XLoads<NCH> xl;
   if (w_early) stage_w_issue<NCH>(a, xl);
-  // (the table depends on nothing: filled while the previous kernel ends; the staging's barrier orders it
-  // before its use)
-  if constexpr (C == GpuCodec::T5) fill_t5_lut(smem);
   pdl_wait_block(wait_one);  // launch.cuh: x and the outputs only after this point
   if (trigger == kTriggerWait) pdl_trigger();
   if (stamps && tid == 0) stamps[1] = global_ns();
   if (stamps && lane == 0) atomicMax(stamps + 7, global_ns());
+  if constexpr (C == GpuCodec::T5) {
+    uint4* l = reinterpret_cast<uint4*>(smem);
+    for (int i = tid; i < 256 * 8; i += blockDim.x) {
+      const T5Entry e = t5_entry(uint32_t(i / 8));
+      l[i] = make_uint4(e.p01, e.p23, e.p4, 0u);
+    }
+  }
   // the batches after `early`: right after x's loads, once they have arrived, or after the staging
   // (rest, LOWBIT_GEMV_REST)
   auto issue_rest = [&]() {
