@@ -375,12 +375,13 @@ int main(int argc, char** argv) {
     const float warm = timed_read(d.big);
     float after_pf[2], after_wait[2];
     for (int k = 0; k < 2; ++k) {
+      const int pf_sms = k ? 16 : 8;
       flush();
-      prefetch_once<<<k ? 16 : 8, 32, 0, d.s[0]>>>(d.big, R, 65536);
+      prefetch_once<<<pf_sms, 32, 0, d.s[0]>>>(d.big, R, 65536);
       CK(cudaGetLastError());
       after_pf[k] = timed_read(d.big);  // right behind the prefetches
       flush();
-      prefetch_once<<<k ? 16 : 8, 32, 0, d.s[0]>>>(d.big, R, 65536);
+      prefetch_once<<<pf_sms, 32, 0, d.s[0]>>>(d.big, R, 65536);
       CK(cudaGetLastError());
       CK(cudaStreamSynchronize(d.s[0]));
       usleep(1000);  // then 1 ms later

@@ -972,8 +972,8 @@ inline int64_t stream_grid(GemvArgs& a) {
 template <GpuCodec C>
 bool launch_gemv_stream(GemvArgs a, int smem_bytes, cudaStream_t s) {
   const auto kernel = stream_kernel<C>(a);
-  if (!kernel || a.tiles_per_block <= 0 || blocks_per_sm(kernel, smem_bytes) <= 0) return false;
-  const int64_t blocks = stream_grid(a);
+  if (!kernel || blocks_per_sm(kernel, smem_bytes) <= 0) return false;
+  const int64_t blocks = stream_grid(a);  // (0 where a.tiles_per_block <= 0)
   if (blocks == 0) return false;
   launch(kernel, unsigned(blocks), kStreamThreads, size_t(smem_bytes), s, a);
   LB_CUDA_LAUNCH_CHECK();
